@@ -1,0 +1,222 @@
+//! `keystone-local`: the whole API on one port, for development and demos (SPEC §9).
+//!
+//! With `DATABASE_URL` unset it runs a private PostgreSQL under `target/keystone-local/`,
+//! applies migrations and loads demo data; with `DATABASE_URL` set it uses that database and
+//! loads demo data only when started with `--demo`. It prints ready-to-use tokens and a
+//! sample request, logs one line when ready, and on SIGINT/SIGTERM stops serving and stops
+//! whatever it started.
+
+mod embedded_pg;
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use keystone_auth::Principal;
+use keystone_http::{AppState, Config};
+use sqlx::PgPool;
+use tracing_subscriber::EnvFilter;
+
+use crate::embedded_pg::EmbeddedPostgres;
+
+/// Used when `JWT_SECRET` is unset, so the stack runs with zero configuration. Never used by
+/// the Lambdas, which refuse to start without a secret.
+const DEV_JWT_SECRET: &str = "keystone-local-development-secret";
+const DEMO_SQL: &str = include_str!("demo.sql");
+
+type AnyError = Box<dyn Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: keystone-local [--demo]\n\nSee README.md for the environment variables.");
+        return ExitCode::SUCCESS;
+    }
+    let demo_flag = args.iter().any(|a| a == "--demo");
+    match run(demo_flag).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "keystone-local failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `target/` of this build: the binary sits in `target/<profile>/`.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = env("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+async fn run(demo_flag: bool) -> Result<(), AnyError> {
+    let Some(database_url) = env("DATABASE_URL") else {
+        let cluster =
+            EmbeddedPostgres::start(&target_dir().join("keystone-local/postgres")).await?;
+        tracing::info!(port = cluster.port, "private PostgreSQL started");
+        let result = async {
+            create_database(&cluster.admin_url, "keystone").await?;
+            serve(cluster.url("keystone"), true).await
+        }
+        .await;
+        cluster.stop().await;
+        return result;
+    };
+    serve(database_url, demo_flag).await
+}
+
+async fn create_database(admin_url: &str, name: &'static str) -> Result<(), AnyError> {
+    let admin = PgPool::connect(admin_url).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&admin)
+            .await?;
+    if !exists {
+        sqlx::raw_sql("CREATE DATABASE keystone")
+            .execute(&admin)
+            .await?;
+    }
+    admin.close().await;
+    Ok(())
+}
+
+async fn serve(database_url: String, load_demo: bool) -> Result<(), AnyError> {
+    let config = Config::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(database_url.clone()),
+        "JWT_SECRET" => env(name).or_else(|| Some(DEV_JWT_SECRET.to_owned())),
+        "DB_MAX_CONNECTIONS" => env(name).or_else(|| Some("10".to_owned())),
+        other => env(other),
+    })?;
+    let pool = keystone_http::state::pool_options(&config)
+        .connect_with(keystone_http::state::connect_options(&config)?)
+        .await?;
+    keystone_store::MIGRATOR.run(&pool).await?;
+    tracing::info!("migrations applied");
+    if load_demo {
+        load_demo_data(&pool).await?;
+    }
+    let state = AppState::from_config(&config)?;
+    let app = keystone_http::finish_router(complete_task_group::routes()).with_state(state.clone());
+
+    let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let base = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
+    print_banner(&pool, &state, &base).await?;
+    tracing::info!(address = %base, "keystone-local ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down");
+    pool.close().await;
+    Ok(())
+}
+
+async fn load_demo_data(pool: &PgPool) -> Result<(), AnyError> {
+    let mut tx = pool.begin().await?;
+    let present: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM organizations WHERE slug = 'demo' AND deleted_at IS NULL)",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if present {
+        tracing::info!("demo data already present");
+        return Ok(());
+    }
+    sqlx::raw_sql(DEMO_SQL).execute(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!("demo data loaded");
+    Ok(())
+}
+
+/// Tokens for the demo accounts and a request to paste.
+async fn print_banner(pool: &PgPool, state: &AppState, base: &str) -> Result<(), AnyError> {
+    let lifetime = chrono::Duration::hours(12);
+    let admin = state.jwt.issue(
+        &Principal::Admin {
+            operator_id: "admin".to_owned(),
+        },
+        lifetime,
+    )?;
+    let collectors: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, operator_id, name FROM data_collectors \
+         WHERE operator_id IN ('DC001', 'DC002') AND deleted_at IS NULL ORDER BY operator_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    println!("\nKeystone local stack on {base}\n");
+    println!("admin token:\n  {admin}\n");
+    for (id, operator_id, name) in &collectors {
+        let principal = Principal::Collector {
+            collector_id: *id,
+            operator_id: operator_id.clone(),
+        };
+        println!(
+            "{operator_id} ({name}) token:\n  {}\n",
+            state.jwt.issue(&principal, lifetime)?
+        );
+    }
+    let sample: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT t.batch_id, t.sop_id, t.subscene_id, w.data_collector_id FROM tasks t \
+         JOIN batches b ON b.id = t.batch_id JOIN workstations w ON w.id = b.workstation_id \
+         JOIN data_collectors dc ON dc.id = w.data_collector_id \
+         WHERE dc.operator_id = 'DC001' AND t.status = 'pending' AND t.deleted_at IS NULL \
+           AND b.status IN ('pending', 'active') ORDER BY t.id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if let Some((batch, sop, subscene, collector)) = sample {
+        let token = state.jwt.issue(
+            &Principal::Collector {
+                collector_id: collector,
+                operator_id: "DC001".to_owned(),
+            },
+            lifetime,
+        )?;
+        println!("complete two tasks as DC001:");
+        println!(
+            "  curl -s -X POST {base}/api/v1/batches/{batch}/complete-tasks \\\n    \
+             -H 'Authorization: Bearer {token}' \\\n    \
+             -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\\n    \
+             -d '{{\"quantity\":2,\"sop_id\":{sop},\"subscene_id\":{subscene}}}'\n"
+        );
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            }
+        }
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,141 @@
+//! Runs the real `keystone-local` binary with no `DATABASE_URL`: it must start its private
+//! PostgreSQL, load demo data, print a working sample request, serve it, and on SIGTERM exit
+//! cleanly and stop the database it started.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the stack if the test fails half-way, so no server outlives it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn post(port: u16, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_cleanly() {
+    let target = PathBuf::from(format!("/tmp/keystone-local-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::create_dir_all(&target).unwrap();
+    // The postgres user must be able to reach the cluster folder below.
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = free_port();
+
+    let mut stack = Running(
+        Command::new(env!("CARGO_BIN_EXE_keystone-local"))
+            .env_remove("DATABASE_URL")
+            .env("CARGO_TARGET_DIR", &target)
+            .env("PORT", port.to_string())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = stack.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let started = Instant::now();
+    let mut banner = Vec::new();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not ready in time: {banner:#?}"
+        );
+        let line = lines
+            .next()
+            .expect("the stack exited before it was ready")
+            .unwrap();
+        let ready = line.contains("keystone-local ready");
+        banner.push(line);
+        if ready {
+            break;
+        }
+    }
+    // Keep draining output so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let curl_at = banner
+        .iter()
+        .position(|l| l.contains("curl -s -X POST"))
+        .expect("sample request");
+    let path = banner[curl_at]
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap();
+    let path = &path[path.find("/api/").unwrap()..];
+    let token = banner[curl_at + 1]
+        .split("Bearer ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(['\'', ' ', '\\']);
+    let body = banner[curl_at + 3]
+        .split("-d '")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+
+    let (status, response) = post(port, path, token, body);
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("\"completed_count\":2"), "{response}");
+
+    let pid = stack.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = stack.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "clean exit: {exit}");
+    let pid_file = target.join("keystone-local/postgres/data/postmaster.pid");
+    assert!(!pid_file.exists(), "the private PostgreSQL was stopped");
+    let _ = std::fs::remove_dir_all(&target);
+}

@@ -1,0 +1,294 @@
+//! Bearer JWT authentication with Keystone's claims (SPEC §4).
+//!
+//! Tokens are HS256 only: the algorithm list is pinned, so `none`, RS256 and friends are
+//! refused before the signature is even looked at. `exp` is required, `nbf` honoured, and
+//! `iss` checked when an issuer is configured.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+/// Claims as Keystone issues them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Database id of the collector; 0 or absent for the admin.
+    #[serde(default)]
+    pub collector_id: i64,
+    #[serde(default)]
+    pub operator_id: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+/// The roles an endpoint can require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    DataCollector,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::DataCollector => "data_collector",
+        }
+    }
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin {
+        operator_id: String,
+    },
+    Collector {
+        collector_id: i64,
+        operator_id: String,
+    },
+    /// Validly signed, but with a role this system does not know: it may call nothing.
+    Unrecognized {
+        role: String,
+    },
+}
+
+impl Principal {
+    /// Narrows the principal to the role an endpoint needs.
+    ///
+    /// # Errors
+    /// [`AuthError::RoleRequired`] naming the role the endpoint needs.
+    pub fn require(&self, role: Role) -> Result<&Self, AuthError> {
+        match (self, role) {
+            (Self::Admin { .. }, Role::Admin) | (Self::Collector { .. }, Role::DataCollector) => {
+                Ok(self)
+            }
+            _ => Err(AuthError::RoleRequired(role)),
+        }
+    }
+}
+
+/// Authentication failures, each with SPEC §4's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("authentication required")]
+    MissingCredentials,
+    #[error("invalid authorization header format")]
+    MalformedHeader,
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("{} role required", match .0 { Role::Admin => "admin", Role::DataCollector => "data collector" })]
+    RoleRequired(Role),
+}
+
+/// Failure to sign a token; only a broken key can cause it.
+#[derive(Debug, thiserror::Error)]
+#[error("could not sign token")]
+pub struct SigningError(#[source] jsonwebtoken::errors::Error);
+
+/// Keys and validation rules, built once per container.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: Option<String>,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtKeys {
+    /// Builds the keys from the shared HS256 secret and the optional expected issuer.
+    pub fn new(secret: &SecretString, issuer: Option<String>) -> Self {
+        let bytes = secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        // Keystone tokens carry no audience.
+        validation.validate_aud = false;
+        match &issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                validation.set_required_spec_claims(&["exp", "iss"]);
+            }
+            None => validation.set_required_spec_claims(&["exp"]),
+        }
+        Self {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+            issuer,
+        }
+    }
+
+    /// Verifies an `Authorization` header value (`None` when the header is absent).
+    ///
+    /// # Errors
+    /// The SPEC §4 failure that applies: missing, malformed, or invalid/expired.
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
+        let header = authorization.ok_or(AuthError::MissingCredentials)?;
+        let token = bearer_token(header).ok_or(AuthError::MalformedHeader)?;
+        self.verify(token)
+    }
+
+    /// Verifies a bare token.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`] for any signature, algorithm, time or claim problem.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| AuthError::InvalidToken)?;
+        let claims = data.claims;
+        match claims.role.as_str() {
+            "admin" => Ok(Principal::Admin {
+                operator_id: claims.operator_id,
+            }),
+            "data_collector" if claims.collector_id > 0 => Ok(Principal::Collector {
+                collector_id: claims.collector_id,
+                operator_id: claims.operator_id,
+            }),
+            // A collector token that names no collector is not a usable credential.
+            "data_collector" => Err(AuthError::InvalidToken),
+            other => Ok(Principal::Unrecognized {
+                role: other.to_owned(),
+            }),
+        }
+    }
+
+    /// Issues a token for `principal` valid for `lifetime`.
+    ///
+    /// # Errors
+    /// [`SigningError`] if the key cannot sign (never for an HMAC secret in practice).
+    pub fn issue(
+        &self,
+        principal: &Principal,
+        lifetime: chrono::Duration,
+    ) -> Result<String, SigningError> {
+        let now = chrono::Utc::now().timestamp();
+        let (collector_id, operator_id, role) = match principal {
+            Principal::Admin { operator_id } => (0, operator_id.clone(), "admin".to_owned()),
+            Principal::Collector {
+                collector_id,
+                operator_id,
+            } => (
+                *collector_id,
+                operator_id.clone(),
+                "data_collector".to_owned(),
+            ),
+            Principal::Unrecognized { role } => (0, String::new(), role.clone()),
+        };
+        let claims = Claims {
+            collector_id,
+            operator_id,
+            role,
+            iss: self.issuer.clone(),
+            exp: now + lifetime.num_seconds(),
+            iat: Some(now),
+            nbf: Some(now),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(SigningError)
+    }
+}
+
+/// Extracts the token from `Bearer <token>`; the scheme is case-insensitive (RFC 7235).
+fn bearer_token(header: &[u8]) -> Option<&str> {
+    let value = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(&SecretString::from("test-secret"), None)
+    }
+
+    #[test]
+    fn issued_collector_tokens_verify() {
+        let keys = keys();
+        let principal = Principal::Collector {
+            collector_id: 7,
+            operator_id: "DC001".into(),
+        };
+        let token = keys.issue(&principal, chrono::Duration::hours(1));
+        assert_eq!(token.ok().map(|t| keys.verify(&t)), Some(Ok(principal)));
+    }
+
+    #[test]
+    fn header_shapes_map_to_spec_errors() {
+        let keys = keys();
+        assert_eq!(keys.authenticate(None), Err(AuthError::MissingCredentials));
+        for bad in [
+            &b"Token abc"[..],
+            b"Bearer",
+            b"Bearer ",
+            b"abc",
+            b"Bearer a b",
+        ] {
+            assert_eq!(
+                keys.authenticate(Some(bad)),
+                Err(AuthError::MalformedHeader),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            keys.authenticate(Some(b"Bearer abc")),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn role_messages_match_the_spec() {
+        assert_eq!(
+            AuthError::RoleRequired(Role::DataCollector).to_string(),
+            "data collector role required"
+        );
+        assert_eq!(
+            AuthError::RoleRequired(Role::Admin).to_string(),
+            "admin role required"
+        );
+    }
+
+    #[test]
+    fn unknown_roles_are_authenticated_but_authorized_for_nothing() {
+        let keys = keys();
+        let token = keys.issue(
+            &Principal::Unrecognized {
+                role: "viewer".into(),
+            },
+            chrono::Duration::hours(1),
+        );
+        let principal = token.ok().map(|t| keys.verify(&t));
+        let Some(Ok(principal)) = principal else {
+            unreachable!("token must verify")
+        };
+        assert_eq!(
+            principal.require(Role::DataCollector),
+            Err(AuthError::RoleRequired(Role::DataCollector))
+        );
+        assert_eq!(
+            principal.require(Role::Admin),
+            Err(AuthError::RoleRequired(Role::Admin))
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! Keystone's domain: the vocabulary every other crate shares.
+//!
+//! Nothing here talks to a database or to HTTP. Statuses, public ids, request validation and
+//! the [`DomainError`] a rule violation produces live here so the transaction crate and the
+//! HTTP layer agree on them without depending on each other.
+
+pub mod complete;
+pub mod error;
+pub mod idempotency;
+pub mod ids;
+pub mod status;
+
+pub use complete::{CompleteTasksBody, CompleteTasksRequest, TaskGroupKey};
+pub use error::DomainError;
+pub use idempotency::IdempotencyKey;
+pub use status::{BatchStatus, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus};
+
+/// Parses a path id the way every endpoint must: ASCII digits only, a positive `i64`.
+///
+/// Signs, whitespace, and values that overflow are refused, so `abc`, `0`, `-1`, `+1` and
+/// `99999999999999999999` all answer `None`.
+pub fn parse_positive_id(raw: &str) -> Option<i64> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_positive_id;
+
+    #[test]
+    fn positive_ids_parse_and_everything_else_is_refused() {
+        assert_eq!(parse_positive_id("12"), Some(12));
+        assert_eq!(parse_positive_id("9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "",
+            "abc",
+            "0",
+            "-1",
+            "+1",
+            " 1",
+            "1.5",
+            "99999999999999999999",
+            "00",
+        ] {
+            assert_eq!(parse_positive_id(bad), None, "{bad:?} must be refused");
+        }
+    }
+}

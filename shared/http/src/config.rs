@@ -1,0 +1,132 @@
+//! Configuration from the environment, parsed once per container (SPEC §9).
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Why the configuration could not be loaded; names the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Settings every HTTP function needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub jwt_secret: SecretString,
+    /// Checked against the `iss` claim when set.
+    pub jwt_issuer: Option<String>,
+    /// Connections per container. Lambda runs one request at a time per container, so a
+    /// couple suffice; RDS Proxy multiplexes them.
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    /// How long a statement may wait for a row lock before the request answers 503.
+    pub db_lock_timeout: Duration,
+}
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// The first missing or invalid variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests and the local stack can supply them.
+    ///
+    /// # Errors
+    /// The first missing or invalid variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .map_or(Ok(default), |v| {
+                    v.parse()
+                        .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
+                            name,
+                            reason: e.to_string(),
+                        })
+                })
+        };
+        let jwt_secret = required("JWT_SECRET")?;
+        if jwt_secret.len() < 16 {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: "must be at least 16 bytes".to_owned(),
+            });
+        }
+        let db_max_connections =
+            u32::try_from(number("DB_MAX_CONNECTIONS", 2)?).map_err(|e| ConfigError::Invalid {
+                name: "DB_MAX_CONNECTIONS",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            database_url: SecretString::from(required("DATABASE_URL")?),
+            jwt_secret: SecretString::from(jwt_secret),
+            jwt_issuer: lookup("JWT_ISSUER").filter(|v| !v.is_empty()),
+            db_max_connections: db_max_connections.max(1),
+            db_acquire_timeout: Duration::from_millis(number("DB_ACQUIRE_TIMEOUT_MS", 5_000)?),
+            db_lock_timeout: Duration::from_millis(number("DB_LOCK_TIMEOUT_MS", 10_000)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn missing_variables_are_named() {
+        let err = Config::from_lookup(lookup(&[("JWT_SECRET", "0123456789abcdef")]));
+        assert!(matches!(err, Err(ConfigError::Missing("DATABASE_URL"))));
+        let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x")]));
+        assert!(matches!(err, Err(ConfigError::Missing("JWT_SECRET"))));
+    }
+
+    #[test]
+    fn defaults_apply_and_numbers_are_checked() {
+        let ok = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("JWT_SECRET", "0123456789abcdef"),
+        ]));
+        assert!(matches!(
+            ok,
+            Ok(Config {
+                db_max_connections: 2,
+                jwt_issuer: None,
+                ..
+            })
+        ));
+        let bad = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("JWT_SECRET", "0123456789abcdef"),
+            ("DB_MAX_CONNECTIONS", "many"),
+        ]));
+        assert!(matches!(
+            bad,
+            Err(ConfigError::Invalid {
+                name: "DB_MAX_CONNECTIONS",
+                ..
+            })
+        ));
+    }
+}

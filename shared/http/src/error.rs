@@ -1,0 +1,179 @@
+//! The one place errors become HTTP responses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keystone_auth::AuthError;
+use keystone_domain::DomainError;
+use keystone_store::StoreError;
+use serde_json::{Map, Value, json};
+
+/// Every failure a handler can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Lock timeout or other contention: nothing changed, retrying is safe.
+    #[error("the service is busy; retry the request")]
+    Busy(#[source] StoreError),
+    /// A bug or an outage. The client sees a fixed message; the cause chain is logged once.
+    #[error("internal server error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Rejected(rule) => Self::Rejected(rule),
+            err if err.is_contention() => Self::Busy(err),
+            err => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl ApiError {
+    /// The status code for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Auth(AuthError::RoleRequired(_)) => StatusCode::FORBIDDEN,
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::Rejected(rule) => rule_status(rule),
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn rule_status(rule: &DomainError) -> StatusCode {
+    use DomainError as E;
+    match rule {
+        E::InvalidBatchId
+        | E::InvalidRequestBody { .. }
+        | E::QuantityTooSmall
+        | E::InvalidTaskGroup
+        | E::InvalidIdempotencyKey
+        | E::QuantityExceedsBatch { .. }
+        | E::NotEnoughPending { .. } => StatusCode::BAD_REQUEST,
+        E::CollectorNotFound => StatusCode::UNAUTHORIZED,
+        E::BatchNotOnWorkstation => StatusCode::FORBIDDEN,
+        E::WorkstationNotAssigned | E::BatchNotFound | E::TaskGroupNotFound => {
+            StatusCode::NOT_FOUND
+        }
+        E::RequiresAxon
+        | E::OrderCancelled { .. }
+        | E::BatchNotOpen { .. }
+        | E::BatchChangedConcurrently => StatusCode::CONFLICT,
+        E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// The extra members of the error body that let a client act without another call.
+fn rule_fields(rule: &DomainError) -> Value {
+    use DomainError as E;
+    match rule {
+        E::InvalidRequestBody { detail } => json!({ "detail": detail }),
+        E::RequiresAxon => json!({ "requires_axon": true }),
+        E::OrderCancelled { order_status } => json!({ "order_status": order_status }),
+        E::BatchNotOpen {
+            current_status,
+            completed_count,
+            task_count,
+        } => json!({
+            "current_status": current_status,
+            "completed_count": completed_count,
+            "task_count": task_count,
+        }),
+        E::QuantityExceedsBatch {
+            task_count,
+            requested,
+        } => {
+            json!({ "task_count": task_count, "requested": requested })
+        }
+        E::NotEnoughPending {
+            pending_count,
+            requested,
+        } => {
+            json!({ "pending_count": pending_count, "requested": requested })
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Renders an error's cause chain on one line for the logs.
+fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = Map::new();
+        body.insert("error".to_owned(), Value::String(self.to_string()));
+        match &self {
+            Self::Rejected(rule) => {
+                if let Value::Object(extra) = rule_fields(rule) {
+                    body.extend(extra);
+                }
+                tracing::info!(status = status.as_u16(), error = %rule, "request rejected");
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause_chain(cause.as_ref()), "request failed");
+            }
+            Self::Busy(cause) => {
+                tracing::warn!(error = %cause_chain(cause), "request hit contention");
+            }
+            Self::Auth(_) | Self::PayloadTooLarge | Self::NotFound | Self::MethodNotAllowed => {
+                tracing::info!(status = status.as_u16(), error = %self, "request rejected");
+            }
+        }
+        let mut response = (status, Json(Value::Object(body))).into_response();
+        if matches!(self, Self::Busy(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keystone_domain::BatchStatus;
+
+    #[test]
+    fn extra_fields_sit_beside_the_message() {
+        let response = ApiError::from(DomainError::BatchNotOpen {
+            current_status: BatchStatus::Completed,
+            completed_count: 3,
+            task_count: 4,
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err = ApiError::Internal("secret detail".into());
+        assert_eq!(err.to_string(), "internal server error");
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -1,0 +1,127 @@
+//! Extractors whose rejections are [`ApiError`]s, so malformed requests get the same JSON
+//! error shape as every other failure.
+
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use keystone_auth::{Principal, Role};
+use keystone_domain::{DomainError, parse_positive_id};
+use serde::de::DeserializeOwned;
+
+use crate::{ApiError, AppState};
+
+/// A JSON object body: 413 past [`crate::MAX_BODY_BYTES`], 400 `invalid request body` for
+/// anything that is not a JSON object of the expected shape (serde would otherwise accept an
+/// array for a struct). The `Content-Type` is not insisted on: phones and scripts send all
+/// sorts.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                DomainError::InvalidRequestBody {
+                    detail: rejection.body_text(),
+                }
+                .into()
+            }
+        })?;
+        let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !is_object {
+            let detail = "the body must be a JSON object".to_owned();
+            return Err(DomainError::InvalidRequestBody { detail }.into());
+        }
+        serde_json::from_slice(&bytes).map(Json).map_err(|e| {
+            DomainError::InvalidRequestBody {
+                detail: e.to_string(),
+            }
+            .into()
+        })
+    }
+}
+
+/// Any principal with a valid token (the role is checked by the narrower extractors).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        Ok(Self(state.jwt.authenticate(header)?))
+    }
+}
+
+/// A data collector's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectorAuth {
+    pub collector_id: i64,
+}
+
+impl FromRequestParts<AppState> for CollectorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        match principal.require(Role::DataCollector)? {
+            Principal::Collector { collector_id, .. } => Ok(Self {
+                collector_id: *collector_id,
+            }),
+            _ => Err(keystone_auth::AuthError::RoleRequired(Role::DataCollector).into()),
+        }
+    }
+}
+
+/// What a path id names, and the error for one that is not a positive 64-bit integer.
+pub trait IdKind: Send + Sync {
+    fn invalid() -> DomainError;
+}
+
+/// The batch of `/batches/{id}/…`.
+#[derive(Debug)]
+pub struct BatchKind;
+
+impl IdKind for BatchKind {
+    fn invalid() -> DomainError {
+        DomainError::InvalidBatchId
+    }
+}
+
+/// The route's single `{id}`, parsed as a positive `i64`.
+#[derive(Debug)]
+pub struct PathId<K> {
+    pub id: i64,
+    kind: PhantomData<K>,
+}
+
+impl<K: IdKind, S: Send + Sync> FromRequestParts<S> for PathId<K> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Rejected(K::invalid()))?;
+        parse_positive_id(&raw)
+            .map(|id| Self {
+                id,
+                kind: PhantomData,
+            })
+            .ok_or_else(|| ApiError::Rejected(K::invalid()))
+    }
+}

@@ -1,0 +1,19 @@
+//! The Lambda bootstrap every HTTP function's `main` calls.
+
+use axum::Router;
+
+use crate::{AppState, Config};
+
+/// Starts tracing (JSON in Lambda when the function's log format says so; the runtime puts
+/// the request id on every line's span), loads configuration and builds the state once per
+/// container, then serves `app` until the runtime stops the process.
+///
+/// # Errors
+/// Configuration errors at cold start, and runtime failures.
+pub async fn serve(app: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config =
+        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let state = AppState::from_config(&config)?;
+    lambda_http::run(app(state)).await
+}

@@ -1,0 +1,65 @@
+//! The state every handler receives, built once per container.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use keystone_auth::JwtKeys;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{Config, ConfigError};
+
+/// Shared, cheaply cloned handler state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub jwt: Arc<JwtKeys>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, jwt: JwtKeys) -> Self {
+        Self {
+            pool,
+            jwt: Arc::new(jwt),
+        }
+    }
+
+    /// Builds the pool and keys from configuration. The pool connects lazily, so a cold start
+    /// does not wait for the database and a database blip does not kill the container.
+    ///
+    /// # Errors
+    /// An unparsable `DATABASE_URL`.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let pool = pool_options(config).connect_lazy_with(connect_options(config)?);
+        Ok(Self::new(
+            pool,
+            JwtKeys::new(&config.jwt_secret, config.jwt_issuer.clone()),
+        ))
+    }
+}
+
+/// Connection settings: the URL plus a `lock_timeout`, so a request never waits forever on a
+/// row lock (it answers 503 instead).
+///
+/// # Errors
+/// An unparsable `DATABASE_URL`.
+pub fn connect_options(config: &Config) -> Result<PgConnectOptions, ConfigError> {
+    let lock_timeout = format!("{}ms", config.db_lock_timeout.as_millis());
+    Ok(
+        PgConnectOptions::from_str(config.database_url.expose_secret())
+            .map_err(|e| ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: e.to_string(),
+            })?
+            .application_name("keystone")
+            .options([("lock_timeout", lock_timeout.as_str())]),
+    )
+}
+
+/// Pool sizing from configuration.
+pub fn pool_options(config: &Config) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(config.db_acquire_timeout)
+}

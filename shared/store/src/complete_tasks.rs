@@ -1,0 +1,260 @@
+//! Complete task group (SPEC §5.1): a collector marks N pending tasks of a group done.
+
+use chrono::{DateTime, Utc};
+use keystone_domain::{
+    BatchStatus, CompleteTasksRequest, DomainError, IdempotencyKey, OrderStatus,
+};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::idempotency::{self, Claim};
+use crate::locking::{BatchSelection, UnitOfWork};
+use crate::{StoreError, StoredResponse};
+
+/// A validated complete-tasks call.
+#[derive(Debug, Clone)]
+pub struct CompleteTaskGroup {
+    pub collector_id: i64,
+    pub batch_id: i64,
+    pub request: CompleteTasksRequest,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// The 200 body of SPEC §5.1.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompleteTasksResponse {
+    pub batch_id: String,
+    pub requested_count: i64,
+    pub completed_count: i64,
+    /// Always 0: completing never creates task rows. Kept for Keystone clients.
+    pub created_count: i64,
+    pub group: GroupView,
+    pub tasks: Vec<CompletedTaskView>,
+    pub batch: BatchProgressView,
+    pub order: OrderProgressView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupView {
+    pub sop_id: i64,
+    pub subscene_id: i64,
+    pub scene_name: String,
+    pub subscene_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompletedTaskView {
+    pub id: String,
+    pub task_id: String,
+    pub status: &'static str,
+    pub completed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchProgressView {
+    pub id: String,
+    pub status: BatchStatus,
+    pub completed_count: i64,
+    pub task_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderProgressView {
+    pub id: String,
+    pub status: OrderStatus,
+    pub completed_count: i64,
+    pub target_count: i64,
+}
+
+/// The collector's live workstation and what its robot type needs.
+#[derive(Debug, sqlx::FromRow)]
+struct CollectorSeat {
+    workstation_id: Option<i64>,
+    requires_axon: bool,
+}
+
+/// Runs SPEC §5.1 in one transaction: checks in the table's order, completion, batch and
+/// order advancement, finalization when this request completed the order, workstation
+/// re-derivation, and the idempotency record.
+///
+/// The number of statements does not depend on `quantity`.
+///
+/// # Errors
+/// [`StoreError::Rejected`] with the first rule the request breaks; nothing is changed then.
+#[tracing::instrument(skip_all, fields(
+    collector_id = command.collector_id,
+    batch_id = command.batch_id,
+    quantity = command.request.quantity,
+    idempotent = command.idempotency_key.is_some(),
+))]
+pub async fn complete_task_group(
+    pool: &PgPool,
+    command: CompleteTaskGroup,
+) -> Result<StoredResponse, StoreError> {
+    let CompleteTaskGroup {
+        collector_id,
+        batch_id,
+        request,
+        idempotency_key,
+    } = command;
+    let mut work = UnitOfWork::begin(pool).await?;
+
+    // The collector must still exist before anything is recorded under its id.
+    let seat: Option<CollectorSeat> = sqlx::query_as(
+        "SELECT w.id AS workstation_id, keystone_requires_axon(rt.capabilities) AS requires_axon \
+         FROM data_collectors dc \
+         LEFT JOIN workstations w ON w.data_collector_id = dc.id AND w.deleted_at IS NULL \
+         LEFT JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
+         LEFT JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
+         WHERE dc.id = $1 AND dc.deleted_at IS NULL",
+    )
+    .bind(collector_id)
+    .fetch_optional(work.conn())
+    .await?;
+    let seat = seat.ok_or(DomainError::CollectorNotFound)?;
+
+    if let Some(key) = &idempotency_key {
+        let fingerprint = request.fingerprint(batch_id);
+        if let Claim::Replay(stored) =
+            idempotency::claim(work.conn(), collector_id, key, &fingerprint).await?
+        {
+            tracing::info!("idempotent replay");
+            return Ok(stored);
+        }
+    }
+
+    let workstation_id = seat
+        .workstation_id
+        .ok_or(DomainError::WorkstationNotAssigned)?;
+
+    // Unlocked read of the batch's order, so the order can be locked first.
+    let order_id: Option<i64> =
+        sqlx::query_scalar("SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL")
+            .bind(batch_id)
+            .fetch_optional(work.conn())
+            .await?;
+    let order_id = order_id.ok_or(DomainError::BatchNotFound)?;
+
+    let order = work
+        .lock_order(order_id)
+        .await?
+        .ok_or(DomainError::BatchNotFound)?;
+    // Every open batch is locked too: this request may complete the order, and finalization
+    // changes all of them. They are only ever locked under the order lock we now hold, so
+    // this costs no contention.
+    let mut scope = order
+        .lock_batches(BatchSelection {
+            ids: vec![batch_id],
+            all_open: true,
+        })
+        .await?;
+    let Some(batch) = scope.batch(batch_id).cloned() else {
+        // Deleted, or moved to another order, since the unlocked read.
+        let reason = match scope.unlocked_batch_order(batch_id).await? {
+            Some(current) if current != order_id => DomainError::BatchChangedConcurrently,
+            _ => DomainError::BatchNotFound,
+        };
+        return Err(reason.into());
+    };
+
+    if batch.workstation_id != workstation_id {
+        return Err(DomainError::BatchNotOnWorkstation.into());
+    }
+    if seat.requires_axon {
+        return Err(DomainError::RequiresAxon.into());
+    }
+    if scope.order().status == OrderStatus::Cancelled {
+        return Err(DomainError::OrderCancelled {
+            order_status: scope.order().status,
+        }
+        .into());
+    }
+    let figures = scope.batch_figures(batch_id, request.group).await?;
+    if !batch.status.is_open() {
+        return Err(DomainError::BatchNotOpen {
+            current_status: batch.status,
+            completed_count: figures.completed_count,
+            task_count: figures.task_count,
+        }
+        .into());
+    }
+    if request.quantity > figures.task_count {
+        return Err(DomainError::QuantityExceedsBatch {
+            task_count: figures.task_count,
+            requested: request.quantity,
+        }
+        .into());
+    }
+    if figures.group_task_count == 0 {
+        return Err(DomainError::TaskGroupNotFound.into());
+    }
+    if figures.group_pending_count < request.quantity {
+        return Err(DomainError::NotEnoughPending {
+            pending_count: figures.group_pending_count,
+            requested: request.quantity,
+        }
+        .into());
+    }
+
+    let completed = scope
+        .complete_pending_tasks(batch_id, request.group, request.quantity)
+        .await?;
+    scope.advance_batch(batch_id).await?;
+    let advance = scope.advance_order().await?;
+    if let Some(completion) = advance.completion {
+        scope.finalize_order(completion).await?;
+    }
+
+    let (scene_name, subscene_name) = completed
+        .first()
+        .map(|t| (t.scene_name.clone(), t.subscene_name.clone()))
+        .unwrap_or_default();
+    let batch_status = scope.batch(batch_id).map_or(batch.status, |b| b.status);
+    let order = scope.order().clone();
+    let response = CompleteTasksResponse {
+        batch_id: batch.batch_id,
+        requested_count: request.quantity,
+        completed_count: request.quantity,
+        created_count: 0,
+        group: GroupView {
+            sop_id: request.group.sop_id,
+            subscene_id: request.group.subscene_id,
+            scene_name,
+            subscene_name,
+        },
+        tasks: completed
+            .into_iter()
+            .map(|t| CompletedTaskView {
+                id: t.id.to_string(),
+                task_id: t.task_id,
+                status: "completed",
+                completed_at: t.completed_at,
+            })
+            .collect(),
+        batch: BatchProgressView {
+            id: batch_id.to_string(),
+            status: batch_status,
+            completed_count: figures.completed_count + request.quantity,
+            task_count: figures.task_count,
+        },
+        order: OrderProgressView {
+            id: order.id.to_string(),
+            status: order.status,
+            completed_count: advance.completed_count,
+            target_count: order.target_count,
+        },
+    };
+    let body = serde_json::to_string(&response)?;
+
+    let mut settled = scope.settle_workstations().await?;
+    if let Some(key) = &idempotency_key {
+        idempotency::store_response(settled.conn(), collector_id, key, 200, &body).await?;
+    }
+    settled.commit().await?;
+    tracing::info!(order_status = %order.status, batch_status = %batch_status, "tasks completed");
+    Ok(StoredResponse {
+        status: 200,
+        body,
+        replayed: false,
+    })
+}

@@ -1,0 +1,438 @@
+//! The lock-ordering API.
+//!
+//! A request walks down a fixed ladder of scopes, each reachable only from the one above:
+//!
+//! ```text
+//! UnitOfWork ──lock_order──▶ OrderScope ──lock_batches──▶ BatchScope ──settle_workstations──▶ Settled ──commit
+//! (unlocked reads,            (order row                   (batch rows, task              (workstation rows
+//!  idempotency claim)          locked)                      statements)                    locked last)
+//! ```
+//!
+//! Every step consumes the previous scope, so a transaction cannot lock an order after a
+//! batch, a batch after a workstation, or a second order at all. Lock statements are always
+//! separate from the statements that read figures afterwards: in READ COMMITTED a statement
+//! that waited for a row lock still evaluates its subqueries with the snapshot taken before
+//! the wait, so counts are read only once the locks are held.
+
+use std::collections::BTreeSet;
+
+use keystone_domain::{BatchStatus, OrderStatus, TaskGroupKey};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use crate::StoreError;
+
+/// A transaction that holds no row lock yet.
+pub struct UnitOfWork {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl UnitOfWork {
+    /// Begins the request's only transaction.
+    ///
+    /// # Errors
+    /// When no connection can be had.
+    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+        Ok(Self {
+            tx: pool.begin().await?,
+        })
+    }
+
+    /// The connection for reads that take no lock and for rows outside the hierarchy.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Locks the order row (`FOR UPDATE`), the first rung of the ladder.
+    ///
+    /// # Locks
+    /// The live order `order_id`. Returns `None`, rolling back, when there is none.
+    ///
+    /// # Errors
+    /// Database failures, and an unknown status in the row.
+    pub async fn lock_order(mut self, order_id: i64) -> Result<Option<OrderScope>, StoreError> {
+        let row: Option<(i64, String, i32)> = sqlx::query_as(
+            "SELECT id, status, target_count FROM orders \
+             WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        )
+        .bind(order_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some((id, status, target_count)) = row else {
+            return Ok(None);
+        };
+        let order = LockedOrder {
+            id,
+            status: status.parse()?,
+            target_count: i64::from(target_count),
+        };
+        Ok(Some(OrderScope { tx: self.tx, order }))
+    }
+}
+
+/// The locked order, as it was when locked (and as this transaction later changed it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedOrder {
+    pub id: i64,
+    pub status: OrderStatus,
+    pub target_count: i64,
+}
+
+/// A locked batch of the locked order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedBatch {
+    pub id: i64,
+    pub batch_id: String,
+    pub workstation_id: i64,
+    pub status: BatchStatus,
+}
+
+/// Which batches of the locked order to lock.
+#[derive(Debug, Clone, Default)]
+pub struct BatchSelection {
+    /// Batches named by the request.
+    pub ids: Vec<i64>,
+    /// Also every open (pending or active) batch of the order: required before the order
+    /// can be finalized, because finalization changes all of them.
+    pub all_open: bool,
+}
+
+/// A transaction holding the order lock.
+pub struct OrderScope {
+    tx: Transaction<'static, Postgres>,
+    order: LockedOrder,
+}
+
+impl OrderScope {
+    pub fn order(&self) -> &LockedOrder {
+        &self.order
+    }
+
+    /// Locks the selected live batches of this order, in ascending id, in one statement.
+    ///
+    /// # Locks
+    /// Batches of the locked order only: a named batch that is deleted or belongs to
+    /// another order is simply absent from the scope.
+    ///
+    /// # Errors
+    /// Database failures, and an unknown status in a row.
+    pub async fn lock_batches(
+        mut self,
+        selection: BatchSelection,
+    ) -> Result<BatchScope, StoreError> {
+        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT id, batch_id, workstation_id, status FROM batches \
+             WHERE order_id = $1 AND deleted_at IS NULL \
+               AND (id = ANY($2) OR ($3 AND status IN ('pending', 'active'))) \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(self.order.id)
+        .bind(&selection.ids)
+        .bind(selection.all_open)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let batches = rows
+            .into_iter()
+            .map(|(id, batch_id, workstation_id, status)| {
+                Ok(LockedBatch {
+                    id,
+                    batch_id,
+                    workstation_id,
+                    status: status.parse()?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(BatchScope {
+            tx: self.tx,
+            order: self.order,
+            batches,
+            covers_all_open: selection.all_open,
+            touched_workstations: BTreeSet::new(),
+        })
+    }
+}
+
+/// Progress figures of one batch and one of its task groups, read under the batch lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct BatchFigures {
+    pub task_count: i64,
+    pub completed_count: i64,
+    pub group_task_count: i64,
+    pub group_pending_count: i64,
+}
+
+/// Proof that this transaction's conditional UPDATE moved the order to `completed`; the only
+/// way to call [`BatchScope::finalize_order`].
+#[derive(Debug)]
+pub struct OrderCompletion {
+    _private: (),
+}
+
+/// What [`BatchScope::advance_order`] found and did.
+#[derive(Debug)]
+pub struct OrderAdvance {
+    pub completed_count: i64,
+    /// Set when this transaction moved the order to completed.
+    pub completion: Option<OrderCompletion>,
+}
+
+/// A task completed by [`BatchScope::complete_pending_tasks`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CompletedTask {
+    pub id: i64,
+    pub task_id: String,
+    pub completed_at: chrono::DateTime<chrono::Utc>,
+    pub scene_name: String,
+    pub subscene_name: String,
+}
+
+/// A transaction holding the order lock and its batch locks.
+pub struct BatchScope {
+    pub(crate) tx: Transaction<'static, Postgres>,
+    pub(crate) order: LockedOrder,
+    pub(crate) batches: Vec<LockedBatch>,
+    pub(crate) covers_all_open: bool,
+    /// Workstations whose batches changed status: re-derived when the scope settles.
+    pub(crate) touched_workstations: BTreeSet<i64>,
+}
+
+impl BatchScope {
+    pub fn order(&self) -> &LockedOrder {
+        &self.order
+    }
+
+    /// A batch this scope holds locked.
+    pub fn batch(&self, id: i64) -> Option<&LockedBatch> {
+        self.batches.iter().find(|b| b.id == id)
+    }
+
+    /// The order a live batch belongs to now, read without a lock: tells a batch that left
+    /// the lock set because it was deleted from one that moved to another order.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn unlocked_batch_order(&mut self, batch_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL")
+                .bind(batch_id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    fn require_locked(&self, batch_id: i64) -> Result<(), StoreError> {
+        match self.batch(batch_id) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Invariant(format!(
+                "batch {batch_id} is not locked"
+            ))),
+        }
+    }
+
+    /// Reads the live-task figures of a locked batch and of one of its groups.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error if the batch is not locked here.
+    pub async fn batch_figures(
+        &mut self,
+        batch_id: i64,
+        group: TaskGroupKey,
+    ) -> Result<BatchFigures, StoreError> {
+        self.require_locked(batch_id)?;
+        let figures = sqlx::query_as(
+            "SELECT count(*) AS task_count, \
+                    count(*) FILTER (WHERE status = 'completed') AS completed_count, \
+                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3) AS group_task_count, \
+                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3 AND status = 'pending') \
+                        AS group_pending_count \
+             FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(batch_id)
+        .bind(group.sop_id)
+        .bind(group.subscene_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(figures)
+    }
+
+    /// Completes the `quantity` earliest pending tasks of a group (by `assigned_at`, then
+    /// `id`) in one statement, whatever the quantity.
+    ///
+    /// # Locks
+    /// The picked task rows, after the batch lock this scope holds.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error if the batch is not locked here or fewer tasks
+    /// than asked could be completed (callers check the pending count first).
+    pub async fn complete_pending_tasks(
+        &mut self,
+        batch_id: i64,
+        group: TaskGroupKey,
+        quantity: i64,
+    ) -> Result<Vec<CompletedTask>, StoreError> {
+        self.require_locked(batch_id)?;
+        let tasks: Vec<CompletedTask> = sqlx::query_as(
+            "WITH picked AS ( \
+                 SELECT id FROM tasks \
+                 WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
+                   AND status = 'pending' AND deleted_at IS NULL \
+                 ORDER BY assigned_at, id LIMIT $4 FOR UPDATE), \
+             done AS ( \
+                 UPDATE tasks t SET status = 'completed', \
+                        started_at = COALESCE(t.started_at, now()), completed_at = now() \
+                 FROM picked WHERE t.id = picked.id AND t.status = 'pending' \
+                 RETURNING t.id, t.task_id, t.completed_at, t.scene_name, t.subscene_name, \
+                           t.assigned_at) \
+             SELECT id, task_id, completed_at, scene_name, subscene_name FROM done \
+             ORDER BY assigned_at, id",
+        )
+        .bind(batch_id)
+        .bind(group.sop_id)
+        .bind(group.subscene_id)
+        .bind(quantity)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if i64::try_from(tasks.len()).ok() != Some(quantity) {
+            return Err(StoreError::Invariant(format!(
+                "asked to complete {quantity} tasks of batch {batch_id}, completed {}",
+                tasks.len()
+            )));
+        }
+        Ok(tasks)
+    }
+
+    /// Moves a locked batch along its lifecycle after its tasks changed: pending → active
+    /// (stamping `started_at`), and to completed (stamping `ended_at`) once no live task is
+    /// left unfinished. One conditional UPDATE; returns the new status when it moved.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error if the batch is not locked here.
+    pub async fn advance_batch(
+        &mut self,
+        batch_id: i64,
+    ) -> Result<Option<BatchStatus>, StoreError> {
+        self.require_locked(batch_id)?;
+        let moved: Option<(String, i64)> = sqlx::query_as(
+            "WITH unfinished AS ( \
+                 SELECT EXISTS (SELECT 1 FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL \
+                                AND status NOT IN ('completed', 'failed', 'cancelled')) AS any) \
+             UPDATE batches b SET \
+                 status = CASE WHEN u.any THEN 'active' ELSE 'completed' END, \
+                 started_at = COALESCE(b.started_at, now()), \
+                 ended_at = CASE WHEN u.any THEN b.ended_at ELSE COALESCE(b.ended_at, now()) END \
+             FROM unfinished u \
+             WHERE b.id = $1 AND (b.status = 'pending' OR (b.status = 'active' AND NOT u.any)) \
+             RETURNING b.status, b.workstation_id",
+        )
+        .bind(batch_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some((status, workstation_id)) = moved else {
+            return Ok(None);
+        };
+        let status: BatchStatus = status.parse()?;
+        self.record_batch_status(batch_id, status, workstation_id);
+        Ok(Some(status))
+    }
+
+    pub(crate) fn record_batch_status(
+        &mut self,
+        batch_id: i64,
+        status: BatchStatus,
+        workstation_id: i64,
+    ) {
+        if let Some(batch) = self.batches.iter_mut().find(|b| b.id == batch_id) {
+            batch.status = status;
+        }
+        self.touched_workstations.insert(workstation_id);
+    }
+
+    /// Moves the locked order along after task completions: created → in_progress once it
+    /// has a completed task, and on to completed once `completed_count >= target_count`.
+    /// Paused and cancelled orders are never moved. One statement.
+    ///
+    /// # Errors
+    /// Database failures, and an unknown status in the row.
+    pub async fn advance_order(&mut self) -> Result<OrderAdvance, StoreError> {
+        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
+            "WITH progress AS ( \
+                 SELECT count(*) AS completed FROM tasks \
+                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+             moved AS ( \
+                 UPDATE orders o SET status = CASE WHEN p.completed >= o.target_count \
+                                                   THEN 'completed' ELSE 'in_progress' END \
+                 FROM progress p \
+                 WHERE o.id = $1 AND ((o.status = 'created' AND p.completed > 0) \
+                       OR (o.status = 'in_progress' AND p.completed >= o.target_count)) \
+                 RETURNING o.status) \
+             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
+        )
+        .bind(self.order.id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let mut completion = None;
+        if let Some(status) = moved_to {
+            let status: OrderStatus = status.parse()?;
+            self.order.status = status;
+            if status == OrderStatus::Completed {
+                completion = Some(OrderCompletion { _private: () });
+            }
+        }
+        Ok(OrderAdvance {
+            completed_count,
+            completion,
+        })
+    }
+
+    /// Locks the workstations whose batches changed status (ascending id, after every other
+    /// lock) and re-derives their status: `active` while one of their batches is active,
+    /// else `inactive`; `break` and `offline` are left alone. Ends the lock ladder.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn settle_workstations(mut self) -> Result<Settled, StoreError> {
+        if !self.touched_workstations.is_empty() {
+            let ids: Vec<i64> = self.touched_workstations.iter().copied().collect();
+            sqlx::query(
+                "SELECT id FROM workstations WHERE id = ANY($1) AND deleted_at IS NULL \
+                 ORDER BY id FOR UPDATE",
+            )
+            .bind(&ids)
+            .execute(&mut *self.tx)
+            .await?;
+            sqlx::query(
+                "UPDATE workstations w SET status = d.derived \
+                 FROM (SELECT ws.id, CASE WHEN EXISTS ( \
+                           SELECT 1 FROM batches b WHERE b.workstation_id = ws.id \
+                           AND b.status = 'active' AND b.deleted_at IS NULL) \
+                       THEN 'active' ELSE 'inactive' END AS derived \
+                       FROM workstations ws WHERE ws.id = ANY($1)) d \
+                 WHERE w.id = d.id AND w.deleted_at IS NULL \
+                   AND w.status IN ('active', 'inactive') AND w.status <> d.derived",
+            )
+            .bind(&ids)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(Settled { tx: self.tx })
+    }
+}
+
+/// A transaction past its last lock: it may still write rows outside the hierarchy (the
+/// idempotency record) and commit.
+pub struct Settled {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl Settled {
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Commits everything the request changed.
+    ///
+    /// # Errors
+    /// When the commit fails; then nothing was changed.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+}

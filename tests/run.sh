@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command (README): everything CI needs, from a fresh Debian machine with Rust and
+# the system PostgreSQL package. Starts its own PostgreSQL, then checks formatting, lints and
+# runs every test against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=tests/support/postgres.sh
+source tests/support/postgres.sh
+
+for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" \
+        || rustup component add "$component"
+done
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+trap keystone_pg_stop EXIT
+keystone_pg_start
+
+echo "==> cargo test"
+cargo test --workspace --locked

@@ -1,0 +1,477 @@
+//! Test support: fixtures written straight to PostgreSQL, tokens, and a client that drives the
+//! functions' routers in process. Every test gets its own migrated database from
+//! `#[sqlx::test(migrator = "keystone_store::MIGRATOR")]`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use keystone_auth::{JwtKeys, Principal};
+use keystone_http::AppState;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+pub const JWT_SECRET: &str = "keystone-test-secret-0123456789";
+
+pub fn jwt_keys() -> JwtKeys {
+    JwtKeys::new(&SecretString::from(JWT_SECRET), None)
+}
+
+pub fn state(pool: PgPool) -> AppState {
+    AppState::new(pool, jwt_keys())
+}
+
+#[track_caller]
+pub fn token_for(principal: Principal) -> String {
+    jwt_keys()
+        .issue(&principal, chrono::Duration::hours(1))
+        .expect("token signs")
+}
+
+pub fn collector_token(collector_id: i64) -> String {
+    token_for(Principal::Collector {
+        collector_id,
+        operator_id: format!("DC{collector_id:03}"),
+    })
+}
+
+pub fn admin_token() -> String {
+    token_for(Principal::Admin {
+        operator_id: "admin".to_owned(),
+    })
+}
+
+/// Every function's application, as the local stack merges them.
+pub fn router(pool: PgPool) -> Router {
+    complete_task_group::app(state(pool))
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl TestResponse {
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, message: &str) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.body["error"], json!(message), "body: {}", self.text);
+        self
+    }
+}
+
+/// Sends one request through a router.
+pub async fn send(
+    router: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> TestResponse {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(body.into()).expect("request builds");
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("router is infallible");
+    read(response).await
+}
+
+pub fn complete_path(batch_id: impl std::fmt::Display) -> String {
+    format!("/api/v1/batches/{batch_id}/complete-tasks")
+}
+
+/// POSTs a complete-tasks body as a collector.
+pub async fn complete(
+    router: &Router,
+    token: &str,
+    batch_id: i64,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    send(
+        router,
+        Method::POST,
+        &complete_path(batch_id),
+        Some(token),
+        headers,
+        body.to_string(),
+    )
+    .await
+}
+
+/// Every row the functions may change, as text: equal snapshots mean nothing changed
+/// (`updated_at` moves on any UPDATE through the trigger).
+pub async fn snapshot(pool: &PgPool) -> String {
+    sqlx::query_scalar(
+        "SELECT concat_ws(E'\\n', \
+            (SELECT json_agg(x ORDER BY id)::text FROM orders x), \
+            (SELECT json_agg(x ORDER BY id)::text FROM batches x), \
+            (SELECT json_agg(x ORDER BY id)::text FROM tasks x), \
+            (SELECT json_agg(x ORDER BY id)::text FROM workstations x), \
+            (SELECT json_agg(x ORDER BY id)::text FROM recorder_outbox x), \
+            (SELECT json_agg(x ORDER BY id)::text FROM idempotency_keys x))",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("snapshot query")
+}
+
+pub async fn scalar_text(pool: &PgPool, sql: &'static str, id: i64) -> String {
+    sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("scalar query")
+}
+
+pub async fn order_status(pool: &PgPool, id: i64) -> String {
+    scalar_text(pool, "SELECT status FROM orders WHERE id = $1", id).await
+}
+
+pub async fn batch_status(pool: &PgPool, id: i64) -> String {
+    scalar_text(pool, "SELECT status FROM batches WHERE id = $1", id).await
+}
+
+pub async fn workstation_status(pool: &PgPool, id: i64) -> String {
+    scalar_text(pool, "SELECT status FROM workstations WHERE id = $1", id).await
+}
+
+/// `(id, status)` of a batch's live tasks, by id.
+pub async fn task_statuses(pool: &PgPool, batch_id: i64) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT id, status FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL ORDER BY id",
+    )
+    .bind(batch_id)
+    .fetch_all(pool)
+    .await
+    .expect("task query")
+}
+
+/// `(notification_id, action, device_id, task_id)` of every outbox row, by id.
+pub async fn outbox(pool: &PgPool) -> Vec<(String, String, String, String)> {
+    sqlx::query_as(
+        "SELECT notification_id, action, device_id, task_id FROM recorder_outbox ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("outbox query")
+}
+
+/// A group key as the tests name them.
+#[derive(Debug, Clone, Copy)]
+pub struct Group {
+    pub sop_id: i64,
+    pub subscene_id: i64,
+}
+
+impl Group {
+    pub fn body(self, quantity: i64) -> Value {
+        json!({ "quantity": quantity, "sop_id": self.sop_id, "subscene_id": self.subscene_id })
+    }
+}
+
+/// A collector at a workstation with a robot.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub collector_id: i64,
+    pub workstation_id: i64,
+    pub robot_id: i64,
+    pub token: String,
+}
+
+/// One organization with an order, an external-device workstation and one batch holding two
+/// task groups; more seats, batches and tasks can be added.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub pool: PgPool,
+    pub organization_id: i64,
+    pub scene_id: i64,
+    pub order_id: i64,
+    pub seat: Seat,
+    pub batch_id: i64,
+    pub group_a: Group,
+    pub group_b: Group,
+}
+
+impl Scenario {
+    /// An order of `target` tasks; its batch holds `group_a` pending tasks of group A and
+    /// `group_b` of group B, on a workstation whose robot type does not need Axon.
+    pub async fn new(pool: &PgPool, target: i32, group_a: i64, group_b: i64) -> Self {
+        // Several scenarios may share one database: names that must be unique get a serial.
+        let serial: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations")
+            .fetch_one(pool)
+            .await
+            .expect("serial");
+        let organization_id: i64 = sqlx::query_scalar(
+            "INSERT INTO organizations (name, slug) VALUES ('Acme', 'acme-' || $1) RETURNING id",
+        )
+        .bind(serial)
+        .fetch_one(pool)
+        .await
+        .expect("organization");
+        let scene_id = insert_id(
+            pool,
+            "INSERT INTO scenes (name, factory_id) VALUES ('厨房', 1) RETURNING id",
+        )
+        .await;
+        let subscene_a: i64 = sqlx::query_scalar(
+            "INSERT INTO subscenes (scene_id, name) VALUES ($1, '台面') RETURNING id",
+        )
+        .bind(scene_id)
+        .fetch_one(pool)
+        .await
+        .expect("subscene");
+        let subscene_b: i64 = sqlx::query_scalar(
+            "INSERT INTO subscenes (scene_id, name) VALUES ($1, '水槽') RETURNING id",
+        )
+        .bind(scene_id)
+        .fetch_one(pool)
+        .await
+        .expect("subscene");
+        let sop_a = sop(pool, "move_bottle", "v1").await;
+        let sop_b = sop(pool, "wipe_table", "v2").await;
+        let order_id: i64 = sqlx::query_scalar(
+            "INSERT INTO orders (organization_id, scene_id, name, target_count) VALUES ($1, $2, 'Kitchen run', $3) RETURNING id",
+        )
+        .bind(organization_id).bind(scene_id).bind(target)
+        .fetch_one(pool).await.expect("order");
+        let mut scenario = Self {
+            pool: pool.clone(),
+            organization_id,
+            scene_id,
+            order_id,
+            seat: Seat {
+                collector_id: 0,
+                workstation_id: 0,
+                robot_id: 0,
+                token: String::new(),
+            },
+            batch_id: 0,
+            group_a: Group {
+                sop_id: sop_a,
+                subscene_id: subscene_a,
+            },
+            group_b: Group {
+                sop_id: sop_b,
+                subscene_id: subscene_b,
+            },
+        };
+        let operator_id = format!("DC{:03}", serial + 1);
+        let device_id = format!("robot_dc{}", 86 + serial);
+        let external = Some(json!({"requires_axon": false}));
+        scenario.seat = scenario
+            .add_seat(&operator_id, external, Some(&device_id))
+            .await;
+        scenario.batch_id = scenario
+            .add_batch(scenario.order_id, scenario.seat.workstation_id)
+            .await;
+        scenario
+            .add_tasks(scenario.batch_id, scenario.group_a, group_a, "pending")
+            .await;
+        scenario
+            .add_tasks(scenario.batch_id, scenario.group_b, group_b, "pending")
+            .await;
+        scenario
+    }
+
+    /// A collector, robot (of a new robot type with `capabilities`) and workstation.
+    pub async fn add_seat(
+        &self,
+        operator_id: &str,
+        capabilities: Option<Value>,
+        device_id: Option<&str>,
+    ) -> Seat {
+        let pool = &self.pool;
+        let robot_type_id: i64 = sqlx::query_scalar(
+            "INSERT INTO robot_types (name, model, capabilities) VALUES ('SynGloves', 'SG-1', $1) RETURNING id",
+        )
+        .bind(capabilities).fetch_one(pool).await.expect("robot type");
+        let robot_id: i64 = sqlx::query_scalar(
+            "INSERT INTO robots (robot_type_id, device_id, factory_id) VALUES ($1, $2, 1) RETURNING id",
+        )
+        .bind(robot_type_id).bind(device_id).fetch_one(pool).await.expect("robot");
+        let collector_id: i64 = sqlx::query_scalar(
+            "INSERT INTO data_collectors (name, operator_id) VALUES ('张三', $1) RETURNING id",
+        )
+        .bind(operator_id)
+        .fetch_one(pool)
+        .await
+        .expect("collector");
+        let workstation_id: i64 = sqlx::query_scalar(
+            "INSERT INTO workstations (robot_id, data_collector_id, organization_id, factory_id, name, status) \
+             VALUES ($1, $2, $3, 1, $4, 'inactive') RETURNING id",
+        )
+        .bind(robot_id).bind(collector_id).bind(self.organization_id).bind(format!("WS {operator_id}"))
+        .fetch_one(pool).await.expect("workstation");
+        Seat {
+            collector_id,
+            workstation_id,
+            robot_id,
+            token: collector_token(collector_id),
+        }
+    }
+
+    /// A pending batch of `order_id` on `workstation_id`.
+    pub async fn add_batch(&self, order_id: i64, workstation_id: i64) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO batches (batch_id, order_id, workstation_id, organization_id, name) \
+             VALUES ('batch_' || md5(random()::text), $1, $2, $3, 'batch') RETURNING id",
+        )
+        .bind(order_id)
+        .bind(workstation_id)
+        .bind(self.organization_id)
+        .fetch_one(&self.pool)
+        .await
+        .expect("batch")
+    }
+
+    /// `count` tasks of `group` in `batch_id` with `status`, assigned one millisecond apart
+    /// in id order. Returns their ids.
+    pub async fn add_tasks(
+        &self,
+        batch_id: i64,
+        group: Group,
+        count: i64,
+        status: &str,
+    ) -> Vec<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO tasks (task_id, batch_id, order_id, sop_id, subscene_id, scene_id, workstation_id, \
+                                scene_name, subscene_name, organization_id, factory_id, status, assigned_at) \
+             SELECT 'task_' || md5(random()::text || g), b.id, b.order_id, $2, s.id, s.scene_id, b.workstation_id, \
+                    sc.name, s.name, b.organization_id, 1, $4, \
+                    now() - interval '1 day' + g * interval '1 millisecond' \
+             FROM batches b, subscenes s JOIN scenes sc ON sc.id = s.scene_id, generate_series(1, $5) g \
+             WHERE b.id = $1 AND s.id = $3 ORDER BY g RETURNING id",
+        )
+        .bind(batch_id).bind(group.sop_id).bind(group.subscene_id).bind(status).bind(count)
+        .fetch_all(&self.pool).await.expect("tasks")
+    }
+}
+
+/// The SOP `slug`/`version`, created on first use.
+pub async fn sop(pool: &PgPool, slug: &str, version: &str) -> i64 {
+    sqlx::query_scalar(
+        "WITH created AS (INSERT INTO sops (slug, version) VALUES ($1, $2) \
+                          ON CONFLICT (slug, version) WHERE deleted_at IS NULL DO NOTHING RETURNING id) \
+         SELECT id FROM created UNION ALL \
+         SELECT id FROM sops WHERE slug = $1 AND version = $2 AND deleted_at IS NULL LIMIT 1",
+    )
+    .bind(slug).bind(version).fetch_one(pool).await.expect("sop")
+}
+
+/// Counts the statements PostgreSQL executed in this test's database while `work` ran
+/// (pg_stat_statements, which the test command preloads).
+pub async fn statements_run_by<F: std::future::Future>(pool: &PgPool, work: F) -> (i64, F::Output) {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await
+        .expect("pg_stat_statements extension");
+    const CALLS: &str = "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements \
+                         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let before: i64 = sqlx::query_scalar(CALLS)
+        .fetch_one(pool)
+        .await
+        .expect("pg_stat_statements must be in shared_preload_libraries (tests/run.sh sets it)");
+    let output = work.await;
+    let after: i64 = sqlx::query_scalar(CALLS)
+        .fetch_one(pool)
+        .await
+        .expect("statement count");
+    // The `before` query itself is counted once it has run.
+    (after - before - 1, output)
+}
+
+async fn insert_id(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("insert")
+}
+
+/// Sends a request that must be refused, and checks status, message and that the database
+/// did not change at all.
+#[track_caller]
+pub fn assert_refused<'a>(
+    pool: &'a PgPool,
+    router: &'a Router,
+    request: Request<Body>,
+    status: StatusCode,
+    message: &'a str,
+) -> impl std::future::Future<Output = TestResponse> + 'a {
+    let caller = std::panic::Location::caller();
+    async move {
+        let before = snapshot(pool).await;
+        let response = router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
+        let response = read(response).await;
+        assert_eq!(response.status, status, "{caller}: body {}", response.text);
+        assert_eq!(
+            response.body["error"],
+            json!(message),
+            "{caller}: body {}",
+            response.text
+        );
+        assert_eq!(
+            snapshot(pool).await,
+            before,
+            "{caller}: a refused request changed the database"
+        );
+        response
+    }
+}
+
+/// Builds a complete-tasks request.
+pub fn complete_request(
+    token: Option<&str>,
+    batch: impl std::fmt::Display,
+    body: impl Into<Body>,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(complete_path(batch));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(body.into()).expect("request builds")
+}
+
+async fn read(response: axum::response::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body reads")
+        .to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    TestResponse {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
