@@ -23,4 +23,4 @@ trap keystone_pg_stop EXIT
 keystone_pg_start
 
 echo "==> cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

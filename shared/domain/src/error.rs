@@ -43,6 +43,74 @@ pub enum DomainError {
     TaskGroupNotFound,
     #[error("task group has {pending_count} pending tasks; {requested} requested")]
     NotEnoughPending { pending_count: i64, requested: i64 },
+    #[error("invalid order id")]
+    InvalidOrderId,
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("{0} is required")]
+    MissingField(&'static str),
+    #[error("task_groups must not be empty")]
+    TaskGroupsEmpty,
+    #[error("task_groups[{index}] needs a positive sop_id and subscene_id")]
+    InvalidTaskGroupAt { index: usize },
+    #[error("task_groups[{index}].quantity must be >= {min}")]
+    InvalidQuantityAt { index: usize, min: i64 },
+    #[error(
+        "task_groups[{first}] and task_groups[{second}] name the same group \
+         (sop_id {sop_id}, subscene_id {subscene_id})"
+    )]
+    DuplicateTaskGroup {
+        first: usize,
+        second: usize,
+        sop_id: i64,
+        subscene_id: i64,
+    },
+    #[error("a batch may be created with at most {max} tasks; {requested} requested")]
+    TooManyTasks { requested: i64, max: i64 },
+    #[error("unknown order")]
+    UnknownOrder,
+    #[error("unknown workstation")]
+    UnknownWorkstation,
+    #[error("unknown sop_id {sop_id}")]
+    UnknownSop { sop_id: i64 },
+    #[error("unknown subscene_id {subscene_id}")]
+    UnknownSubscene { subscene_id: i64 },
+    #[error("workstation belongs to another organization than the order")]
+    WorkstationOrganizationMismatch,
+    #[error("order is {order_status}; cannot create a batch")]
+    OrderClosedForBatches { order_status: OrderStatus },
+    #[error("batch is {current_status}; only pending or active batches can be edited")]
+    BatchNotEditable { current_status: BatchStatus },
+    #[error(
+        "task group (sop_id {sop_id}, subscene_id {subscene_id}) has {locked_count} locked \
+         tasks; cannot go down to {requested}"
+    )]
+    BelowLockedTasks {
+        sop_id: i64,
+        subscene_id: i64,
+        locked_count: i64,
+        requested: i64,
+    },
+    #[error("order is completed; cannot add tasks to batch")]
+    OrderCompletedNoInsert,
+    #[error("order is cancelled; cannot add tasks to batch")]
+    OrderCancelledNoInsert,
+    #[error("batch task count would exceed the order's target")]
+    BatchQuotaExceeded {
+        target_count: i64,
+        order_task_count: i64,
+        current_batch_task_count: i64,
+        max_batch_target: i64,
+        requested_batch_task_count: i64,
+        remaining_assignable: i64,
+    },
+    #[error("requested tasks exceed the order's remaining assignable count")]
+    OrderQuotaExceeded {
+        target_count: i64,
+        task_count: i64,
+        remaining: i64,
+        requested: i64,
+    },
     /// The batch moved to another order between the unlocked read and the lock; the client
     /// may simply retry.
     #[error("batch changed while the request was running; retry the request")]

@@ -5,12 +5,16 @@
 //! HTTP layer agree on them without depending on each other.
 
 pub mod complete;
+pub mod dispatch;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod status;
 
 pub use complete::{CompleteTasksBody, CompleteTasksRequest, TaskGroupKey};
+pub use dispatch::{
+    AdjustBatchBody, AdjustBatchRequest, CreateBatchBody, CreateBatchRequest, GroupQuantity,
+};
 pub use error::DomainError;
 pub use idempotency::IdempotencyKey;
 pub use status::{BatchStatus, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus};

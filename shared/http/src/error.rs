@@ -64,16 +64,35 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::InvalidTaskGroup
         | E::InvalidIdempotencyKey
         | E::QuantityExceedsBatch { .. }
-        | E::NotEnoughPending { .. } => StatusCode::BAD_REQUEST,
+        | E::NotEnoughPending { .. }
+        | E::InvalidOrderId
+        | E::MissingField(_)
+        | E::TaskGroupsEmpty
+        | E::InvalidTaskGroupAt { .. }
+        | E::InvalidQuantityAt { .. }
+        | E::DuplicateTaskGroup { .. }
+        | E::TooManyTasks { .. }
+        | E::UnknownOrder
+        | E::UnknownWorkstation
+        | E::UnknownSop { .. }
+        | E::UnknownSubscene { .. }
+        | E::WorkstationOrganizationMismatch
+        | E::BelowLockedTasks { .. }
+        | E::BatchQuotaExceeded { .. }
+        | E::OrderQuotaExceeded { .. } => StatusCode::BAD_REQUEST,
         E::CollectorNotFound => StatusCode::UNAUTHORIZED,
         E::BatchNotOnWorkstation => StatusCode::FORBIDDEN,
-        E::WorkstationNotAssigned | E::BatchNotFound | E::TaskGroupNotFound => {
+        E::WorkstationNotAssigned | E::BatchNotFound | E::TaskGroupNotFound | E::OrderNotFound => {
             StatusCode::NOT_FOUND
         }
         E::RequiresAxon
         | E::OrderCancelled { .. }
         | E::BatchNotOpen { .. }
-        | E::BatchChangedConcurrently => StatusCode::CONFLICT,
+        | E::BatchChangedConcurrently
+        | E::OrderClosedForBatches { .. }
+        | E::BatchNotEditable { .. }
+        | E::OrderCompletedNoInsert
+        | E::OrderCancelledNoInsert => StatusCode::CONFLICT,
         E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
