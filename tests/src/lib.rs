@@ -43,9 +43,9 @@ pub fn admin_token() -> String {
     })
 }
 
-/// Every function's application, as the local stack merges them.
+/// Every function's routes merged, as the local stack serves them.
 pub fn router(pool: PgPool) -> Router {
-    complete_task_group::app(state(pool))
+    keystone_local::routes().with_state(state(pool))
 }
 
 /// A response read whole.
@@ -474,4 +474,62 @@ async fn read(response: axum::response::Response) -> TestResponse {
         text,
         body,
     }
+}
+
+/// Builds a POST with an optional bearer token and a JSON body.
+pub fn post_request(path: &str, token: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut request = Request::builder().method(Method::POST).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.body(body.into()).expect("request builds")
+}
+
+/// POSTs `body` as the admin.
+pub async fn admin_post(router: &Router, path: &str, body: Value) -> TestResponse {
+    send(
+        router,
+        Method::POST,
+        path,
+        Some(&admin_token()),
+        &[],
+        body.to_string(),
+    )
+    .await
+}
+
+pub fn adjust_path(batch_id: impl std::fmt::Display) -> String {
+    format!("/api/v1/batches/{batch_id}/tasks")
+}
+
+pub fn finalize_path(order_id: impl std::fmt::Display) -> String {
+    format!("/api/v1/orders/{order_id}/finalize")
+}
+
+impl Group {
+    /// A `task_groups` entry.
+    pub fn entry(self, quantity: i64) -> Value {
+        json!({ "sop_id": self.sop_id, "subscene_id": self.subscene_id, "quantity": quantity })
+    }
+}
+
+/// Live tasks of a batch per status, e.g. `[("completed", 2), ("pending", 3)]`.
+pub async fn live_counts(pool: &PgPool, batch_id: i64) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT status, count(*) FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL \
+         GROUP BY status ORDER BY status",
+    )
+    .bind(batch_id)
+    .fetch_all(pool)
+    .await
+    .expect("count query")
+}
+
+/// Live tasks of an order.
+pub async fn order_task_count(pool: &PgPool, order_id: i64) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM tasks WHERE order_id = $1 AND deleted_at IS NULL")
+        .bind(order_id)
+        .fetch_one(pool)
+        .await
+        .expect("count query")
 }

@@ -111,7 +111,7 @@ async fn serve(database_url: String, load_demo: bool) -> Result<(), AnyError> {
         load_demo_data(&pool).await?;
     }
     let state = AppState::from_config(&config)?;
-    let app = keystone_http::finish_router(complete_task_group::routes()).with_state(state.clone());
+    let app = keystone_local::routes().with_state(state.clone());
 
     let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

@@ -97,13 +97,16 @@ fn rule_status(rule: &DomainError) -> StatusCode {
     }
 }
 
-/// The extra members of the error body that let a client act without another call.
+/// The extra members of the error body that let a client act without another call. No
+/// wildcard arm: a new rule must decide what it adds.
 fn rule_fields(rule: &DomainError) -> Value {
     use DomainError as E;
     match rule {
         E::InvalidRequestBody { detail } => json!({ "detail": detail }),
         E::RequiresAxon => json!({ "requires_axon": true }),
-        E::OrderCancelled { order_status } => json!({ "order_status": order_status }),
+        E::OrderCancelled { order_status } | E::OrderClosedForBatches { order_status } => {
+            json!({ "order_status": order_status })
+        }
         E::BatchNotOpen {
             current_status,
             completed_count,
@@ -125,7 +128,74 @@ fn rule_fields(rule: &DomainError) -> Value {
         } => {
             json!({ "pending_count": pending_count, "requested": requested })
         }
-        _ => Value::Null,
+        E::DuplicateTaskGroup {
+            first,
+            second,
+            sop_id,
+            subscene_id,
+        } => json!({
+            "indexes": [first, second], "sop_id": sop_id, "subscene_id": subscene_id,
+        }),
+        E::InvalidTaskGroupAt { index } | E::InvalidQuantityAt { index, .. } => {
+            json!({ "index": index })
+        }
+        E::TooManyTasks { requested, max } => json!({ "requested": requested, "max": max }),
+        E::UnknownSop { sop_id } => json!({ "sop_id": sop_id }),
+        E::UnknownSubscene { subscene_id } => json!({ "subscene_id": subscene_id }),
+        E::OrderCancelledNoInsert => json!({ "order_status": "cancelled" }),
+        E::OrderCompletedNoInsert => json!({ "order_status": "completed" }),
+        E::BatchNotEditable { current_status } => json!({ "current_status": current_status }),
+        E::BelowLockedTasks {
+            sop_id,
+            subscene_id,
+            locked_count,
+            requested,
+        } => json!({
+            "sop_id": sop_id, "subscene_id": subscene_id,
+            "locked_count": locked_count, "requested": requested,
+        }),
+        E::BatchQuotaExceeded {
+            target_count,
+            order_task_count,
+            current_batch_task_count,
+            max_batch_target,
+            requested_batch_task_count,
+            remaining_assignable,
+        } => json!({
+            "target_count": target_count,
+            "order_task_count": order_task_count,
+            "current_batch_task_count": current_batch_task_count,
+            "max_batch_target": max_batch_target,
+            "requested_batch_task_count": requested_batch_task_count,
+            "remaining_assignable": remaining_assignable,
+        }),
+        E::OrderQuotaExceeded {
+            target_count,
+            task_count,
+            remaining,
+            requested,
+        } => json!({
+            "target_count": target_count, "task_count": task_count,
+            "remaining": remaining, "requested": requested,
+        }),
+        E::InvalidBatchId
+        | E::InvalidOrderId
+        | E::QuantityTooSmall
+        | E::InvalidTaskGroup
+        | E::InvalidIdempotencyKey
+        | E::IdempotencyKeyReused
+        | E::CollectorNotFound
+        | E::WorkstationNotAssigned
+        | E::BatchNotFound
+        | E::BatchNotOnWorkstation
+        | E::TaskGroupNotFound
+        | E::OrderNotFound
+        | E::MissingField(_)
+        | E::TaskGroupsEmpty
+        | E::UnknownOrder
+        | E::UnknownWorkstation
+        | E::WorkstationOrganizationMismatch
+        | E::BatchChangedConcurrently => Value::Null,
     }
 }
 

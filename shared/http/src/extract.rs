@@ -88,6 +88,20 @@ impl FromRequestParts<AppState> for CollectorAuth {
     }
 }
 
+/// An admin's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        principal.require(Role::Admin)?;
+        Ok(Self)
+    }
+}
+
 /// What a path id names, and the error for one that is not a positive 64-bit integer.
 pub trait IdKind: Send + Sync {
     fn invalid() -> DomainError;
@@ -100,6 +114,16 @@ pub struct BatchKind;
 impl IdKind for BatchKind {
     fn invalid() -> DomainError {
         DomainError::InvalidBatchId
+    }
+}
+
+/// The order of `/orders/{id}/…`.
+#[derive(Debug)]
+pub struct OrderKind;
+
+impl IdKind for OrderKind {
+    fn invalid() -> DomainError {
+        DomainError::InvalidOrderId
     }
 }
 

@@ -10,7 +10,7 @@ pub mod state;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
-pub use extract::{Authenticated, CollectorAuth, Json, PathId};
+pub use extract::{AdminAuth, Authenticated, CollectorAuth, Json, PathId};
 pub use state::AppState;
 
 /// Largest request body accepted (SPEC §5): bigger bodies get 413.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::idempotency::{self, Claim};
-use crate::locking::{BatchSelection, UnitOfWork};
+use crate::locking::{BatchChange, BatchSelection, UnitOfWork};
 use crate::{StoreError, StoredResponse};
 
 /// A validated complete-tasks call.
@@ -127,13 +127,10 @@ pub async fn complete_task_group(
         .workstation_id
         .ok_or(DomainError::WorkstationNotAssigned)?;
 
-    // Unlocked read of the batch's order, so the order can be locked first.
-    let order_id: Option<i64> =
-        sqlx::query_scalar("SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL")
-            .bind(batch_id)
-            .fetch_optional(work.conn())
-            .await?;
-    let order_id = order_id.ok_or(DomainError::BatchNotFound)?;
+    let order_id = work
+        .unlocked_batch_order(batch_id)
+        .await?
+        .ok_or(DomainError::BatchNotFound)?;
 
     let order = work
         .lock_order(order_id)
@@ -149,12 +146,10 @@ pub async fn complete_task_group(
         })
         .await?;
     let Some(batch) = scope.batch(batch_id).cloned() else {
-        // Deleted, or moved to another order, since the unlocked read.
-        let reason = match scope.unlocked_batch_order(batch_id).await? {
-            Some(current) if current != order_id => DomainError::BatchChangedConcurrently,
-            _ => DomainError::BatchNotFound,
-        };
-        return Err(reason.into());
+        return Err(scope
+            .vanished_batch_reason(batch_id, order_id)
+            .await?
+            .into());
     };
 
     if batch.workstation_id != workstation_id {
@@ -199,7 +194,9 @@ pub async fn complete_task_group(
     let completed = scope
         .complete_pending_tasks(batch_id, request.group, request.quantity)
         .await?;
-    scope.advance_batch(batch_id).await?;
+    scope
+        .advance_batch(batch_id, BatchChange::TasksCompleted)
+        .await?;
     let advance = scope.advance_order().await?;
     if let Some(completion) = advance.completion {
         scope.finalize_order(completion).await?;

@@ -14,14 +14,18 @@
 //! commit once; returning early with an error drops the transaction, which rolls back.
 
 pub mod complete_tasks;
+pub mod dispatch;
 mod error;
 mod finalize;
 mod idempotency;
 pub mod locking;
+mod task_edits;
 
 pub use complete_tasks::{CompleteTaskGroup, complete_task_group};
+pub use dispatch::{adjust_batch_tasks, create_batch, finalize_order};
 pub use error::StoreError;
 pub use finalize::Finalization;
+pub use task_edits::{CreatedTaskView, GroupFigures};
 
 /// The schema migrations, embedded at compile time from the repository's `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -16,10 +16,13 @@
 
 use std::collections::BTreeSet;
 
-use keystone_domain::{BatchStatus, OrderStatus, TaskGroupKey};
+use keystone_domain::{BatchStatus, DomainError, OrderStatus, TaskGroupKey};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::StoreError;
+
+/// The order a live batch belongs to, read without a lock.
+const BATCH_ORDER_SQL: &str = "SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL";
 
 /// A transaction that holds no row lock yet.
 pub struct UnitOfWork {
@@ -42,6 +45,18 @@ impl UnitOfWork {
         &mut self.tx
     }
 
+    /// The order a live batch belongs to, read without a lock so the order can be locked
+    /// first. Callers re-check it once the batch is locked.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn unlocked_batch_order(&mut self, batch_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(BATCH_ORDER_SQL)
+            .bind(batch_id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
     /// Locks the order row (`FOR UPDATE`), the first rung of the ladder.
     ///
     /// # Locks
@@ -50,18 +65,19 @@ impl UnitOfWork {
     /// # Errors
     /// Database failures, and an unknown status in the row.
     pub async fn lock_order(mut self, order_id: i64) -> Result<Option<OrderScope>, StoreError> {
-        let row: Option<(i64, String, i32)> = sqlx::query_as(
-            "SELECT id, status, target_count FROM orders \
+        let row: Option<(i64, i64, String, i32)> = sqlx::query_as(
+            "SELECT id, organization_id, status, target_count FROM orders \
              WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
         )
         .bind(order_id)
         .fetch_optional(&mut *self.tx)
         .await?;
-        let Some((id, status, target_count)) = row else {
+        let Some((id, organization_id, status, target_count)) = row else {
             return Ok(None);
         };
         let order = LockedOrder {
             id,
+            organization_id,
             status: status.parse()?,
             target_count: i64::from(target_count),
         };
@@ -73,6 +89,7 @@ impl UnitOfWork {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockedOrder {
     pub id: i64,
+    pub organization_id: i64,
     pub status: OrderStatus,
     pub target_count: i64,
 }
@@ -105,6 +122,23 @@ pub struct OrderScope {
 impl OrderScope {
     pub fn order(&self) -> &LockedOrder {
         &self.order
+    }
+
+    /// The organization of a live workstation, read without a lock (workstations are
+    /// locked last, and only to change their status).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn workstation_organization(
+        &mut self,
+        workstation_id: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT organization_id FROM workstations WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(workstation_id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
     }
 
     /// Locks the selected live batches of this order, in ascending id, in one statement.
@@ -185,6 +219,15 @@ pub struct CompletedTask {
     pub subscene_name: String,
 }
 
+/// What happened to a batch's tasks, which decides how the batch may move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchChange {
+    /// A collector completed tasks: a pending batch starts.
+    TasksCompleted,
+    /// An admin added or removed tasks: the batch only completes, if nothing is left to do.
+    TasksEdited,
+}
+
 /// A transaction holding the order lock and its batch locks.
 pub struct BatchScope {
     pub(crate) tx: Transaction<'static, Postgres>,
@@ -205,21 +248,27 @@ impl BatchScope {
         self.batches.iter().find(|b| b.id == id)
     }
 
-    /// The order a live batch belongs to now, read without a lock: tells a batch that left
-    /// the lock set because it was deleted from one that moved to another order.
+    /// Why a batch named by the request is missing from the lock set: deleted since the
+    /// unlocked read (404), or moved to another order (409, retry).
     ///
     /// # Errors
     /// Database failures.
-    pub async fn unlocked_batch_order(&mut self, batch_id: i64) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL")
-                .bind(batch_id)
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        )
+    pub async fn vanished_batch_reason(
+        &mut self,
+        batch_id: i64,
+        locked_order_id: i64,
+    ) -> Result<DomainError, StoreError> {
+        let current: Option<i64> = sqlx::query_scalar(BATCH_ORDER_SQL)
+            .bind(batch_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(match current {
+            Some(other) if other != locked_order_id => DomainError::BatchChangedConcurrently,
+            _ => DomainError::BatchNotFound,
+        })
     }
 
-    fn require_locked(&self, batch_id: i64) -> Result<(), StoreError> {
+    pub(crate) fn require_locked(&self, batch_id: i64) -> Result<(), StoreError> {
         match self.batch(batch_id) {
             Some(_) => Ok(()),
             None => Err(StoreError::Invariant(format!(
@@ -300,30 +349,38 @@ impl BatchScope {
         Ok(tasks)
     }
 
-    /// Moves a locked batch along its lifecycle after its tasks changed: pending → active
-    /// (stamping `started_at`), and to completed (stamping `ended_at`) once no live task is
-    /// left unfinished. One conditional UPDATE; returns the new status when it moved.
+    /// Moves a locked batch along its lifecycle after its tasks changed, in one conditional
+    /// UPDATE; returns the new status when it moved.
+    ///
+    /// - Completing tasks starts a pending batch (→ active, stamping `started_at`).
+    /// - Either way, once the batch has live tasks and none is unfinished it becomes
+    ///   completed (stamping `started_at` if empty and `ended_at`). A batch left with no live
+    ///   task at all is not completed.
     ///
     /// # Errors
     /// Database failures; an invariant error if the batch is not locked here.
     pub async fn advance_batch(
         &mut self,
         batch_id: i64,
+        cause: BatchChange,
     ) -> Result<Option<BatchStatus>, StoreError> {
         self.require_locked(batch_id)?;
         let moved: Option<(String, i64)> = sqlx::query_as(
-            "WITH unfinished AS ( \
-                 SELECT EXISTS (SELECT 1 FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL \
-                                AND status NOT IN ('completed', 'failed', 'cancelled')) AS any) \
+            "WITH live AS ( \
+                 SELECT count(*) > 0 AND count(*) FILTER ( \
+                            WHERE status NOT IN ('completed', 'failed', 'cancelled')) = 0 AS done \
+                 FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL) \
              UPDATE batches b SET \
-                 status = CASE WHEN u.any THEN 'active' ELSE 'completed' END, \
+                 status = CASE WHEN l.done THEN 'completed' ELSE 'active' END, \
                  started_at = COALESCE(b.started_at, now()), \
-                 ended_at = CASE WHEN u.any THEN b.ended_at ELSE COALESCE(b.ended_at, now()) END \
-             FROM unfinished u \
-             WHERE b.id = $1 AND (b.status = 'pending' OR (b.status = 'active' AND NOT u.any)) \
+                 ended_at = CASE WHEN l.done THEN COALESCE(b.ended_at, now()) ELSE b.ended_at END \
+             FROM live l \
+             WHERE b.id = $1 \
+               AND ((b.status = 'pending' AND ($2 OR l.done)) OR (b.status = 'active' AND l.done)) \
              RETURNING b.status, b.workstation_id",
         )
         .bind(batch_id)
+        .bind(cause == BatchChange::TasksCompleted)
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some((status, workstation_id)) = moved else {
@@ -377,6 +434,34 @@ impl BatchScope {
                 completion = Some(OrderCompletion { _private: () });
             }
         }
+        Ok(OrderAdvance {
+            completed_count,
+            completion,
+        })
+    }
+
+    /// Completes the locked order on an admin's decision (from created, in_progress or
+    /// paused) with one conditional UPDATE. Returns the order's completed-task count and, when
+    /// this UPDATE moved it, the proof that lets this transaction finalize it.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn complete_order_by_decision(&mut self) -> Result<OrderAdvance, StoreError> {
+        let (completed_count, moved): (i64, bool) = sqlx::query_as(
+            "WITH moved AS ( \
+                 UPDATE orders SET status = 'completed' \
+                 WHERE id = $1 AND status IN ('created', 'in_progress', 'paused') RETURNING id) \
+             SELECT (SELECT count(*) FROM tasks \
+                     WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+                    EXISTS (SELECT 1 FROM moved)",
+        )
+        .bind(self.order.id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let completion = moved.then(|| {
+            self.order.status = OrderStatus::Completed;
+            OrderCompletion { _private: () }
+        });
         Ok(OrderAdvance {
             completed_count,
             completion,

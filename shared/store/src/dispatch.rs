@@ -1,0 +1,310 @@
+//! Admin dispatch: adjust a batch's task groups (SPEC §5.2), create a batch (§5.3) and
+//! finalize an order on decision (§5.4).
+
+use chrono::{DateTime, Utc};
+use keystone_domain::{
+    AdjustBatchRequest, BatchStatus, CreateBatchRequest, DomainError, GroupQuantity, OrderStatus,
+};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::StoreError;
+use crate::complete_tasks::OrderProgressView;
+use crate::locking::{BatchChange, BatchSelection, UnitOfWork};
+use crate::task_edits::{CreatedTaskView, NewBatch};
+
+/// The 200 body of `POST /api/v1/batches/{id}/tasks`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdjustBatchResponse {
+    pub created_tasks: Vec<CreatedTaskView>,
+    pub deleted_task_ids: Vec<String>,
+}
+
+/// Sets the target live task count of each named group of a batch (SPEC §5.2), in one
+/// transaction: locked-task floors, quota, completed-order rule, one soft-delete statement
+/// and one insert statement whatever the quantities, then batch advancement.
+///
+/// # Errors
+/// [`StoreError::Rejected`] with the first rule the edit breaks; nothing is changed then.
+#[tracing::instrument(skip_all, fields(batch_id, groups = request.targets.len()))]
+pub async fn adjust_batch_tasks(
+    pool: &PgPool,
+    batch_id: i64,
+    request: AdjustBatchRequest,
+) -> Result<AdjustBatchResponse, StoreError> {
+    let mut work = UnitOfWork::begin(pool).await?;
+    let order_id = work
+        .unlocked_batch_order(batch_id)
+        .await?
+        .ok_or(DomainError::BatchNotFound)?;
+    let order = work
+        .lock_order(order_id)
+        .await?
+        .ok_or(DomainError::BatchNotFound)?;
+    let mut scope = order
+        .lock_batches(BatchSelection {
+            ids: vec![batch_id],
+            all_open: false,
+        })
+        .await?;
+    let Some(batch) = scope.batch(batch_id).cloned() else {
+        return Err(scope
+            .vanished_batch_reason(batch_id, order_id)
+            .await?
+            .into());
+    };
+    if !batch.status.is_open() {
+        return Err(DomainError::BatchNotEditable {
+            current_status: batch.status,
+        }
+        .into());
+    }
+
+    let figures = scope.group_figures(batch_id, &request.targets).await?;
+    let mut additions = Vec::new();
+    let mut removals = Vec::new();
+    for (target, current) in request.targets.iter().zip(&figures) {
+        if target.quantity < current.locked {
+            return Err(DomainError::BelowLockedTasks {
+                sop_id: target.group.sop_id,
+                subscene_id: target.group.subscene_id,
+                locked_count: current.locked,
+                requested: target.quantity,
+            }
+            .into());
+        }
+        let delta = target.quantity - current.live;
+        if delta > 0 {
+            additions.push(GroupQuantity {
+                group: target.group,
+                quantity: delta,
+            });
+        } else if delta < 0 {
+            removals.push(GroupQuantity {
+                group: target.group,
+                quantity: -delta,
+            });
+        }
+    }
+
+    if !additions.is_empty() {
+        match scope.order().status {
+            OrderStatus::Completed => return Err(DomainError::OrderCompletedNoInsert.into()),
+            OrderStatus::Cancelled => return Err(DomainError::OrderCancelledNoInsert.into()),
+            OrderStatus::Created | OrderStatus::InProgress | OrderStatus::Paused => {}
+        }
+        scope.check_group_references(&additions).await?;
+        let (batch_total, order_total) = scope.live_task_totals(Some(batch_id)).await?;
+        let added: i64 = additions.iter().map(|g| g.quantity).sum();
+        let removed: i64 = removals.iter().map(|g| g.quantity).sum();
+        let edited_total = batch_total + added - removed;
+        let target = scope.order().target_count;
+        let others = order_total - batch_total;
+        if edited_total > batch_total && others + edited_total > target {
+            return Err(DomainError::BatchQuotaExceeded {
+                target_count: target,
+                order_task_count: order_total,
+                current_batch_task_count: batch_total,
+                max_batch_target: target - others,
+                requested_batch_task_count: edited_total,
+                remaining_assignable: target - order_total,
+            }
+            .into());
+        }
+    }
+
+    let deleted_task_ids = if removals.is_empty() {
+        Vec::new()
+    } else {
+        scope
+            .soft_delete_newest_pending(batch_id, &removals)
+            .await?
+    };
+    let created_tasks = if additions.is_empty() {
+        Vec::new()
+    } else {
+        scope.insert_pending_tasks(batch_id, &additions).await?
+    };
+    scope
+        .advance_batch(batch_id, BatchChange::TasksEdited)
+        .await?;
+    scope.settle_workstations().await?.commit().await?;
+    tracing::info!(
+        created = created_tasks.len(),
+        deleted = deleted_task_ids.len(),
+        "batch adjusted"
+    );
+    Ok(AdjustBatchResponse {
+        created_tasks,
+        deleted_task_ids,
+    })
+}
+
+/// A batch as create-batch answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchSummary {
+    pub id: String,
+    pub batch_id: String,
+    pub order_id: String,
+    pub workstation_id: String,
+    pub organization_id: String,
+    pub name: String,
+    pub notes: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub status: BatchStatus,
+    pub task_count: i64,
+    pub completed_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The 201 body of `POST /api/v1/batches`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateBatchResponse {
+    pub batch: BatchSummary,
+    pub tasks: Vec<CreatedTaskView>,
+}
+
+/// Creates a pending batch and all its tasks atomically (SPEC §5.3), within the order's
+/// remaining assignable count.
+///
+/// # Errors
+/// [`StoreError::Rejected`] with the first rule the request breaks; nothing is created then.
+#[tracing::instrument(skip_all, fields(order_id = request.order_id, workstation_id = request.workstation_id))]
+pub async fn create_batch(
+    pool: &PgPool,
+    request: CreateBatchRequest,
+) -> Result<CreateBatchResponse, StoreError> {
+    let total = request.total();
+    let work = UnitOfWork::begin(pool).await?;
+    let mut order = work
+        .lock_order(request.order_id)
+        .await?
+        .ok_or(DomainError::UnknownOrder)?;
+    let order_status = order.order().status;
+    if matches!(
+        order_status,
+        OrderStatus::Completed | OrderStatus::Cancelled
+    ) {
+        return Err(DomainError::OrderClosedForBatches { order_status }.into());
+    }
+    let workstation_org = order
+        .workstation_organization(request.workstation_id)
+        .await?;
+    match workstation_org {
+        None => return Err(DomainError::UnknownWorkstation.into()),
+        Some(org) if org != order.order().organization_id => {
+            return Err(DomainError::WorkstationOrganizationMismatch.into());
+        }
+        Some(_) => {}
+    }
+    let mut scope = order.lock_batches(BatchSelection::default()).await?;
+    scope.check_group_references(&request.groups).await?;
+    let (_, task_count) = scope.live_task_totals(None).await?;
+    let target = scope.order().target_count;
+    let remaining = target - task_count;
+    if total > remaining {
+        return Err(DomainError::OrderQuotaExceeded {
+            target_count: target,
+            task_count,
+            remaining,
+            requested: total,
+        }
+        .into());
+    }
+
+    let row = scope
+        .insert_batch(NewBatch {
+            workstation_id: request.workstation_id,
+            name: request.name,
+            notes: request.notes,
+            metadata: request.metadata,
+        })
+        .await?;
+    let tasks = scope.insert_pending_tasks(row.id, &request.groups).await?;
+    let order = scope.order().clone();
+    scope.settle_workstations().await?.commit().await?;
+    tracing::info!(batch_id = row.id, tasks = tasks.len(), "batch created");
+    Ok(CreateBatchResponse {
+        batch: BatchSummary {
+            id: row.id.to_string(),
+            batch_id: row.batch_id,
+            order_id: order.id.to_string(),
+            workstation_id: request.workstation_id.to_string(),
+            organization_id: order.organization_id.to_string(),
+            name: row.name,
+            notes: row.notes,
+            metadata: row.metadata,
+            status: BatchStatus::Pending,
+            task_count: total,
+            completed_count: 0,
+            created_at: row.created_at,
+        },
+        tasks,
+    })
+}
+
+/// The 200 body of `POST /api/v1/orders/{id}/finalize`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinalizeOrderResponse {
+    pub order: OrderProgressView,
+    pub finalized: bool,
+    pub cancelled_task_count: i64,
+    pub completed_batch_ids: Vec<String>,
+    pub notifications_enqueued: i64,
+    /// Outbox rows written, for the publisher to send right after commit.
+    #[serde(skip)]
+    pub outbox_ids: Vec<i64>,
+}
+
+/// Completes an order on an admin's decision and finalizes it (SPEC §5.4) with the same code
+/// the complete-tasks path uses. An already completed order answers `finalized: false` and
+/// changes nothing.
+///
+/// # Errors
+/// [`DomainError::OrderNotFound`], [`DomainError::OrderCancelled`].
+#[tracing::instrument(skip_all, fields(order_id))]
+pub async fn finalize_order(
+    pool: &PgPool,
+    order_id: i64,
+) -> Result<FinalizeOrderResponse, StoreError> {
+    let work = UnitOfWork::begin(pool).await?;
+    let order = work
+        .lock_order(order_id)
+        .await?
+        .ok_or(DomainError::OrderNotFound)?;
+    if order.order().status == OrderStatus::Cancelled {
+        return Err(DomainError::OrderCancelled {
+            order_status: OrderStatus::Cancelled,
+        }
+        .into());
+    }
+    let mut scope = order
+        .lock_batches(BatchSelection {
+            ids: vec![],
+            all_open: true,
+        })
+        .await?;
+    let decision = scope.complete_order_by_decision().await?;
+    let finalization = match decision.completion {
+        Some(completion) => Some(scope.finalize_order(completion).await?),
+        None => None,
+    };
+    let order = scope.order().clone();
+    scope.settle_workstations().await?.commit().await?;
+    let finalized = finalization.is_some();
+    let finalization = finalization.unwrap_or_default();
+    tracing::info!(finalized, "order finalize requested");
+    Ok(FinalizeOrderResponse {
+        order: OrderProgressView {
+            id: order.id.to_string(),
+            status: order.status,
+            completed_count: decision.completed_count,
+            target_count: order.target_count,
+        },
+        finalized,
+        cancelled_task_count: finalization.cancelled_task_count,
+        completed_batch_ids: finalization.completed_batch_ids,
+        notifications_enqueued: finalization.notifications_enqueued,
+        outbox_ids: finalization.outbox_ids,
+    })
+}
