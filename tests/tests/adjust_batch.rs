@@ -245,6 +245,20 @@ async fn reductions_soft_delete_the_newest_pending_tasks(pool: PgPool) {
     );
 }
 
+/// The columns an insertion fills, in query order.
+type InsertedRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    bool,
+);
+
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn insertions_create_pending_tasks_with_denormalized_fields(pool: PgPool) {
     let s = Scenario::new(&pool, 100, 1, 0).await;
@@ -279,7 +293,7 @@ async fn insertions_create_pending_tasks_with_denormalized_fields(pool: PgPool) 
         );
         assert!(chrono::DateTime::parse_from_rfc3339(task["created_at"].as_str().unwrap()).is_ok());
     }
-    let rows: Vec<(i64, i64, i64, String, String, i64, i64, Option<i64>, Option<String>, bool)> = sqlx::query_as(
+    let rows: Vec<InsertedRow> = sqlx::query_as(
         "SELECT sop_id, subscene_id, scene_id, scene_name, subscene_name, workstation_id, order_id, \
                 factory_id, initial_scene_layout, assigned_at IS NOT NULL \
          FROM tasks WHERE batch_id = $1 AND id > (SELECT min(id) FROM tasks WHERE batch_id = $1) ORDER BY id",
