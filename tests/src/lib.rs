@@ -8,6 +8,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use keystone_auth::{JwtKeys, Principal};
 use keystone_http::AppState;
+use keystone_http::config::AdminCredentials;
+use keystone_http::state::LoginSettings;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -19,8 +21,18 @@ pub fn jwt_keys() -> JwtKeys {
     JwtKeys::new(&SecretString::from(JWT_SECRET), None)
 }
 
+pub const ADMIN_USERNAME: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-pass-123";
+
+/// Handler state as the functions get it, with admin credentials configured.
 pub fn state(pool: PgPool) -> AppState {
-    AppState::new(pool, jwt_keys())
+    AppState::new(pool, jwt_keys()).with_login(LoginSettings {
+        admin: Some(AdminCredentials {
+            username: ADMIN_USERNAME.to_owned(),
+            password: SecretString::from(ADMIN_PASSWORD),
+        }),
+        token_ttl: std::time::Duration::from_secs(3_600),
+    })
 }
 
 #[track_caller]
@@ -532,4 +544,9 @@ pub async fn order_task_count(pool: &PgPool, order_id: i64) -> i64 {
         .fetch_one(pool)
         .await
         .expect("count query")
+}
+
+/// GETs `path` with an optional bearer token.
+pub async fn get(router: &Router, path: &str, token: Option<&str>) -> TestResponse {
+    send(router, Method::GET, path, token, &[], Body::empty()).await
 }

@@ -1,5 +1,6 @@
 -- Demo data for the local stack (SPEC §9): one order with two batches, an external-device
--- workstation (DC001, SynGloves) and an Axon one (DC002, AxonArm). Loaded once, in one
+-- workstation (DC001, SynGloves) and an Axon one (DC002, AxonArm). Both collectors' password is
+-- keystone-demo (bcrypt, as Keystone stores it). Loaded once, in one
 -- transaction, only when the 'demo' organization does not exist yet.
 WITH org AS (
     INSERT INTO organizations (name, slug) VALUES ('Demo Robotics', 'demo') RETURNING id
@@ -30,9 +31,11 @@ WITH org AS (
     INSERT INTO robots (robot_type_id, device_id, factory_id)
     SELECT id, 'axon-arm-01', 1 FROM axon_type RETURNING id
 ), zhang AS (
-    INSERT INTO data_collectors (name, operator_id) VALUES ('张三', 'DC001') RETURNING id
+    INSERT INTO data_collectors (name, operator_id, password_hash) -- password: keystone-demo
+    VALUES ('张三', 'DC001', '$2a$10$X9ILaK6lBn.2cEhGMXgjC.oWfDjIeLqTbvXlXmQy2VXymMezvB6Ua') RETURNING id
 ), li AS (
-    INSERT INTO data_collectors (name, operator_id) VALUES ('李四', 'DC002') RETURNING id
+    INSERT INTO data_collectors (name, operator_id, password_hash) -- password: keystone-demo
+    VALUES ('李四', 'DC002', '$2a$10$X9ILaK6lBn.2cEhGMXgjC.oWfDjIeLqTbvXlXmQy2VXymMezvB6Ua') RETURNING id
 ), ws_gloves AS (
     INSERT INTO workstations (robot_id, data_collector_id, organization_id, factory_id, name, status)
     SELECT gloves.id, zhang.id, org.id, 1, 'WS-01 SynGloves', 'inactive' FROM gloves, zhang, org

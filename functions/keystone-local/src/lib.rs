@@ -10,6 +10,9 @@ pub fn routes() -> Router<AppState> {
         complete_task_group::routes()
             .merge(adjust_batch::routes())
             .merge(create_batch::routes())
-            .merge(finalize_order::routes()),
+            .merge(finalize_order::routes())
+            .merge(auth_login::routes())
+            .merge(auth_me::routes())
+            .merge(my_batches::routes()),
     )
 }

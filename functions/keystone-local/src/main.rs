@@ -22,6 +22,10 @@ use crate::embedded_pg::EmbeddedPostgres;
 /// Used when `JWT_SECRET` is unset, so the stack runs with zero configuration. Never used by
 /// the Lambdas, which refuse to start without a secret.
 const DEV_JWT_SECRET: &str = "keystone-local-development-secret";
+/// Admin login used when `ADMIN_USERNAME`/`ADMIN_PASSWORD` are unset (local stack only).
+const DEV_ADMIN: (&str, &str) = ("admin", "keystone-admin");
+/// Password of the demo collectors (see demo.sql).
+const DEMO_PASSWORD: &str = "keystone-demo";
 const DEMO_SQL: &str = include_str!("demo.sql");
 
 type AnyError = Box<dyn Error + Send + Sync>;
@@ -100,6 +104,18 @@ async fn serve(database_url: String, load_demo: bool) -> Result<(), AnyError> {
         "DATABASE_URL" => Some(database_url.clone()),
         "JWT_SECRET" => env(name).or_else(|| Some(DEV_JWT_SECRET.to_owned())),
         "DB_MAX_CONNECTIONS" => env(name).or_else(|| Some("10".to_owned())),
+        "ADMIN_USERNAME" | "ADMIN_PASSWORD"
+            if env("ADMIN_USERNAME").is_none() && env("ADMIN_PASSWORD").is_none() =>
+        {
+            Some(
+                if name == "ADMIN_USERNAME" {
+                    DEV_ADMIN.0
+                } else {
+                    DEV_ADMIN.1
+                }
+                .to_owned(),
+            )
+        }
         other => env(other),
     })?;
     let pool = keystone_http::state::pool_options(&config)
@@ -143,35 +159,55 @@ async fn load_demo_data(pool: &PgPool) -> Result<(), AnyError> {
     Ok(())
 }
 
-/// Tokens for the demo accounts and a request to paste.
+/// Tokens for the demo accounts and requests to paste.
 async fn print_banner(pool: &PgPool, state: &AppState, base: &str) -> Result<(), AnyError> {
     let lifetime = chrono::Duration::hours(12);
-    let admin = state.jwt.issue(
-        &Principal::Admin {
-            operator_id: "admin".to_owned(),
-        },
-        lifetime,
-    )?;
-    let collectors: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, operator_id, name FROM data_collectors \
+    let admin_name = state
+        .login
+        .admin
+        .as_ref()
+        .map_or("admin", |a| a.username.as_str());
+    let admin = Principal::Admin {
+        operator_id: admin_name.to_owned(),
+    };
+    let collectors: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, operator_id FROM data_collectors \
          WHERE operator_id IN ('DC001', 'DC002') AND deleted_at IS NULL ORDER BY operator_id",
     )
     .fetch_all(pool)
     .await?;
     println!("\nKeystone local stack on {base}\n");
-    println!("admin token:\n  {admin}\n");
-    for (id, operator_id, name) in &collectors {
+    println!("Tokens (12 h), to paste into a shell:");
+    println!(
+        "  export ADMIN_TOKEN={}",
+        state.jwt.issue(&admin, lifetime)?
+    );
+    for (collector_id, operator_id) in collectors {
         let principal = Principal::Collector {
-            collector_id: *id,
+            collector_id,
             operator_id: operator_id.clone(),
         };
         println!(
-            "{operator_id} ({name}) token:\n  {}\n",
+            "  export {operator_id}_TOKEN={}",
             state.jwt.issue(&principal, lifetime)?
         );
     }
-    let sample: Option<(i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT t.batch_id, t.sop_id, t.subscene_id, w.data_collector_id FROM tasks t \
+    if let Some(admin) = &state.login.admin {
+        let admin_password = if admin.username == DEV_ADMIN.0 && env("ADMIN_PASSWORD").is_none() {
+            format!(" / {}", DEV_ADMIN.1)
+        } else {
+            String::new()
+        };
+        println!(
+            "\nLog in (demo collectors DC001/DC002: {DEMO_PASSWORD}; admin: {admin_name}{admin_password}):"
+        );
+        println!(
+            "  curl -s -X POST {base}/api/v1/auth/login \\\n    \
+             -d '{{\"account\":\"DC001\",\"password\":\"{DEMO_PASSWORD}\"}}'"
+        );
+    }
+    let sample: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT t.batch_id, t.sop_id, t.subscene_id FROM tasks t \
          JOIN batches b ON b.id = t.batch_id JOIN workstations w ON w.id = b.workstation_id \
          JOIN data_collectors dc ON dc.id = w.data_collector_id \
          WHERE dc.operator_id = 'DC001' AND t.status = 'pending' AND t.deleted_at IS NULL \
@@ -179,21 +215,15 @@ async fn print_banner(pool: &PgPool, state: &AppState, base: &str) -> Result<(),
     )
     .fetch_optional(pool)
     .await?;
-    if let Some((batch, sop, subscene, collector)) = sample {
-        let token = state.jwt.issue(
-            &Principal::Collector {
-                collector_id: collector,
-                operator_id: "DC001".to_owned(),
-            },
-            lifetime,
-        )?;
-        println!("complete two tasks as DC001:");
+    if let Some((batch, sop, subscene)) = sample {
+        println!("\nComplete two tasks as DC001 (send it twice: the second is a replay):");
         println!(
             "  curl -s -X POST {base}/api/v1/batches/{batch}/complete-tasks \\\n    \
-             -H 'Authorization: Bearer {token}' \\\n    \
-             -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\\n    \
-             -d '{{\"quantity\":2,\"sop_id\":{sop},\"subscene_id\":{subscene}}}'\n"
+             -H \"Authorization: Bearer $DC001_TOKEN\" -H 'Idempotency-Key: demo-1' \\\n    \
+             -d '{{\"quantity\":2,\"sop_id\":{sop},\"subscene_id\":{subscene}}}'"
         );
+        println!("\nWhat DC001's phone shows:");
+        println!("  curl -s {base}/api/v1/me/batches -H \"Authorization: Bearer $DC001_TOKEN\"\n");
     }
     Ok(())
 }

@@ -94,21 +94,20 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
     // Keep draining output so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
 
+    let token = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("export DC001_TOKEN="))
+        .expect("DC001 token");
     let curl_at = banner
         .iter()
-        .position(|l| l.contains("curl -s -X POST"))
+        .position(|l| l.contains("complete-tasks"))
         .expect("sample request");
     let path = banner[curl_at]
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap();
     let path = &path[path.find("/api/").unwrap()..];
-    let token = banner[curl_at + 1]
-        .split("Bearer ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(['\'', ' ', '\\']);
-    let body = banner[curl_at + 3]
+    let body = banner[curl_at + 2]
         .split("-d '")
         .nth(1)
         .unwrap()
@@ -117,6 +116,12 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
     let (status, response) = post(port, path, token, body);
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("\"completed_count\":2"), "{response}");
+
+    // The demo collector logs in with the password the banner prints.
+    let login = r#"{"account":"DC001","password":"keystone-demo"}"#;
+    let (status, response) = post(port, "/api/v1/auth/login", "", login);
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("\"access_token\""), "{response}");
 
     let pid = stack.0.id().to_string();
     assert!(

@@ -4,6 +4,8 @@
 //! refused before the signature is even looked at. `exp` is required, `nbf` honoured, and
 //! `iss` checked when an issuer is configured.
 
+pub mod password;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -87,6 +89,10 @@ pub enum AuthError {
     InvalidToken,
     #[error("{} role required", match .0 { Role::Admin => "admin", Role::DataCollector => "data collector" })]
     RoleRequired(Role),
+    /// A validly signed token whose role this system does not know, on an endpoint open to
+    /// every known role.
+    #[error("unsupported role")]
+    UnsupportedRole,
 }
 
 /// Failure to sign a token; only a broken key can cause it.

@@ -111,6 +111,10 @@ pub enum DomainError {
         remaining: i64,
         requested: i64,
     },
+    #[error("account and password are required")]
+    MissingCredentials,
+    #[error("invalid credentials")]
+    InvalidCredentials,
     /// The batch moved to another order between the unlocked read and the lock; the client
     /// may simply retry.
     #[error("batch changed while the request was running; retry the request")]

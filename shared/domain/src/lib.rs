@@ -7,8 +7,10 @@
 pub mod complete;
 pub mod dispatch;
 pub mod error;
+pub mod handoff;
 pub mod idempotency;
 pub mod ids;
+pub mod login;
 pub mod status;
 
 pub use complete::{CompleteTasksBody, CompleteTasksRequest, TaskGroupKey};
@@ -16,7 +18,9 @@ pub use dispatch::{
     AdjustBatchBody, AdjustBatchRequest, CreateBatchBody, CreateBatchRequest, GroupQuantity,
 };
 pub use error::DomainError;
+pub use handoff::{HandoffPayload, Workflow};
 pub use idempotency::IdempotencyKey;
+pub use login::{LoginBody, LoginRequest};
 pub use status::{BatchStatus, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus};
 
 /// Parses a path id the way every endpoint must: ASCII digits only, a positive `i64`.

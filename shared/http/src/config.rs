@@ -13,6 +13,13 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// The administrator account, configured rather than stored (SPEC §5.6).
+#[derive(Debug, Clone)]
+pub struct AdminCredentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
 /// Settings every HTTP function needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,6 +33,10 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// How long a statement may wait for a row lock before the request answers 503.
     pub db_lock_timeout: Duration,
+    /// `ADMIN_USERNAME` / `ADMIN_PASSWORD`; without them nobody can log in as admin.
+    pub admin: Option<AdminCredentials>,
+    /// Lifetime of issued tokens (`JWT_TTL_SECONDS`).
+    pub token_ttl: Duration,
 }
 
 impl Config {
@@ -70,7 +81,30 @@ impl Config {
                 name: "DB_MAX_CONNECTIONS",
                 reason: e.to_string(),
             })?;
+        let admin = match (lookup("ADMIN_USERNAME"), lookup("ADMIN_PASSWORD")) {
+            (Some(username), Some(password)) if !username.is_empty() && !password.is_empty() => {
+                Some(AdminCredentials {
+                    username,
+                    password: SecretString::from(password),
+                })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Missing(
+                    "ADMIN_USERNAME and ADMIN_PASSWORD (both or neither)",
+                ));
+            }
+        };
+        let token_ttl = Duration::from_secs(number("JWT_TTL_SECONDS", 86_400)?);
+        if token_ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "JWT_TTL_SECONDS",
+                reason: "must be positive".to_owned(),
+            });
+        }
         Ok(Self {
+            admin,
+            token_ttl,
             database_url: SecretString::from(required("DATABASE_URL")?),
             jwt_secret: SecretString::from(jwt_secret),
             jwt_issuer: lookup("JWT_ISSUER").filter(|v| !v.is_empty()),
@@ -100,6 +134,23 @@ mod tests {
         assert!(matches!(err, Err(ConfigError::Missing("DATABASE_URL"))));
         let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x")]));
         assert!(matches!(err, Err(ConfigError::Missing("JWT_SECRET"))));
+    }
+
+    #[test]
+    fn admin_credentials_come_in_pairs() {
+        let half = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("JWT_SECRET", "0123456789abcdef"),
+            ("ADMIN_USERNAME", "admin"),
+        ]));
+        assert!(matches!(half, Err(ConfigError::Missing(_))));
+        let both = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("JWT_SECRET", "0123456789abcdef"),
+            ("ADMIN_USERNAME", "admin"),
+            ("ADMIN_PASSWORD", "pw"),
+        ]));
+        assert!(matches!(both, Ok(Config { admin: Some(_), .. })));
     }
 
     #[test]

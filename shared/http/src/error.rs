@@ -43,7 +43,9 @@ impl ApiError {
     /// The status code for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Auth(AuthError::RoleRequired(_)) => StatusCode::FORBIDDEN,
+            Self::Auth(AuthError::RoleRequired(_) | AuthError::UnsupportedRole) => {
+                StatusCode::FORBIDDEN
+            }
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::Rejected(rule) => rule_status(rule),
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -72,6 +74,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::InvalidQuantityAt { .. }
         | E::DuplicateTaskGroup { .. }
         | E::TooManyTasks { .. }
+        | E::MissingCredentials
         | E::UnknownOrder
         | E::UnknownWorkstation
         | E::UnknownSop { .. }
@@ -80,7 +83,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::BelowLockedTasks { .. }
         | E::BatchQuotaExceeded { .. }
         | E::OrderQuotaExceeded { .. } => StatusCode::BAD_REQUEST,
-        E::CollectorNotFound => StatusCode::UNAUTHORIZED,
+        E::CollectorNotFound | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
         E::BatchNotOnWorkstation => StatusCode::FORBIDDEN,
         E::WorkstationNotAssigned | E::BatchNotFound | E::TaskGroupNotFound | E::OrderNotFound => {
             StatusCode::NOT_FOUND
@@ -195,7 +198,9 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::UnknownOrder
         | E::UnknownWorkstation
         | E::WorkstationOrganizationMismatch
-        | E::BatchChangedConcurrently => Value::Null,
+        | E::BatchChangedConcurrently
+        | E::MissingCredentials
+        | E::InvalidCredentials => Value::Null,
     }
 }
 

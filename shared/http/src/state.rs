@@ -2,19 +2,37 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use keystone_auth::JwtKeys;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{AdminCredentials, Config, ConfigError};
 
 /// Shared, cheaply cloned handler state.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub pool: PgPool,
     pub jwt: Arc<JwtKeys>,
+    pub login: Arc<LoginSettings>,
+}
+
+/// What the login function needs beyond the keys.
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    pub admin: Option<AdminCredentials>,
+    pub token_ttl: Duration,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            admin: None,
+            token_ttl: Duration::from_secs(86_400),
+        }
+    }
 }
 
 impl AppState {
@@ -22,7 +40,14 @@ impl AppState {
         Self {
             pool,
             jwt: Arc::new(jwt),
+            login: Arc::new(LoginSettings::default()),
         }
+    }
+
+    #[must_use]
+    pub fn with_login(mut self, login: LoginSettings) -> Self {
+        self.login = Arc::new(login);
+        self
     }
 
     /// Builds the pool and keys from configuration. The pool connects lazily, so a cold start
@@ -32,10 +57,11 @@ impl AppState {
     /// An unparsable `DATABASE_URL`.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let pool = pool_options(config).connect_lazy_with(connect_options(config)?);
-        Ok(Self::new(
-            pool,
-            JwtKeys::new(&config.jwt_secret, config.jwt_issuer.clone()),
-        ))
+        let jwt = JwtKeys::new(&config.jwt_secret, config.jwt_issuer.clone());
+        Ok(Self::new(pool, jwt).with_login(LoginSettings {
+            admin: config.admin.clone(),
+            token_ttl: config.token_ttl,
+        }))
     }
 }
 

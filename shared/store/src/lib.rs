@@ -18,6 +18,7 @@ pub mod dispatch;
 mod error;
 mod finalize;
 mod idempotency;
+pub mod identity;
 pub mod locking;
 mod task_edits;
 

@@ -1,0 +1,113 @@
+//! `POST /api/v1/auth/login` (SPEC §5.6): trades an account and password for a bearer token.
+//!
+//! Every mismatch — unknown account, no password set, wrong password, disabled collector —
+//! answers the same 401 after the same amount of hashing work, so accounts cannot be
+//! enumerated by message or timing.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json as JsonResponse, Router};
+use keystone_auth::{Principal, password};
+use keystone_domain::{DomainError, LoginBody, LoginRequest};
+use keystone_http::{ApiError, AppState, Json};
+use keystone_store::identity::{CollectorSummary, collector_credentials};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "/api/v1/auth/login";
+
+/// Collector statuses that may not log in.
+const BLOCKED_STATUSES: [&str; 3] = ["inactive", "disabled", "suspended"];
+
+/// The routes, without state or fallbacks, for merging into the local stack.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(ROUTE, post(login))
+}
+
+/// The function's whole application, as `lambda_http` runs it.
+pub fn app(state: AppState) -> Router {
+    keystone_http::finish_router(routes()).with_state(state)
+}
+
+/// The 200 body.
+#[derive(Debug, Serialize)]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub role: &'static str,
+    pub collector: Option<CollectorSummary>,
+}
+
+/// Runs a hash verification off the async runtime.
+async fn verify_blocking(check: impl FnOnce() -> bool + Send + 'static) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(check)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Json(body): Json<LoginBody>,
+) -> Result<JsonResponse<LoginResponse>, ApiError> {
+    let LoginRequest { account, password } = LoginRequest::validate(body)?;
+    let settings = state.login.clone();
+
+    let (principal, collector) = match settings.admin.as_ref().filter(|a| a.username == account) {
+        Some(admin) => {
+            let expected = admin.password.expose_secret().to_owned();
+            if !verify_blocking(move || password::verify_configured(&password, &expected)).await? {
+                return Err(DomainError::InvalidCredentials.into());
+            }
+            (
+                Principal::Admin {
+                    operator_id: admin.username.clone(),
+                },
+                None,
+            )
+        }
+        None => {
+            let found = collector_credentials(&state.pool, &account).await?;
+            let stored = found
+                .as_ref()
+                .filter(|c| !BLOCKED_STATUSES.contains(&c.status.as_str()))
+                .and_then(|c| c.password_hash.clone());
+            if !verify_blocking(move || password::verify_or_burn(&password, stored.as_deref()))
+                .await?
+            {
+                return Err(DomainError::InvalidCredentials.into());
+            }
+            // A match implies a stored hash, which implies a found collector.
+            let collector = found.ok_or(DomainError::InvalidCredentials)?;
+            let principal = Principal::Collector {
+                collector_id: collector.id,
+                operator_id: collector.operator_id.clone(),
+            };
+            let summary = CollectorSummary {
+                id: collector.id.to_string(),
+                operator_id: collector.operator_id,
+                name: collector.name,
+            };
+            (principal, Some(summary))
+        }
+    };
+
+    let lifetime = chrono::Duration::from_std(settings.token_ttl)
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let access_token = state
+        .jwt
+        .issue(&principal, lifetime)
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let role = match principal {
+        Principal::Admin { .. } => "admin",
+        _ => "data_collector",
+    };
+    Ok(JsonResponse(LoginResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: settings.token_ttl.as_secs(),
+        role,
+        collector,
+    }))
+}

@@ -1,0 +1,86 @@
+//! `GET /api/v1/auth/me` (SPEC §5.5): who the token speaks for, with the collector's
+//! workstation, robot and robot type read fresh from the database on every call.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json as JsonResponse, Router};
+use keystone_auth::{AuthError, Principal};
+use keystone_domain::{DomainError, Workflow};
+use keystone_http::{ApiError, AppState, Authenticated};
+use keystone_store::identity::{RobotTypeView, collector_seat};
+use serde::Serialize;
+
+/// The API Gateway route this function serves.
+pub const ROUTE: &str = "/api/v1/auth/me";
+
+/// The routes, without state or fallbacks, for merging into the local stack.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(ROUTE, get(me))
+}
+
+/// The function's whole application, as `lambda_http` runs it.
+pub fn app(state: AppState) -> Router {
+    keystone_http::finish_router(routes()).with_state(state)
+}
+
+/// The 200 body. The admin's has exactly the SPEC §5.5 keys; a collector's adds
+/// `requires_axon` and `workflow`.
+#[derive(Debug, Serialize)]
+pub struct MeResponse {
+    pub collector_id: Option<String>,
+    pub operator_id: String,
+    pub name: String,
+    pub role: &'static str,
+    pub workstation_id: Option<String>,
+    pub robot_id: Option<String>,
+    pub robot_type: Option<RobotTypeView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires_axon: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Workflow>,
+}
+
+async fn me(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<JsonResponse<MeResponse>, ApiError> {
+    let collector_id = match principal {
+        Principal::Admin { operator_id } => {
+            return Ok(JsonResponse(MeResponse {
+                collector_id: None,
+                operator_id: if operator_id.is_empty() {
+                    "admin".to_owned()
+                } else {
+                    operator_id
+                },
+                name: "Administrator".to_owned(),
+                role: "admin",
+                workstation_id: None,
+                robot_id: None,
+                robot_type: None,
+                requires_axon: None,
+                workflow: None,
+            }));
+        }
+        Principal::Collector { collector_id, .. } => collector_id,
+        Principal::Unrecognized { .. } => return Err(AuthError::UnsupportedRole.into()),
+    };
+    let seat = collector_seat(&state.pool, collector_id)
+        .await?
+        .ok_or(DomainError::CollectorNotFound)?;
+    let workstation = seat.workstation;
+    // No workstation, no robot type: the Axon default, as for a robot type without
+    // capabilities.
+    let requires_axon = workstation.as_ref().is_none_or(|w| w.requires_axon);
+    Ok(JsonResponse(MeResponse {
+        collector_id: Some(seat.collector_id.to_string()),
+        operator_id: seat.operator_id,
+        name: seat.name,
+        role: "data_collector",
+        workstation_id: workstation.as_ref().map(|w| w.id.clone()),
+        robot_id: workstation.as_ref().and_then(|w| w.robot_id.clone()),
+        robot_type: workstation.and_then(|w| w.robot_type),
+        requires_axon: Some(requires_axon),
+        workflow: Some(Workflow::from_requires_axon(requires_axon)),
+    }))
+}

@@ -1,0 +1,374 @@
+//! Who a collector is and what the mobile page shows them (SPEC §5.5–5.7, §8). Read-only:
+//! no locks, and a fixed number of statements whatever the number of batches and groups.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use keystone_domain::{BatchStatus, HandoffPayload, Workflow};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+use crate::StoreError;
+
+/// What a login needs to know about an account.
+#[derive(Clone, sqlx::FromRow)]
+pub struct CollectorCredentials {
+    pub id: i64,
+    pub operator_id: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub status: String,
+}
+
+impl std::fmt::Debug for CollectorCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectorCredentials")
+            .field("id", &self.id)
+            .field("operator_id", &self.operator_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The live collector whose operator id is `account`.
+///
+/// # Errors
+/// Database failures.
+pub async fn collector_credentials(
+    pool: &PgPool,
+    account: &str,
+) -> Result<Option<CollectorCredentials>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, operator_id, name, password_hash, status FROM data_collectors \
+         WHERE operator_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(account)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// A robot type as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RobotTypeView {
+    pub id: String,
+    pub name: String,
+    pub model: Option<String>,
+    pub capabilities: Option<serde_json::Value>,
+}
+
+/// A collector with their seat, read fresh from the database on every call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorSeatView {
+    pub collector_id: i64,
+    pub operator_id: String,
+    pub name: String,
+    pub workstation: Option<WorkstationView>,
+}
+
+/// A collector's live workstation and its robot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkstationView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub robot_id: Option<String>,
+    pub device_id: Option<String>,
+    pub robot_type: Option<RobotTypeView>,
+    pub requires_axon: bool,
+    pub workflow: Workflow,
+}
+
+#[derive(sqlx::FromRow)]
+struct SeatRow {
+    collector_id: i64,
+    operator_id: String,
+    name: String,
+    workstation_id: Option<i64>,
+    workstation_name: Option<String>,
+    workstation_status: Option<String>,
+    robot_id: Option<i64>,
+    device_id: Option<String>,
+    robot_type_id: Option<i64>,
+    robot_type_name: Option<String>,
+    robot_type_model: Option<String>,
+    capabilities: Option<serde_json::Value>,
+    requires_axon: bool,
+}
+
+/// The live collector `collector_id` with workstation, robot and robot type, or `None` when
+/// the collector is gone.
+///
+/// # Errors
+/// Database failures.
+pub async fn collector_seat(
+    pool: &PgPool,
+    collector_id: i64,
+) -> Result<Option<CollectorSeatView>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    collector_seat_in(&mut conn, collector_id).await
+}
+
+async fn collector_seat_in(
+    conn: &mut PgConnection,
+    collector_id: i64,
+) -> Result<Option<CollectorSeatView>, StoreError> {
+    let row: Option<SeatRow> = sqlx::query_as(
+        "SELECT dc.id AS collector_id, dc.operator_id, dc.name, \
+                w.id AS workstation_id, w.name AS workstation_name, w.status AS workstation_status, \
+                r.id AS robot_id, r.device_id, \
+                rt.id AS robot_type_id, rt.name AS robot_type_name, rt.model AS robot_type_model, \
+                rt.capabilities, keystone_requires_axon(rt.capabilities) AS requires_axon \
+         FROM data_collectors dc \
+         LEFT JOIN workstations w ON w.data_collector_id = dc.id AND w.deleted_at IS NULL \
+         LEFT JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
+         LEFT JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
+         WHERE dc.id = $1 AND dc.deleted_at IS NULL",
+    )
+    .bind(collector_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(seat_view))
+}
+
+fn seat_view(row: SeatRow) -> CollectorSeatView {
+    let robot_type = row.robot_type_id.map(|id| RobotTypeView {
+        id: id.to_string(),
+        name: row.robot_type_name.clone().unwrap_or_default(),
+        model: row.robot_type_model.clone(),
+        capabilities: row.capabilities.clone(),
+    });
+    let workstation = row.workstation_id.map(|id| WorkstationView {
+        id: id.to_string(),
+        name: row.workstation_name.clone().unwrap_or_default(),
+        status: row.workstation_status.clone().unwrap_or_default(),
+        robot_id: row.robot_id.map(|r| r.to_string()),
+        device_id: row.device_id.clone(),
+        robot_type,
+        requires_axon: row.requires_axon,
+        workflow: Workflow::from_requires_axon(row.requires_axon),
+    });
+    CollectorSeatView {
+        collector_id: row.collector_id,
+        operator_id: row.operator_id,
+        name: row.name,
+        workstation,
+    }
+}
+
+/// The 200 body of `GET /api/v1/me/batches`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MyBatchesResponse {
+    pub collector: CollectorSummary,
+    pub workstation: Option<WorkstationView>,
+    pub batches: Vec<MyBatch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectorSummary {
+    pub id: String,
+    pub operator_id: String,
+    pub name: String,
+}
+
+/// An open batch with its progress and task groups.
+#[derive(Debug, Clone, Serialize)]
+pub struct MyBatch {
+    pub id: String,
+    pub batch_id: String,
+    pub name: String,
+    pub notes: Option<String>,
+    pub status: BatchStatus,
+    pub order_id: String,
+    pub order_name: String,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub task_count: i64,
+    pub completed_count: i64,
+    pub pending_count: i64,
+    pub failed_count: i64,
+    pub cancelled_count: i64,
+    pub task_groups: Vec<MyTaskGroup>,
+}
+
+/// One task group of a batch, with the payload the collector copies into the device.
+#[derive(Debug, Clone, Serialize)]
+pub struct MyTaskGroup {
+    pub sop_id: String,
+    pub subscene_id: String,
+    pub sop_slug: String,
+    pub sop_version: String,
+    pub scene_name: String,
+    pub subscene_name: String,
+    pub task_count: i64,
+    pub pending_count: i64,
+    pub completed_count: i64,
+    pub handoff_payload: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    id: i64,
+    batch_id: String,
+    name: String,
+    notes: Option<String>,
+    status: String,
+    order_id: i64,
+    order_name: String,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    task_count: i64,
+    completed_count: i64,
+    pending_count: i64,
+    failed_count: i64,
+    cancelled_count: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    batch_id: i64,
+    sop_id: i64,
+    subscene_id: i64,
+    sop_slug: String,
+    sop_version: String,
+    scene_name: String,
+    subscene_name: String,
+    task_count: i64,
+    pending_count: i64,
+    completed_count: i64,
+}
+
+/// Everything the mobile page needs (SPEC §5.7) in three statements, read from one
+/// consistent snapshot. `None` when the collector is gone.
+///
+/// # Errors
+/// Database failures, and an unknown batch status.
+#[tracing::instrument(skip_all, fields(collector_id))]
+pub async fn my_batches(
+    pool: &PgPool,
+    collector_id: i64,
+) -> Result<Option<MyBatchesResponse>, StoreError> {
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let Some(seat): Option<CollectorSeatView> = collector_seat_in(&mut tx, collector_id).await?
+    else {
+        return Ok(None);
+    };
+    let workstation_id = seat
+        .workstation
+        .as_ref()
+        .and_then(|w| w.id.parse::<i64>().ok());
+    let (batches, groups): (Vec<BatchRow>, Vec<GroupRow>) = match workstation_id {
+        None => (Vec::new(), Vec::new()),
+        Some(workstation_id) => {
+            let batches = sqlx::query_as(
+                "SELECT b.id, b.batch_id, b.name, b.notes, b.status, b.order_id, \
+                        o.name AS order_name, b.created_at, b.started_at, \
+                        count(t.id) AS task_count, \
+                        count(t.id) FILTER (WHERE t.status = 'completed') AS completed_count, \
+                        count(t.id) FILTER (WHERE t.status = 'pending') AS pending_count, \
+                        count(t.id) FILTER (WHERE t.status = 'failed') AS failed_count, \
+                        count(t.id) FILTER (WHERE t.status = 'cancelled') AS cancelled_count \
+                 FROM batches b \
+                 JOIN orders o ON o.id = b.order_id AND o.deleted_at IS NULL \
+                 LEFT JOIN tasks t ON t.batch_id = b.id AND t.deleted_at IS NULL \
+                 WHERE b.workstation_id = $1 AND b.deleted_at IS NULL \
+                   AND b.status IN ('pending', 'active') \
+                 GROUP BY b.id, o.id ORDER BY b.created_at DESC, b.id DESC",
+            )
+            .bind(workstation_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let groups = sqlx::query_as(
+                "SELECT t.batch_id, t.sop_id, t.subscene_id, \
+                        COALESCE(s.slug, '') AS sop_slug, COALESCE(s.version, '') AS sop_version, \
+                        COALESCE(max(t.scene_name), '') AS scene_name, \
+                        COALESCE(max(t.subscene_name), '') AS subscene_name, \
+                        count(*) AS task_count, \
+                        count(*) FILTER (WHERE t.status = 'pending') AS pending_count, \
+                        count(*) FILTER (WHERE t.status = 'completed') AS completed_count \
+                 FROM tasks t \
+                 JOIN batches b ON b.id = t.batch_id \
+                 LEFT JOIN sops s ON s.id = t.sop_id AND s.deleted_at IS NULL \
+                 WHERE b.workstation_id = $1 AND b.deleted_at IS NULL \
+                   AND b.status IN ('pending', 'active') AND t.deleted_at IS NULL \
+                 GROUP BY t.batch_id, t.sop_id, t.subscene_id, s.slug, s.version \
+                 ORDER BY t.batch_id, t.sop_id, t.subscene_id",
+            )
+            .bind(workstation_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            (batches, groups)
+        }
+    };
+    tx.commit().await?;
+
+    let workstation = seat.workstation;
+    let device_id = workstation
+        .as_ref()
+        .and_then(|w| w.device_id.clone())
+        .unwrap_or_default();
+    let device_type = workstation
+        .as_ref()
+        .and_then(|w| w.robot_type.as_ref())
+        .map(|t| t.name.clone())
+        .unwrap_or_default();
+    let mut groups_by_batch: HashMap<i64, Vec<MyTaskGroup>> = HashMap::new();
+    for group in groups {
+        let payload = HandoffPayload {
+            sop_slug: group.sop_slug.clone(),
+            sop_version: group.sop_version.clone(),
+            scene_name: group.scene_name.clone(),
+            subscene_name: group.subscene_name.clone(),
+            collector_name: seat.name.clone(),
+            collector_operator_id: seat.operator_id.clone(),
+            device_id: device_id.clone(),
+            device_type: device_type.clone(),
+        };
+        groups_by_batch
+            .entry(group.batch_id)
+            .or_default()
+            .push(MyTaskGroup {
+                sop_id: group.sop_id.to_string(),
+                subscene_id: group.subscene_id.to_string(),
+                sop_slug: group.sop_slug,
+                sop_version: group.sop_version,
+                scene_name: group.scene_name,
+                subscene_name: group.subscene_name,
+                task_count: group.task_count,
+                pending_count: group.pending_count,
+                completed_count: group.completed_count,
+                handoff_payload: payload.to_json_line(),
+            });
+    }
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            Ok(MyBatch {
+                task_groups: groups_by_batch.remove(&b.id).unwrap_or_default(),
+                id: b.id.to_string(),
+                batch_id: b.batch_id,
+                name: b.name,
+                notes: b.notes,
+                status: b.status.parse()?,
+                order_id: b.order_id.to_string(),
+                order_name: b.order_name,
+                created_at: b.created_at,
+                started_at: b.started_at,
+                task_count: b.task_count,
+                completed_count: b.completed_count,
+                pending_count: b.pending_count,
+                failed_count: b.failed_count,
+                cancelled_count: b.cancelled_count,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(MyBatchesResponse {
+        collector: CollectorSummary {
+            id: seat.collector_id.to_string(),
+            operator_id: seat.operator_id,
+            name: seat.name,
+        },
+        workstation,
+        batches,
+    }))
+}
