@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=tests/support/postgres.sh
 source tests/support/postgres.sh
+# shellcheck source=tests/support/moto.sh
+source tests/support/moto.sh
 
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" \
@@ -19,8 +21,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-trap keystone_pg_stop EXIT
+trap 'keystone_moto_stop; keystone_pg_stop' EXIT
 keystone_pg_start
+keystone_moto_start
 
 echo "==> cargo test"
 log="$(mktemp)"

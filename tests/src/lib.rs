@@ -2,6 +2,8 @@
 //! functions' routers in process. Every test gets its own migrated database from
 //! `#[sqlx::test(migrator = "keystone_store::MIGRATOR")]`.
 
+pub mod notify;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};

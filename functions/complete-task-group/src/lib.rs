@@ -46,5 +46,6 @@ async fn complete_tasks(
         idempotency_key,
     };
     let stored = keystone_store::complete_task_group(&state.pool, command).await?;
+    state.publish_committed(&stored.outbox_ids).await;
     Ok(keystone_http::stored_response(stored))
 }

@@ -7,6 +7,7 @@
 //! whatever it started.
 
 mod embedded_pg;
+mod local_sqs;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -17,7 +18,18 @@ use keystone_http::{AppState, Config};
 use sqlx::PgPool;
 use tracing_subscriber::EnvFilter;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Path;
+use axum::routing::post;
+use keystone_queue::poller::poll_once;
+use keystone_queue::provision::create_queue_pair;
+use keystone_queue::relay::{RELAY_BATCH, RELAY_MAX_ROUNDS};
+use keystone_queue::{NotifierConfig, RecorderNotifier, SqsPublisher, relay, sqs_client};
+
 use crate::embedded_pg::EmbeddedPostgres;
+use crate::local_sqs::LocalSqs;
 
 /// Used when `JWT_SECRET` is unset, so the stack runs with zero configuration. Never used by
 /// the Lambdas, which refuse to start without a secret.
@@ -27,6 +39,8 @@ const DEV_ADMIN: (&str, &str) = ("admin", "keystone-admin");
 /// Password of the demo collectors (see demo.sql).
 const DEMO_PASSWORD: &str = "keystone-demo";
 const DEMO_SQL: &str = include_str!("demo.sql");
+/// Name of the FIFO queue (and `-dlq`) created when `KEYSTONE_QUEUE_URL` is unset.
+const LOCAL_QUEUE: &str = "keystone-recorder-commands";
 
 type AnyError = Box<dyn Error + Send + Sync>;
 
@@ -68,19 +82,41 @@ fn target_dir() -> PathBuf {
 }
 
 async fn run(demo_flag: bool) -> Result<(), AnyError> {
-    let Some(database_url) = env("DATABASE_URL") else {
-        let cluster =
-            EmbeddedPostgres::start(&target_dir().join("keystone-local/postgres")).await?;
-        tracing::info!(port = cluster.port, "private PostgreSQL started");
-        let result = async {
-            create_database(&cluster.admin_url, "keystone").await?;
-            serve(cluster.url("keystone"), true).await
+    let cluster = match env("DATABASE_URL") {
+        Some(_) => None,
+        None => {
+            let dir = target_dir().join("keystone-local/postgres");
+            let cluster = EmbeddedPostgres::start(&dir).await?;
+            tracing::info!(port = cluster.port, "private PostgreSQL started");
+            Some(cluster)
         }
-        .await;
-        cluster.stop().await;
-        return result;
     };
-    serve(database_url, demo_flag).await
+    let result = async {
+        let (database_url, load_demo) = match &cluster {
+            Some(cluster) => {
+                create_database(&cluster.admin_url, "keystone").await?;
+                (cluster.url("keystone"), true)
+            }
+            None => (env("DATABASE_URL").unwrap_or_default(), demo_flag),
+        };
+        let (endpoint, local_sqs) = match env("AWS_ENDPOINT_URL_SQS") {
+            Some(endpoint) => (endpoint, None),
+            None => {
+                let sqs = LocalSqs::start().await?;
+                (sqs.endpoint.clone(), Some(sqs))
+            }
+        };
+        let result = serve(database_url, load_demo, &endpoint).await;
+        if let Some(sqs) = local_sqs {
+            sqs.stop().await;
+        }
+        result
+    }
+    .await;
+    if let Some(cluster) = cluster {
+        cluster.stop().await;
+    }
+    result
 }
 
 async fn create_database(admin_url: &str, name: &'static str) -> Result<(), AnyError> {
@@ -99,7 +135,7 @@ async fn create_database(admin_url: &str, name: &'static str) -> Result<(), AnyE
     Ok(())
 }
 
-async fn serve(database_url: String, load_demo: bool) -> Result<(), AnyError> {
+async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Result<(), AnyError> {
     let config = Config::from_lookup(|name| match name {
         "DATABASE_URL" => Some(database_url.clone()),
         "JWT_SECRET" => env(name).or_else(|| Some(DEV_JWT_SECRET.to_owned())),
@@ -118,28 +154,110 @@ async fn serve(database_url: String, load_demo: bool) -> Result<(), AnyError> {
         }
         other => env(other),
     })?;
-    let pool = keystone_http::state::pool_options(&config)
-        .connect_with(keystone_http::state::connect_options(&config)?)
+    let pool = config
+        .db
+        .pool_options()
+        .connect_with(config.db.connect_options()?)
         .await?;
     keystone_store::MIGRATOR.run(&pool).await?;
     tracing::info!("migrations applied");
     if load_demo {
         load_demo_data(&pool).await?;
     }
-    let state = AppState::from_config(&config)?;
-    let app = keystone_local::routes().with_state(state.clone());
+    let client = sqs_client(Some(sqs_endpoint)).await;
+    let queue_url = match env("KEYSTONE_QUEUE_URL") {
+        Some(url) => url,
+        None => create_queue_pair(&client, LOCAL_QUEUE, 5, 30).await?.url,
+    };
+    tracing::info!(%queue_url, "recorder notifications go to this queue");
+    let publisher = Arc::new(SqsPublisher::new(
+        client.clone(),
+        queue_url.clone(),
+        pool.clone(),
+    ));
+    let state = AppState::from_config(&config)?.with_outbox(publisher.clone());
 
     let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
+    let mut app = keystone_local::routes();
+    let rpc_url_template = match env("RECORDER_RPC_URL_TEMPLATE") {
+        Some(template) => template,
+        None => {
+            app = app.route(
+                "/_local/recorders/{device_id}/rpc/{action}",
+                post(local_recorder),
+            );
+            format!("{base}/_local/recorders/{{device_id}}")
+        }
+    };
+    let notifier = RecorderNotifier::new(
+        pool.clone(),
+        NotifierConfig {
+            rpc_url_template,
+            rpc_timeout: Duration::from_secs(5),
+            lease: Duration::from_secs(15),
+        },
+    )?;
+    let relay_task = tokio::spawn(relay_forever(publisher));
+    let consumer_task = tokio::spawn(consume_forever(client, queue_url, notifier));
+
     print_banner(&pool, &state, &base).await?;
     tracing::info!(address = %base, "keystone-local ready");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app.with_state(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        .await;
     tracing::info!("shutting down");
+    relay_task.abort();
+    consumer_task.abort();
     pool.close().await;
-    Ok(())
+    Ok(served?)
+}
+
+/// The relay's schedule, locally: every few seconds instead of every minute.
+async fn relay_forever(publisher: Arc<SqsPublisher>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticks.tick().await;
+        if let Err(e) = relay(&publisher, RELAY_BATCH, RELAY_MAX_ROUNDS).await {
+            tracing::warn!(error = %e, "relay run failed");
+        }
+    }
+}
+
+/// The consumer's event source, locally: long-poll the queue and hand batches to the same
+/// handler the `recorder-notifier` Lambda runs.
+async fn consume_forever(
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    notifier: RecorderNotifier,
+) {
+    loop {
+        match poll_once(&client, &queue_url, &notifier, 5).await {
+            Ok(outcome) if outcome.received > 0 => {
+                tracing::info!(
+                    received = outcome.received,
+                    failed = outcome.failed,
+                    "notifications consumed"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot poll the queue");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// Stands in for devices' Axon recorders when `RECORDER_RPC_URL_TEMPLATE` is unset: logs the
+/// command and accepts it.
+async fn local_recorder(
+    Path((device_id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> axum::Json<serde_json::Value> {
+    tracing::info!(%device_id, %action, body = %String::from_utf8_lossy(&body), "local recorder received an RPC");
+    axum::Json(serde_json::json!({ "ok": true }))
 }
 
 async fn load_demo_data(pool: &PgPool) -> Result<(), AnyError> {

@@ -63,6 +63,9 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
     let mut stack = Running(
         Command::new(env!("CARGO_BIN_EXE_keystone-local"))
             .env_remove("DATABASE_URL")
+            .env_remove("AWS_ENDPOINT_URL_SQS")
+            .env_remove("KEYSTONE_QUEUE_URL")
+            .env_remove("RECORDER_RPC_URL_TEMPLATE")
             .env("CARGO_TARGET_DIR", &target)
             .env("PORT", port.to_string())
             .env("RUST_LOG", "info")
@@ -92,7 +95,13 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
         }
     }
     // Keep draining output so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let later_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = later_lines.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
 
     let token = banner
         .iter()
@@ -122,6 +131,36 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
     let (status, response) = post(port, "/api/v1/auth/login", "", login);
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("\"access_token\""), "{response}");
+
+    // Finalizing the demo order cancels DC002's ready and in-progress Axon tasks: their
+    // notifications go through the local SQS server to the built-in stand-in recorder.
+    let admin = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("export ADMIN_TOKEN="))
+        .unwrap();
+    let (status, response) = post(port, "/api/v1/orders/1/finalize", admin, "");
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        response.contains("\"notifications_enqueued\":4"),
+        "{response}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rpcs = later_lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("local recorder received an RPC"))
+            .count();
+        if rpcs == 4 {
+            break;
+        }
+        assert!(
+            rpcs < 4 && Instant::now() < deadline,
+            "{rpcs} recorder RPCs"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let pid = stack.0.id().to_string();
     assert!(

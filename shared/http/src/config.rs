@@ -1,17 +1,10 @@
-//! Configuration from the environment, parsed once per container (SPEC §9).
+//! Configuration of the HTTP functions, parsed once per container (SPEC §9).
 
 use std::time::Duration;
 
+pub use keystone_store::config::ConfigError;
+use keystone_store::config::{DbConfig, number, required};
 use secrecy::SecretString;
-
-/// Why the configuration could not be loaded; names the variable at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
 
 /// The administrator account, configured rather than stored (SPEC §5.6).
 #[derive(Debug, Clone)]
@@ -23,16 +16,10 @@ pub struct AdminCredentials {
 /// Settings every HTTP function needs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: SecretString,
+    pub db: DbConfig,
     pub jwt_secret: SecretString,
     /// Checked against the `iss` claim when set.
     pub jwt_issuer: Option<String>,
-    /// Connections per container. Lambda runs one request at a time per container, so a
-    /// couple suffice; RDS Proxy multiplexes them.
-    pub db_max_connections: u32,
-    pub db_acquire_timeout: Duration,
-    /// How long a statement may wait for a row lock before the request answers 503.
-    pub db_lock_timeout: Duration,
     /// `ADMIN_USERNAME` / `ADMIN_PASSWORD`; without them nobody can log in as admin.
     pub admin: Option<AdminCredentials>,
     /// Lifetime of issued tokens (`JWT_TTL_SECONDS`).
@@ -53,34 +40,13 @@ impl Config {
     /// # Errors
     /// The first missing or invalid variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .map_or(Ok(default), |v| {
-                    v.parse()
-                        .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
-                            name,
-                            reason: e.to_string(),
-                        })
-                })
-        };
-        let jwt_secret = required("JWT_SECRET")?;
+        let jwt_secret = required(&lookup, "JWT_SECRET")?;
         if jwt_secret.len() < 16 {
             return Err(ConfigError::Invalid {
                 name: "JWT_SECRET",
                 reason: "must be at least 16 bytes".to_owned(),
             });
         }
-        let db_max_connections =
-            u32::try_from(number("DB_MAX_CONNECTIONS", 2)?).map_err(|e| ConfigError::Invalid {
-                name: "DB_MAX_CONNECTIONS",
-                reason: e.to_string(),
-            })?;
         let admin = match (lookup("ADMIN_USERNAME"), lookup("ADMIN_PASSWORD")) {
             (Some(username), Some(password)) if !username.is_empty() && !password.is_empty() => {
                 Some(AdminCredentials {
@@ -95,7 +61,7 @@ impl Config {
                 ));
             }
         };
-        let token_ttl = Duration::from_secs(number("JWT_TTL_SECONDS", 86_400)?);
+        let token_ttl = Duration::from_secs(number(&lookup, "JWT_TTL_SECONDS", 86_400)?);
         if token_ttl.is_zero() {
             return Err(ConfigError::Invalid {
                 name: "JWT_TTL_SECONDS",
@@ -103,14 +69,11 @@ impl Config {
             });
         }
         Ok(Self {
-            admin,
-            token_ttl,
-            database_url: SecretString::from(required("DATABASE_URL")?),
+            db: DbConfig::from_lookup(&lookup)?,
             jwt_secret: SecretString::from(jwt_secret),
             jwt_issuer: lookup("JWT_ISSUER").filter(|v| !v.is_empty()),
-            db_max_connections: db_max_connections.max(1),
-            db_acquire_timeout: Duration::from_millis(number("DB_ACQUIRE_TIMEOUT_MS", 5_000)?),
-            db_lock_timeout: Duration::from_millis(number("DB_LOCK_TIMEOUT_MS", 10_000)?),
+            admin,
+            token_ttl,
         })
     }
 }
@@ -162,11 +125,11 @@ mod tests {
         assert!(matches!(
             ok,
             Ok(Config {
-                db_max_connections: 2,
                 jwt_issuer: None,
                 ..
             })
         ));
+        assert!(ok.is_ok_and(|c| c.db.max_connections == 2));
         let bad = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "postgres://x"),
             ("JWT_SECRET", "0123456789abcdef"),

@@ -11,9 +11,28 @@ use crate::{AppState, Config};
 /// # Errors
 /// Configuration errors at cold start, and runtime failures.
 pub async fn serve(app: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
+    serve_with(app, |state| async { Ok::<_, lambda_http::Error>(state) }).await
+}
+
+/// Like [`serve`], with a cold-start step that adds to the state (the outbox publisher of the
+/// functions that finalize orders).
+///
+/// # Errors
+/// Configuration errors at cold start, and runtime failures.
+pub async fn serve_with<F, Fut, E>(
+    app: fn(AppState) -> Router,
+    extend: F,
+) -> Result<(), lambda_http::Error>
+where
+    F: FnOnce(AppState) -> Fut,
+    Fut: Future<Output = Result<AppState, E>>,
+    E: Into<lambda_http::Error>,
+{
     lambda_http::tracing::init_default_subscriber();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let state = AppState::from_config(&config)?;
+    let state = extend(AppState::from_config(&config)?)
+        .await
+        .map_err(Into::into)?;
     lambda_http::run(app(state)).await
 }

@@ -1,13 +1,11 @@
 //! The state every handler receives, built once per container.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keystone_auth::JwtKeys;
-use secrecy::ExposeSecret;
+use keystone_store::outbox::OutboxPublisher;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::{AdminCredentials, Config, ConfigError};
 
@@ -17,6 +15,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub jwt: Arc<JwtKeys>,
     pub login: Arc<LoginSettings>,
+    pub outbox: Option<Arc<dyn OutboxPublisher>>,
 }
 
 /// What the login function needs beyond the keys.
@@ -41,6 +40,7 @@ impl AppState {
             pool,
             jwt: Arc::new(jwt),
             login: Arc::new(LoginSettings::default()),
+            outbox: None,
         }
     }
 
@@ -50,42 +50,32 @@ impl AppState {
         self
     }
 
-    /// Builds the pool and keys from configuration. The pool connects lazily, so a cold start
-    /// does not wait for the database and a database blip does not kill the container.
+    /// Publishes outbox rows right after the requests that wrote them commit.
+    #[must_use]
+    pub fn with_outbox(mut self, publisher: Arc<dyn OutboxPublisher>) -> Self {
+        self.outbox = Some(publisher);
+        self
+    }
+
+    /// Sends rows this request committed, if a publisher is configured. Never fails the
+    /// request: whatever is not sent now, the relay sends later.
+    pub async fn publish_committed(&self, outbox_ids: &[i64]) {
+        if let (Some(publisher), false) = (&self.outbox, outbox_ids.is_empty()) {
+            publisher.publish_committed(outbox_ids).await;
+        }
+    }
+
+    /// Builds the pool and keys from configuration. The pool connects lazily.
     ///
     /// # Errors
     /// An unparsable `DATABASE_URL`.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let pool = pool_options(config).connect_lazy_with(connect_options(config)?);
         let jwt = JwtKeys::new(&config.jwt_secret, config.jwt_issuer.clone());
-        Ok(Self::new(pool, jwt).with_login(LoginSettings {
-            admin: config.admin.clone(),
-            token_ttl: config.token_ttl,
-        }))
+        Ok(
+            Self::new(config.db.lazy_pool()?, jwt).with_login(LoginSettings {
+                admin: config.admin.clone(),
+                token_ttl: config.token_ttl,
+            }),
+        )
     }
-}
-
-/// Connection settings: the URL plus a `lock_timeout`, so a request never waits forever on a
-/// row lock (it answers 503 instead).
-///
-/// # Errors
-/// An unparsable `DATABASE_URL`.
-pub fn connect_options(config: &Config) -> Result<PgConnectOptions, ConfigError> {
-    let lock_timeout = format!("{}ms", config.db_lock_timeout.as_millis());
-    Ok(
-        PgConnectOptions::from_str(config.database_url.expose_secret())
-            .map_err(|e| ConfigError::Invalid {
-                name: "DATABASE_URL",
-                reason: e.to_string(),
-            })?
-            .application_name("keystone")
-            .options([("lock_timeout", lock_timeout.as_str())]),
-    )
-}
-
-/// Pool sizing from configuration.
-pub fn pool_options(config: &Config) -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .acquire_timeout(config.db_acquire_timeout)
 }

@@ -198,9 +198,10 @@ pub async fn complete_task_group(
         .advance_batch(batch_id, BatchChange::TasksCompleted)
         .await?;
     let advance = scope.advance_order().await?;
-    if let Some(completion) = advance.completion {
-        scope.finalize_order(completion).await?;
-    }
+    let outbox_ids = match advance.completion {
+        Some(completion) => scope.finalize_order(completion).await?.outbox_ids,
+        None => Vec::new(),
+    };
 
     let (scene_name, subscene_name) = completed
         .first()
@@ -253,5 +254,6 @@ pub async fn complete_task_group(
         status: 200,
         body,
         replayed: false,
+        outbox_ids,
     })
 }

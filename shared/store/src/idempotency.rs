@@ -60,6 +60,7 @@ pub(crate) async fn claim(
         status,
         body,
         replayed: true,
+        outbox_ids: Vec::new(),
     }))
 }
 

@@ -14,12 +14,15 @@
 //! commit once; returning early with an error drops the transaction, which rolls back.
 
 pub mod complete_tasks;
+pub mod config;
+pub mod deliveries;
 pub mod dispatch;
 mod error;
 mod finalize;
 mod idempotency;
 pub mod identity;
 pub mod locking;
+pub mod outbox;
 mod task_edits;
 
 pub use complete_tasks::{CompleteTaskGroup, complete_task_group};
@@ -38,4 +41,6 @@ pub struct StoredResponse {
     pub status: u16,
     pub body: String,
     pub replayed: bool,
+    /// Outbox rows this request wrote (never set on a replay), to publish after commit.
+    pub outbox_ids: Vec<i64>,
 }

@@ -1,0 +1,26 @@
+//! `recorder-notifier`: the SQS FIFO queue's consumer, with `ReportBatchItemFailures`. Each
+//! message is claimed with a leased delivery record, so the device is called once however
+//! often SQS delivers it.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use keystone_queue::{NotifierConfig, RecorderNotifier};
+use keystone_store::config::DbConfig;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = |name: &str| std::env::var(name).ok();
+    let db = DbConfig::from_lookup(&env)?;
+    let notifier = Arc::new(RecorderNotifier::new(
+        db.lazy_pool()?,
+        NotifierConfig::from_lookup(&env)?,
+    )?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let notifier = notifier.clone();
+        async move { Ok::<_, lambda_runtime::Error>(notifier.handle(event.payload).await) }
+    }))
+    .await
+}

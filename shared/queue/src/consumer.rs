@@ -1,0 +1,157 @@
+//! The `recorder-notifier` consumer (SPEC §7): one device RPC per notification, whatever SQS
+//! redelivers.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::future::join_all;
+use keystone_store::deliveries::{self, DeliveryClaim};
+use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::NotifierConfig;
+use crate::message::{RecorderAction, RecorderCommand};
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The device accepted the command (or had nothing left to do).
+    Delivered { status: u16 },
+    /// Delivered before; acknowledged without calling the device.
+    AlreadyDelivered,
+    /// Reported as a batch item failure: SQS redelivers it, and after `maxReceiveCount` it
+    /// goes to the DLQ.
+    Failed { reason: String },
+}
+
+/// Calls recorders for SQS messages.
+#[derive(Debug, Clone)]
+pub struct RecorderNotifier {
+    pool: PgPool,
+    http: reqwest::Client,
+    config: NotifierConfig,
+}
+
+impl RecorderNotifier {
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS backend failure).
+    pub fn new(pool: PgPool, config: NotifierConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.rpc_timeout)
+            .connect_timeout(config.rpc_timeout.min(Duration::from_secs(2)))
+            .build()?;
+        Ok(Self { pool, http, config })
+    }
+
+    /// Handles a whole SQS event, messages concurrently (one slow device does not hold up the
+    /// others), and answers only the failed message ids.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let outcomes = join_all(event.records.into_iter().map(|message| async move {
+            let id = message.message_id.clone().unwrap_or_default();
+            let span = tracing::info_span!("sqs_message", message_id = %id);
+            let outcome = self.process(message).instrument(span).await;
+            (id, outcome)
+        }))
+        .await;
+        let mut response = SqsBatchResponse::default();
+        for (id, outcome) in outcomes {
+            if let Outcome::Failed { .. } = outcome {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    /// Handles one message.
+    pub async fn process(&self, message: SqsMessage) -> Outcome {
+        let command = match RecorderCommand::parse(message.body.as_deref()) {
+            Ok(command) => command,
+            Err(reason) => {
+                tracing::error!(reason = %reason, "malformed message; it will go to the DLQ");
+                return Outcome::Failed {
+                    reason: reason.to_string(),
+                };
+            }
+        };
+        let notification = command.notification_id.as_str();
+        let claim = deliveries::claim_delivery(
+            &self.pool,
+            notification,
+            &command.device_id,
+            self.config.lease,
+        )
+        .await;
+        match claim {
+            Ok(DeliveryClaim::Claimed { attempt }) => {
+                tracing::info!(notification, device_id = %command.device_id, attempt, "calling recorder");
+            }
+            Ok(DeliveryClaim::AlreadyDelivered) => {
+                tracing::info!(notification, "already delivered; acknowledging");
+                return Outcome::AlreadyDelivered;
+            }
+            Ok(DeliveryClaim::InFlightElsewhere) => {
+                tracing::info!(
+                    notification,
+                    "another consumer is delivering it; retry later"
+                );
+                return Outcome::Failed {
+                    reason: "delivery in flight elsewhere".to_owned(),
+                };
+            }
+            Err(e) => {
+                tracing::error!(notification, error = %e, "cannot claim delivery");
+                return Outcome::Failed {
+                    reason: e.to_string(),
+                };
+            }
+        }
+
+        let (status, error) = self.call_recorder(&command).await;
+        let delivered = status.is_some_and(|s| (200..300).contains(&s) || s == 400 || s == 409);
+        let recorded = if delivered {
+            deliveries::mark_delivered(&self.pool, notification, status.unwrap_or_default()).await
+        } else {
+            deliveries::release_delivery(&self.pool, notification, status, &error).await
+        };
+        if let Err(e) = recorded {
+            tracing::error!(notification, error = %e, "cannot record the delivery outcome");
+        }
+        match (delivered, status) {
+            (true, Some(status)) => {
+                tracing::info!(notification, status, "recorder accepted the command");
+                Outcome::Delivered { status }
+            }
+            _ => {
+                tracing::warn!(notification, ?status, error = %error, "recorder call failed; will retry");
+                Outcome::Failed { reason: error }
+            }
+        }
+    }
+
+    /// `POST {base}/rpc/clear` with `{}` or `POST {base}/rpc/cancel` with `{"task_id"}`.
+    /// Returns the HTTP status (none for timeouts and connection errors) and a description.
+    async fn call_recorder(&self, command: &RecorderCommand) -> (Option<u16>, String) {
+        let base = self
+            .config
+            .rpc_url_template
+            .replace("{device_id}", &command.device_id);
+        let base = base.trim_end_matches('/');
+        let (url, body) = match command.action {
+            RecorderAction::Clear => (format!("{base}/rpc/clear"), serde_json::json!({})),
+            RecorderAction::Cancel => (
+                format!("{base}/rpc/cancel"),
+                serde_json::json!({ "task_id": command.task_id }),
+            ),
+        };
+        match self.http.post(&url).json(&body).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (Some(status), format!("recorder answered {status}"))
+            }
+            Err(e) if e.is_timeout() => (None, format!("recorder timed out: {e}")),
+            Err(e) => (None, format!("recorder unreachable: {e}")),
+        }
+    }
+}

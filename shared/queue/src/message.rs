@@ -1,0 +1,148 @@
+//! The recorder command message (SPEC §7), documented by
+//! `docs/schemas/recorder-command.schema.json`.
+
+use chrono::{DateTime, Utc};
+use keystone_store::outbox::OutboxRow;
+use serde::{Deserialize, Serialize};
+
+/// What the recorder is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecorderAction {
+    /// The task was `ready`: clear it from the recorder.
+    Clear,
+    /// The task was `in_progress`: cancel the recording.
+    Cancel,
+}
+
+/// Only this kind exists today; consumers must ignore kinds they do not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    RecorderCommand,
+}
+
+/// One notification for one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecorderCommand {
+    /// `order:{order_id}:task:{task_id}:{action}`: stable across retries, the dedup key.
+    pub notification_id: String,
+    pub kind: MessageKind,
+    pub action: RecorderAction,
+    pub device_id: String,
+    /// Public task id (`task_…`).
+    pub task_id: String,
+    /// Public batch id (`batch_…`).
+    pub batch_id: String,
+    /// The order's database id, as a string.
+    pub order_id: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why a message body is not a command this consumer can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum MalformedMessage {
+    #[error("message has no body")]
+    NoBody,
+    #[error("body is not a recorder command: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("device_id {0:?} is not a safe host label (letters, digits, '.', '_', '-')")]
+    UnsafeDeviceId(String),
+    #[error("{0} is empty")]
+    Empty(&'static str),
+}
+
+impl RecorderCommand {
+    /// Builds the message for an outbox row.
+    ///
+    /// # Errors
+    /// An action other than `clear`/`cancel` in the row (the table's CHECK forbids it).
+    pub fn from_row(row: &OutboxRow) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            notification_id: row.notification_id.clone(),
+            kind: MessageKind::RecorderCommand,
+            action: serde_json::from_value(serde_json::Value::String(row.action.clone()))?,
+            device_id: row.device_id.clone(),
+            task_id: row.task_id.clone(),
+            batch_id: row.batch_id.clone(),
+            order_id: row.order_id.to_string(),
+            reason: row.reason.clone(),
+            created_at: row.created_at,
+        })
+    }
+
+    /// Parses and checks a message body. The device id ends up in a URL, so it must be a
+    /// plain host label.
+    ///
+    /// # Errors
+    /// [`MalformedMessage`] saying what is wrong.
+    pub fn parse(body: Option<&str>) -> Result<Self, MalformedMessage> {
+        let command: Self = serde_json::from_str(body.ok_or(MalformedMessage::NoBody)?)?;
+        for (name, value) in [
+            ("notification_id", &command.notification_id),
+            ("device_id", &command.device_id),
+            ("task_id", &command.task_id),
+        ] {
+            if value.is_empty() {
+                return Err(MalformedMessage::Empty(name));
+            }
+        }
+        let safe = command
+            .device_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !safe {
+            return Err(MalformedMessage::UnsafeDeviceId(command.device_id));
+        }
+        Ok(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(device_id: &str, action: &str) -> String {
+        format!(
+            r#"{{"notification_id":"order:4:task:task_1:{action}","kind":"recorder_command","action":"{action}","device_id":"{device_id}","task_id":"task_1","batch_id":"batch_1","order_id":"4","reason":"order_completed","created_at":"2026-11-23T21:00:00Z"}}"#
+        )
+    }
+
+    #[test]
+    fn well_formed_commands_parse() {
+        let command = RecorderCommand::parse(Some(&body("robot-01.a_b", "cancel")));
+        assert!(matches!(
+            command,
+            Ok(RecorderCommand {
+                action: RecorderAction::Cancel,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn malformed_commands_say_why() {
+        assert!(matches!(
+            RecorderCommand::parse(None),
+            Err(MalformedMessage::NoBody)
+        ));
+        assert!(matches!(
+            RecorderCommand::parse(Some("{")),
+            Err(MalformedMessage::Json(_))
+        ));
+        assert!(matches!(
+            RecorderCommand::parse(Some(&body("robot", "reboot"))),
+            Err(MalformedMessage::Json(_))
+        ));
+        assert!(matches!(
+            RecorderCommand::parse(Some(&body("evil.com/x?", "clear"))),
+            Err(MalformedMessage::UnsafeDeviceId(_))
+        ));
+        assert!(matches!(
+            RecorderCommand::parse(Some(&body("", "clear"))),
+            Err(MalformedMessage::Empty("device_id"))
+        ));
+    }
+}

@@ -1,0 +1,159 @@
+//! Sends outbox rows to the SQS FIFO queue: `MessageGroupId` = device id (per-device order),
+//! `MessageDeduplicationId` = notification id.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use keystone_store::StoreError;
+use keystone_store::outbox::{self, OutboxPublisher, OutboxRow};
+use sqlx::PgPool;
+
+use crate::message::RecorderCommand;
+
+/// Most entries `SendMessageBatch` takes.
+const SQS_BATCH: usize = 10;
+
+/// What one send achieved, by outbox row id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    pub sent: Vec<i64>,
+    pub failed: Vec<(i64, String)>,
+}
+
+/// Publishes outbox rows to one queue.
+#[derive(Debug, Clone)]
+pub struct SqsPublisher {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    pool: PgPool,
+    /// How long a leased row is reserved for this publisher.
+    lease: Duration,
+}
+
+impl SqsPublisher {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String, pool: PgPool) -> Self {
+        Self {
+            client,
+            queue_url,
+            pool,
+            lease: Duration::from_secs(60),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Sends rows in batches of ten, in order. `SendMessageBatch` can succeed while some
+    /// entries fail, so every entry's outcome is read.
+    pub async fn send(&self, rows: &[OutboxRow]) -> PublishReport {
+        let mut report = PublishReport::default();
+        for chunk in rows.chunks(SQS_BATCH) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                match entry(row) {
+                    Ok(entry) => entries.push(entry),
+                    Err(reason) => report.failed.push((row.id, reason)),
+                }
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            let ids: Vec<i64> = entries.iter().filter_map(|e| e.id().parse().ok()).collect();
+            match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => {
+                    report.sent.extend(
+                        output
+                            .successful()
+                            .iter()
+                            .filter_map(|s| s.id().parse::<i64>().ok()),
+                    );
+                    for failure in output.failed() {
+                        if let Ok(id) = failure.id().parse::<i64>() {
+                            let reason = format!(
+                                "{}: {}",
+                                failure.code(),
+                                failure.message().unwrap_or("no message")
+                            );
+                            report.failed.push((id, reason));
+                        }
+                    }
+                }
+                Err(err) => {
+                    let reason = DisplayErrorContext(&err).to_string();
+                    report
+                        .failed
+                        .extend(ids.into_iter().map(|id| (id, reason.clone())));
+                }
+            }
+        }
+        report
+    }
+
+    /// Sends rows this publisher leased and records the outcome on each.
+    ///
+    /// # Errors
+    /// Database failures while recording (the messages may then be sent again later, which
+    /// FIFO deduplication and the consumer's delivery records absorb).
+    pub async fn publish_leased(&self, rows: &[OutboxRow]) -> Result<PublishReport, StoreError> {
+        let report = self.send(rows).await;
+        if !report.sent.is_empty() {
+            outbox::mark_published(&self.pool, &report.sent).await?;
+        }
+        for (id, reason) in &report.failed {
+            tracing::warn!(outbox_id = id, reason = %reason, "notification not published");
+        }
+        outbox::record_publish_failures(&self.pool, &report.failed).await?;
+        Ok(report)
+    }
+}
+
+fn entry(row: &OutboxRow) -> Result<SendMessageBatchRequestEntry, String> {
+    let body = RecorderCommand::from_row(row)
+        .and_then(|command| serde_json::to_string(&command))
+        .map_err(|e| format!("cannot encode message: {e}"))?;
+    SendMessageBatchRequestEntry::builder()
+        .id(row.id.to_string())
+        .message_body(body)
+        .message_group_id(&row.device_id)
+        .message_deduplication_id(&row.notification_id)
+        .build()
+        .map_err(|e| format!("cannot build entry: {e}"))
+}
+
+impl OutboxPublisher for SqsPublisher {
+    fn publish_committed<'a>(
+        &'a self,
+        outbox_ids: &'a [i64],
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let result = async {
+                let rows = outbox::lease_by_ids(&self.pool, outbox_ids, self.lease).await?;
+                self.publish_leased(&rows).await
+            }
+            .await;
+            match result {
+                Ok(report) => tracing::info!(
+                    sent = report.sent.len(),
+                    failed = report.failed.len(),
+                    "notifications published after commit"
+                ),
+                Err(e) => tracing::warn!(error = %e, "inline publish failed; the relay will send"),
+            }
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! Publishing state of the recorder outbox (SPEC §7). Rows are written by finalization; these
+//! statements lease them to a publisher, and record the outcome.
+//!
+//! Leasing is `FOR UPDATE SKIP LOCKED` plus a `lease_until` stamp committed at once: two
+//! publishers never pick the same row, and the SQS call happens with no row lock held.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::StoreError;
+
+/// An outbox row, as the publisher needs it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub notification_id: String,
+    pub action: String,
+    pub device_id: String,
+    pub task_id: String,
+    pub batch_id: String,
+    pub order_id: i64,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Sends rows a request just committed, right after the commit (best effort: whatever it
+/// cannot send, the relay sends later). Implemented over SQS by `keystone-queue`; kept as a
+/// trait here so functions that never publish do not link an SQS client.
+pub trait OutboxPublisher: Send + Sync + std::fmt::Debug {
+    /// Publishes the given outbox rows if they are still unpublished and not leased.
+    fn publish_committed<'a>(
+        &'a self,
+        outbox_ids: &'a [i64],
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Leases up to `limit` unpublished rows, oldest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn lease_unpublished(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    lease_rows(pool, None, limit, lease).await
+}
+
+/// Leases the given rows, skipping any already published or leased by someone else.
+///
+/// # Errors
+/// Database failures.
+pub async fn lease_by_ids(
+    pool: &PgPool,
+    ids: &[i64],
+    lease: Duration,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let limit = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    lease_rows(pool, Some(ids), limit, lease).await
+}
+
+async fn lease_rows(
+    pool: &PgPool,
+    ids: Option<&[i64]>,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut rows: Vec<OutboxRow> = sqlx::query_as(
+        "WITH picked AS ( \
+             SELECT id FROM recorder_outbox \
+             WHERE ($1::bigint[] IS NULL OR id = ANY($1)) \
+               AND published_at IS NULL AND deleted_at IS NULL \
+               AND (lease_until IS NULL OR lease_until < now()) \
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE recorder_outbox o \
+         SET lease_until = now() + $3 * interval '1 millisecond', \
+             publish_attempts = o.publish_attempts + 1 \
+         FROM picked WHERE o.id = picked.id \
+         RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, \
+                   o.batch_id, o.order_id, o.reason, o.created_at",
+    )
+    .bind(ids)
+    .bind(limit)
+    .bind(lease_ms(lease))
+    .fetch_all(pool)
+    .await?;
+    rows.sort_unstable_by_key(|r| r.id);
+    Ok(rows)
+}
+
+/// Marks rows published and ends their lease.
+///
+/// # Errors
+/// Database failures.
+pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE recorder_outbox SET published_at = now(), lease_until = NULL, last_error = NULL \
+         WHERE id = ANY($1) AND published_at IS NULL",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Records why rows could not be sent and ends their lease, so the next relay run retries
+/// them (the relay's schedule is the backoff).
+///
+/// # Errors
+/// Database failures.
+pub async fn record_publish_failures(
+    pool: &PgPool,
+    failures: &[(i64, String)],
+) -> Result<(), StoreError> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = failures.iter().map(|(id, _)| *id).collect();
+    let errors: Vec<&str> = failures.iter().map(|(_, e)| e.as_str()).collect();
+    sqlx::query(
+        "UPDATE recorder_outbox o SET last_error = f.error, lease_until = NULL \
+         FROM unnest($1::bigint[], $2::text[]) AS f(id, error) \
+         WHERE o.id = f.id AND o.published_at IS NULL",
+    )
+    .bind(&ids)
+    .bind(&errors)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Hard-deletes idempotency keys older than `age` (SPEC §6.1 allows purging after 24 h).
+///
+/// # Errors
+/// Database failures.
+pub async fn purge_idempotency_keys(pool: &PgPool, age: Duration) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 millisecond'",
+    )
+    .bind(lease_ms(age))
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,447 @@
+//! SPEC §7 end to end: outbox → SQS FIFO (a real local SQS server) → recorder-notifier → a
+//! fake Axon recorder.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use keystone_queue::poller::poll_once;
+use keystone_queue::relay::RELAY_MAX_ROUNDS;
+use keystone_queue::{relay, sqs_client};
+use keystone_tests::notify::*;
+use keystone_tests::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// An order of target 2 whose completion cancels, on Axon robot `axon-a`, two ready tasks
+/// and one in-progress task, and on `axon-b` one ready task: four notifications.
+struct World {
+    s: Scenario,
+}
+
+async fn world(pool: &PgPool) -> World {
+    let s = Scenario::new(pool, 2, 2, 0).await;
+    let a = s.add_seat("AX-A", None, Some("axon-a")).await;
+    let b = s
+        .add_seat("AX-B", Some(json!({"requires_axon": true})), Some("axon-b"))
+        .await;
+    let batch_a = s.add_batch(s.order_id, a.workstation_id).await;
+    s.add_tasks(batch_a, s.group_b, 2, "ready").await;
+    s.add_tasks(batch_a, s.group_b, 1, "in_progress").await;
+    let batch_b = s.add_batch(s.order_id, b.workstation_id).await;
+    s.add_tasks(batch_b, s.group_b, 1, "ready").await;
+    World { s }
+}
+
+fn router_publishing_to(pool: &PgPool, publisher: keystone_queue::SqsPublisher) -> axum::Router {
+    keystone_local::routes().with_state(state(pool.clone()).with_outbox(Arc::new(publisher)))
+}
+
+async fn complete_order(router: &axum::Router, w: &World) -> TestResponse {
+    let response = complete(
+        router,
+        &w.s.seat.token,
+        w.s.batch_id,
+        w.s.group_a.body(2),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    assert_eq!(response.body["order"]["status"], "completed");
+    response
+}
+
+async fn unpublished(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM recorder_outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(include_str!(
+        "../../docs/schemas/recorder-command.schema.json"
+    ))
+    .unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// `(device, action, body)` of every call, sorted.
+fn calls_summary(recorder: &FakeRecorder) -> Vec<(String, String, Value)> {
+    let mut calls: Vec<_> = recorder
+        .calls()
+        .into_iter()
+        .map(|c| (c.device_id, c.action, c.body))
+        .collect();
+    calls.sort_by(|x, y| (&x.0, &x.1, x.2.to_string()).cmp(&(&y.0, &y.1, y.2.to_string())));
+    calls
+}
+
+async fn expected_calls(pool: &PgPool) -> Vec<(String, String, Value)> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT device_id, action, task_id FROM recorder_outbox")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut calls: Vec<_> = rows
+        .into_iter()
+        .map(|(device, action, task)| {
+            let body = if action == "cancel" {
+                json!({"task_id": task})
+            } else {
+                json!({})
+            };
+            (device, action, body)
+        })
+        .collect();
+    calls.sort_by(|x, y| (&x.0, &x.1, x.2.to_string()).cmp(&(&y.0, &y.1, y.2.to_string())));
+    calls
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn an_order_completion_reaches_each_device_exactly_once(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("e2e", 5, 30).await;
+    let recorder = FakeRecorder::start().await;
+    let router = router_publishing_to(&pool, queue.publisher(&pool));
+
+    complete_order(&router, &w).await;
+
+    assert_eq!(unpublished(&pool).await, 0, "published right after commit");
+    let messages = queue.drain(&queue.pair.url).await;
+    assert_eq!(messages.len(), 4);
+    let validator = schema_validator();
+    let outbox: Vec<(String, String)> = sqlx::query_as(
+        "SELECT notification_id, device_id FROM recorder_outbox ORDER BY notification_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    for message in &messages {
+        let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+        assert!(
+            validator.is_valid(&body),
+            "{body} matches the JSON Schema: {:?}",
+            validator
+                .iter_errors(&body)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
+        let attributes = message.attributes().unwrap();
+        let group = attributes
+            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+            .unwrap();
+        let dedup = attributes
+            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId)
+            .unwrap();
+        assert_eq!(
+            group,
+            body["device_id"].as_str().unwrap(),
+            "grouped by device"
+        );
+        assert_eq!(
+            dedup,
+            body["notification_id"].as_str().unwrap(),
+            "deduplicated by notification"
+        );
+        assert_eq!(body["order_id"], json!(w.s.order_id.to_string()));
+        assert_eq!(body["reason"], "order_completed");
+        seen.push((
+            body["notification_id"].as_str().unwrap().to_owned(),
+            group.clone(),
+        ));
+    }
+    seen.sort();
+    assert_eq!(seen, outbox);
+
+    let response = recorder
+        .notifier(&pool)
+        .handle(sqs_event(messages.iter().map(as_lambda_record).collect()))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(calls_summary(&recorder), expected_calls(&pool).await);
+    let devices: BTreeMap<String, usize> =
+        recorder
+            .calls()
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, c| {
+                *m.entry(c.device_id).or_insert(0) += 1;
+                m
+            });
+    assert_eq!(
+        devices,
+        BTreeMap::from([("axon-a".to_owned(), 3), ("axon-b".to_owned(), 1)])
+    );
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn with_sqs_down_the_request_succeeds_and_the_relay_publishes_later(pool: PgPool) {
+    let w = world(&pool).await;
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead_client = sqs_client(Some(&format!("http://127.0.0.1:{dead_port}"))).await;
+    let queue = TestQueue::create("down", 5, 30).await;
+    let dead = keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), pool.clone());
+    let router = router_publishing_to(&pool, dead);
+
+    complete_order(&router, &w).await;
+
+    assert_eq!(
+        unpublished(&pool).await,
+        4,
+        "nothing published, nothing lost"
+    );
+    let failures: Vec<(i32, Option<String>)> =
+        sqlx::query_as("SELECT publish_attempts, last_error FROM recorder_outbox")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        failures
+            .iter()
+            .all(|(attempts, error)| *attempts == 1 && error.is_some()),
+        "{failures:?}"
+    );
+
+    let outcome = relay(&queue.publisher(&pool), 100, RELAY_MAX_ROUNDS)
+        .await
+        .unwrap();
+    assert_eq!((outcome.published, outcome.failed), (4, 0));
+    let again = relay(&queue.publisher(&pool), 100, RELAY_MAX_ROUNDS)
+        .await
+        .unwrap();
+    assert_eq!(again.published, 0, "published rows are not sent again");
+    assert_eq!(unpublished(&pool).await, 0);
+    assert_eq!(queue.message_count(&queue.pair.url).await, 4);
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn relays_running_at_once_never_publish_a_row_twice(pool: PgPool) {
+    let s = Scenario::new(&pool, 1, 1, 0).await;
+    let axon = s.add_seat("AX-R", None, Some("axon-r")).await;
+    let batch = s.add_batch(s.order_id, axon.workstation_id).await;
+    s.add_tasks(batch, s.group_b, 45, "ready").await;
+    // No publisher on the request: everything is left to the relays.
+    complete(
+        &router(pool.clone()),
+        &s.seat.token,
+        s.batch_id,
+        s.group_a.body(1),
+        &[],
+    )
+    .await;
+    assert_eq!(unpublished(&pool).await, 45);
+    let queue = TestQueue::create("relays", 5, 30).await;
+
+    let relays = [
+        queue.publisher(&pool),
+        queue.publisher(&pool),
+        queue.publisher(&pool),
+    ];
+    let (a, b, c) = tokio::join!(
+        relay(&relays[0], 5, RELAY_MAX_ROUNDS),
+        relay(&relays[1], 5, RELAY_MAX_ROUNDS),
+        relay(&relays[2], 5, RELAY_MAX_ROUNDS),
+    );
+
+    let outcomes = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let published: usize = outcomes.iter().map(|o| o.published).sum();
+    assert_eq!(published, 45, "each row sent by exactly one relay");
+    let leased_twice: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM recorder_outbox WHERE publish_attempts <> 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(leased_twice, 0);
+    assert_eq!(queue.message_count(&queue.pair.url).await, 45);
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn the_inline_publish_racing_the_relay_delivers_one_rpc_per_notification(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("race", 5, 30).await;
+    let recorder = FakeRecorder::start().await;
+    let router = router_publishing_to(&pool, queue.publisher(&pool));
+    let relay_publisher = queue.publisher(&pool);
+
+    let (_, relayed) = tokio::join!(complete_order(&router, &w), async {
+        let mut total = 0;
+        for _ in 0..20 {
+            total += relay(&relay_publisher, 2, RELAY_MAX_ROUNDS)
+                .await
+                .unwrap()
+                .published;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        total
+    });
+    // Whatever the relay did not take, the request did; nothing is left.
+    assert!(relayed <= 4);
+    assert_eq!(unpublished(&pool).await, 0);
+
+    let messages = queue.drain(&queue.pair.url).await;
+    recorder
+        .notifier(&pool)
+        .handle(sqs_event(messages.iter().map(as_lambda_record).collect()))
+        .await;
+    assert_eq!(calls_summary(&recorder), expected_calls(&pool).await);
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_message_delivered_twice_calls_the_device_once(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("dup", 5, 30).await;
+    let recorder = FakeRecorder::start().await;
+    // The device is slow, so concurrent duplicates overlap.
+    recorder.set_behavior("axon-b", 200, Duration::from_millis(200));
+    complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
+    let messages = queue.drain(&queue.pair.url).await;
+    let message = messages
+        .iter()
+        .find(|m| m.body().unwrap().contains("axon-b"))
+        .unwrap();
+    let notifier = recorder.notifier(&pool);
+
+    // Twice at once, as two deliveries of one SQS message.
+    let mut first = as_lambda_record(message);
+    first.message_id = Some("delivery-1".to_owned());
+    let mut second = as_lambda_record(message);
+    second.message_id = Some("delivery-2".to_owned());
+    let response = notifier.handle(sqs_event(vec![first, second])).await;
+    // The one that found the delivery in flight asks SQS to retry it.
+    assert!(response.batch_item_failures.len() <= 1, "{response:?}");
+    // And once more later: acknowledged without a call.
+    let later = notifier
+        .handle(sqs_event(vec![as_lambda_record(message)]))
+        .await;
+    assert!(later.batch_item_failures.is_empty());
+
+    assert_eq!(
+        recorder
+            .calls()
+            .iter()
+            .filter(|c| c.device_id == "axon-b")
+            .count(),
+        1
+    );
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn failing_devices_are_retried_then_dead_lettered_while_others_are_delivered(pool: PgPool) {
+    let w = world(&pool).await;
+    // maxReceiveCount 2, visibility timeout 2 s: a failed message comes back after 2 s, and
+    // moves to the DLQ when received a third time.
+    let queue = TestQueue::create("dlq", 2, 2).await;
+    let recorder = FakeRecorder::start().await;
+    recorder.set_behavior("axon-a", 503, Duration::ZERO);
+    // axon-b times out first (the consumer's RPC timeout is 500 ms), then answers.
+    recorder.set_behavior("axon-b", 200, Duration::from_secs(2));
+    complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
+    let notifier = recorder.notifier(&pool);
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut rounds = 0;
+    while Instant::now() < deadline {
+        let polled = poll_once(&queue.client, &queue.pair.url, &notifier, 1)
+            .await
+            .unwrap();
+        if polled.received > 0 {
+            rounds += 1;
+            if rounds == 1 {
+                recorder.set_behavior("axon-b", 200, Duration::ZERO);
+            }
+            continue;
+        }
+        let delivered_b = recorder
+            .calls()
+            .iter()
+            .filter(|c| c.device_id == "axon-b")
+            .count()
+            >= 2;
+        if delivered_b && queue.message_count(&queue.pair.dlq_url).await == 3 {
+            break;
+        }
+    }
+
+    let dead_letters = queue.drain(&queue.pair.dlq_url).await;
+    let mut dead_devices: Vec<String> = dead_letters
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["device_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    dead_devices.sort();
+    assert_eq!(
+        dead_devices,
+        ["axon-a", "axon-a", "axon-a"],
+        "the failing device's messages end in the DLQ"
+    );
+    let calls = recorder.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.device_id == "axon-a").count(),
+        6,
+        "each tried maxReceiveCount (2) times"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| c.device_id == "axon-b").count(),
+        2,
+        "timed out once, then delivered"
+    );
+    let delivered: Vec<String> =
+        sqlx::query_scalar("SELECT device_id FROM recorder_deliveries WHERE status = 'delivered'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(delivered, ["axon-b"]);
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn malformed_messages_fail_with_a_reason_and_never_panic(pool: PgPool) {
+    let recorder = FakeRecorder::start().await;
+    let good = json!({"notification_id": "order:1:task:task_x:clear", "kind": "recorder_command", "action": "clear",
+                      "device_id": "axon-ok", "task_id": "task_x", "batch_id": "batch_x", "order_id": "1",
+                      "reason": "order_completed", "created_at": "2026-11-23T21:00:00Z"}).to_string();
+    let mut unsafe_device: Value = serde_json::from_str(&good).unwrap();
+    unsafe_device["device_id"] = json!("evil.example/../x");
+    unsafe_device["notification_id"] = json!("order:1:task:task_y:clear");
+    let records = vec![
+        record_with_body("no-body", None),
+        record_with_body("not-json", Some("{")),
+        record_with_body("wrong-shape", Some(r#"{"hello":"world"}"#)),
+        record_with_body("bad-action", Some(&good.replace("\"clear\"", "\"reboot\""))),
+        record_with_body("unsafe-device", Some(&unsafe_device.to_string())),
+        record_with_body("good", Some(&good)),
+    ];
+
+    let response = recorder.notifier(&pool).handle(sqs_event(records)).await;
+
+    let mut failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(
+        failed,
+        [
+            "bad-action",
+            "no-body",
+            "not-json",
+            "unsafe-device",
+            "wrong-shape"
+        ]
+    );
+    assert_eq!(
+        recorder.calls().len(),
+        1,
+        "only the good message reached a device"
+    );
+}
