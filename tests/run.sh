@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): everything CI needs, from a fresh Debian machine with Rust and
-# the system PostgreSQL package. Starts its own PostgreSQL, then checks formatting, lints and
-# runs every test against it.
+# the system PostgreSQL package. Checks formatting and lints, starts its own PostgreSQL and
+# local SQS server, picks a SAM-aware cfn-lint, and runs every test against them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 source tests/support/postgres.sh
 # shellcheck source=tests/support/moto.sh
 source tests/support/moto.sh
+# shellcheck source=tests/support/cfn-lint.sh
+source tests/support/cfn-lint.sh
 
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" \
@@ -24,6 +26,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 trap 'keystone_moto_stop; keystone_pg_stop' EXIT
 keystone_pg_start
 keystone_moto_start
+keystone_cfn_lint_setup
 
 echo "==> cargo test"
 log="$(mktemp)"

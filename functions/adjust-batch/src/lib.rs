@@ -10,7 +10,8 @@ use keystone_http::extract::BatchKind;
 use keystone_http::{AdminAuth, ApiError, AppState, Json, PathId};
 use keystone_store::dispatch::AdjustBatchResponse;
 
-/// The API Gateway route this function serves.
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/batches/{id}/tasks";
 
 /// The function's routes, without state or fallbacks, for merging into the local stack.

@@ -14,7 +14,8 @@ use keystone_store::identity::{CollectorSummary, collector_credentials};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-/// The API Gateway route this function serves.
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/auth/login";
 
 /// Collector statuses that may not log in.

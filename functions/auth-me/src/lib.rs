@@ -10,7 +10,8 @@ use keystone_http::{ApiError, AppState, Authenticated};
 use keystone_store::identity::{RobotTypeView, collector_seat};
 use serde::Serialize;
 
-/// The API Gateway route this function serves.
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "GET";
 pub const ROUTE: &str = "/api/v1/auth/me";
 
 /// The routes, without state or fallbacks, for merging into the local stack.

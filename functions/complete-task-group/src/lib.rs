@@ -12,7 +12,8 @@ use keystone_http::extract::BatchKind;
 use keystone_http::{ApiError, AppState, CollectorAuth, Json, PathId};
 use keystone_store::CompleteTaskGroup;
 
-/// The API Gateway route this function serves.
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/batches/{id}/complete-tasks";
 
 /// The function's routes, without state or fallbacks, for merging into the local stack.

@@ -9,7 +9,8 @@ use keystone_http::extract::OrderKind;
 use keystone_http::{AdminAuth, ApiError, AppState, PathId};
 use keystone_store::dispatch::FinalizeOrderResponse;
 
-/// The API Gateway route this function serves.
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/orders/{id}/finalize";
 
 /// The function's routes, without state or fallbacks, for merging into the local stack.

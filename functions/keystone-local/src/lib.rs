@@ -1,8 +1,36 @@
 //! What the local stack serves: every HTTP function's routes on one router, with the same
-//! paths as API Gateway. The binary in `main.rs` adds the database, demo data and signals.
+//! paths as API Gateway. The binary in `main.rs` adds the database, SQS, demo data and
+//! signals.
 
 use axum::Router;
 use keystone_http::AppState;
+
+/// An HTTP function: its binary (and SAM `BuildProperties.Binary`), method and route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpFunction {
+    pub binary: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
+pub const HTTP_FUNCTIONS: [HttpFunction; 7] = [
+    HttpFunction {
+        binary: "complete-task-group",
+        method: complete_task_group::METHOD,
+        path: complete_task_group::ROUTE,
+    },
+    HttpFunction { binary: "adjust-batch", method: adjust_batch::METHOD, path: adjust_batch::ROUTE },
+    HttpFunction { binary: "create-batch", method: create_batch::METHOD, path: create_batch::ROUTE },
+    HttpFunction {
+        binary: "finalize-order",
+        method: finalize_order::METHOD,
+        path: finalize_order::ROUTE,
+    },
+    HttpFunction { binary: "auth-login", method: auth_login::METHOD, path: auth_login::ROUTE },
+    HttpFunction { binary: "auth-me", method: auth_me::METHOD, path: auth_me::ROUTE },
+    HttpFunction { binary: "my-batches", method: my_batches::METHOD, path: my_batches::ROUTE },
+];
 
 /// Every HTTP function's routes, merged, with the shared fallbacks and body limit.
 pub fn routes() -> Router<AppState> {

@@ -8,7 +8,8 @@ use keystone_domain::DomainError;
 use keystone_http::{ApiError, AppState, CollectorAuth};
 use keystone_store::identity::MyBatchesResponse;
 
-/// The API Gateway route this function serves.
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "GET";
 pub const ROUTE: &str = "/api/v1/me/batches";
 
 /// The routes, without state or fallbacks, for merging into the local stack.

@@ -12,7 +12,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let env = |name: &str| std::env::var(name).ok();
+    let environment = keystone_secrets::resolve().await?;
+    let env = |name: &str| environment.get(name);
     let db = DbConfig::from_lookup(&env)?;
     let notifier = Arc::new(RecorderNotifier::new(
         db.lazy_pool()?,

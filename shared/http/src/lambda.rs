@@ -5,8 +5,8 @@ use axum::Router;
 use crate::{AppState, Config};
 
 /// Starts tracing (JSON in Lambda when the function's log format says so; the runtime puts
-/// the request id on every line's span), loads configuration and builds the state once per
-/// container, then serves `app` until the runtime stops the process.
+/// the request id on every line's span), reads secrets and configuration and builds the state
+/// once per container, then serves `app` until the runtime stops the process.
 ///
 /// # Errors
 /// Configuration errors at cold start, and runtime failures.
@@ -29,8 +29,11 @@ where
     E: Into<lambda_http::Error>,
 {
     lambda_http::tracing::init_default_subscriber();
-    let config =
-        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let environment = keystone_secrets::resolve()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot read secrets"))?;
+    let config = Config::from_lookup(|name| environment.get(name))
+        .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let state = extend(AppState::from_config(&config)?)
         .await
         .map_err(Into::into)?;
