@@ -10,7 +10,10 @@ use keystone_tests::*;
 use serde_yaml::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn template_text() -> String {
@@ -24,7 +27,10 @@ fn cfn_lint() -> Command {
 
 #[test]
 fn the_template_passes_cfn_lint() {
-    let output = cfn_lint().arg(repo().join("infra/template.yaml")).output().expect("cfn-lint runs");
+    let output = cfn_lint()
+        .arg(repo().join("infra/template.yaml"))
+        .output()
+        .expect("cfn-lint runs");
     assert!(
         output.status.success(),
         "{}{}",
@@ -43,8 +49,14 @@ fn the_linter_rejects_a_template_only_the_sam_transform_can_find_broken() {
     let output = cfn_lint().arg(&path).output().expect("cfn-lint runs");
     let _ = std::fs::remove_file(&path);
     let report = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "the broken template passed: {report}");
-    assert!(report.contains("E0001") && report.contains("ApiId"), "{report}");
+    assert!(
+        !output.status.success(),
+        "the broken template passed: {report}"
+    );
+    assert!(
+        report.contains("E0001") && report.contains("ApiId"),
+        "{report}"
+    );
 }
 
 /// `(binary, [(method, path)])` of every `AWS::Serverless::Function`, from the template.
@@ -56,8 +68,14 @@ fn template_functions() -> Vec<(String, Vec<(String, String)>)> {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let mut routes = Vec::new();
         if let Some(events) = resource["Properties"]["Events"].as_mapping() {
             for (_, event) in events {
@@ -82,7 +100,10 @@ fn lambda_binaries() -> Vec<String> {
     for entry in std::fs::read_dir(repo().join("functions")).unwrap() {
         let manifest = entry.unwrap().path().join("Cargo.toml");
         let manifest: toml::Table = std::fs::read_to_string(&manifest).unwrap().parse().unwrap();
-        let lambda = manifest["package"].get("metadata").and_then(|m| m.get("keystone")).and_then(|k| k.get("lambda"));
+        let lambda = manifest["package"]
+            .get("metadata")
+            .and_then(|m| m.get("keystone"))
+            .and_then(|k| k.get("lambda"));
         if lambda.and_then(toml::Value::as_bool) == Some(false) {
             continue;
         }
@@ -96,7 +117,10 @@ fn lambda_binaries() -> Vec<String> {
 
 #[test]
 fn every_lambda_binary_has_exactly_one_template_function_and_vice_versa() {
-    let mut deployed: Vec<String> = template_functions().into_iter().map(|(binary, _)| binary).collect();
+    let mut deployed: Vec<String> = template_functions()
+        .into_iter()
+        .map(|(binary, _)| binary)
+        .collect();
     deployed.sort();
     assert_eq!(deployed, lambda_binaries());
 }
@@ -110,7 +134,12 @@ fn the_template_routes_are_the_code_routes() {
         .collect();
     let code: BTreeMap<String, BTreeSet<(String, String)>> = keystone_local::HTTP_FUNCTIONS
         .iter()
-        .map(|f| (f.binary.to_owned(), BTreeSet::from([(f.method.to_owned(), f.path.to_owned())])))
+        .map(|f| {
+            (
+                f.binary.to_owned(),
+                BTreeSet::from([(f.method.to_owned(), f.path.to_owned())]),
+            )
+        })
         .collect();
     assert_eq!(template, code);
 }

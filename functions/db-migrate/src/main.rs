@@ -16,10 +16,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let pool = pool.clone();
         async move {
             keystone_store::MIGRATOR.run(&pool).await?;
-            let applied: Vec<i64> =
-                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-                    .fetch_all(&pool)
-                    .await?;
+            let applied: Vec<i64> = sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&pool)
+            .await?;
             tracing::info!(?applied, "migrations applied");
             Ok::<_, lambda_runtime::Error>(json!({ "applied_versions": applied }))
         }

@@ -20,16 +20,36 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 7] = [
         method: complete_task_group::METHOD,
         path: complete_task_group::ROUTE,
     },
-    HttpFunction { binary: "adjust-batch", method: adjust_batch::METHOD, path: adjust_batch::ROUTE },
-    HttpFunction { binary: "create-batch", method: create_batch::METHOD, path: create_batch::ROUTE },
+    HttpFunction {
+        binary: "adjust-batch",
+        method: adjust_batch::METHOD,
+        path: adjust_batch::ROUTE,
+    },
+    HttpFunction {
+        binary: "create-batch",
+        method: create_batch::METHOD,
+        path: create_batch::ROUTE,
+    },
     HttpFunction {
         binary: "finalize-order",
         method: finalize_order::METHOD,
         path: finalize_order::ROUTE,
     },
-    HttpFunction { binary: "auth-login", method: auth_login::METHOD, path: auth_login::ROUTE },
-    HttpFunction { binary: "auth-me", method: auth_me::METHOD, path: auth_me::ROUTE },
-    HttpFunction { binary: "my-batches", method: my_batches::METHOD, path: my_batches::ROUTE },
+    HttpFunction {
+        binary: "auth-login",
+        method: auth_login::METHOD,
+        path: auth_login::ROUTE,
+    },
+    HttpFunction {
+        binary: "auth-me",
+        method: auth_me::METHOD,
+        path: auth_me::ROUTE,
+    },
+    HttpFunction {
+        binary: "my-batches",
+        method: my_batches::METHOD,
+        path: my_batches::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, with the shared fallbacks and body limit.

@@ -28,7 +28,10 @@ pub struct Environment {
 impl Environment {
     /// A variable: resolved secrets first, then the process environment.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.resolved.get(name).cloned().or_else(|| std::env::var(name).ok())
+        self.resolved
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
     }
 }
 
@@ -47,8 +50,10 @@ struct DatabaseSecret {
 
 /// Variables whose value may come from a plain-text secret named by `{VARIABLE}_ARN`-style
 /// companions.
-const PLAIN_SECRETS: [(&str, &str); 2] =
-    [("JWT_SECRET", "JWT_SECRET_ARN"), ("ADMIN_PASSWORD", "ADMIN_PASSWORD_SECRET_ARN")];
+const PLAIN_SECRETS: [(&str, &str); 2] = [
+    ("JWT_SECRET", "JWT_SECRET_ARN"),
+    ("ADMIN_PASSWORD", "ADMIN_PASSWORD_SECRET_ARN"),
+];
 
 fn set(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty())
@@ -76,11 +81,23 @@ pub async fn resolve() -> Result<Environment, SecretsError> {
     if want_db {
         let arn = std::env::var("DB_SECRET_ARN").unwrap_or_default();
         let raw = fetch(&client, &arn).await?;
-        let secret: DatabaseSecret = serde_json::from_str(&raw)
-            .map_err(|e| SecretsError::Shape { arn: arn.clone(), reason: e.to_string() })?;
-        let host = std::env::var("DB_HOST").ok().filter(|h| !h.is_empty()).or(secret.host);
-        let host = host.ok_or_else(|| SecretsError::Shape { arn: arn.clone(), reason: "no host, and DB_HOST is unset".to_owned() })?;
-        let dbname = std::env::var("DB_NAME").ok().filter(|d| !d.is_empty()).or(secret.dbname);
+        let secret: DatabaseSecret =
+            serde_json::from_str(&raw).map_err(|e| SecretsError::Shape {
+                arn: arn.clone(),
+                reason: e.to_string(),
+            })?;
+        let host = std::env::var("DB_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or(secret.host);
+        let host = host.ok_or_else(|| SecretsError::Shape {
+            arn: arn.clone(),
+            reason: "no host, and DB_HOST is unset".to_owned(),
+        })?;
+        let dbname = std::env::var("DB_NAME")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .or(secret.dbname);
         let url = format!(
             "postgres://{}:{}@{}:{}/{}?sslmode=require",
             utf8_percent_encode(&secret.username, NON_ALPHANUMERIC),
@@ -93,7 +110,9 @@ pub async fn resolve() -> Result<Environment, SecretsError> {
     }
     for (name, arn_variable) in &plain {
         let arn = std::env::var(arn_variable).unwrap_or_default();
-        environment.resolved.insert(name, fetch(&client, &arn).await?);
+        environment
+            .resolved
+            .insert(name, fetch(&client, &arn).await?);
     }
     tracing::info!(database = want_db, others = plain.len(), "secrets resolved");
     Ok(environment)
@@ -110,5 +129,8 @@ async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<Str
             reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
         })?
         .secret_string
-        .ok_or_else(|| SecretsError::Shape { arn: arn.to_owned(), reason: "no SecretString".to_owned() })
+        .ok_or_else(|| SecretsError::Shape {
+            arn: arn.to_owned(),
+            reason: "no SecretString".to_owned(),
+        })
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::idempotency::{self, Claim};
-use crate::locking::{BatchChange, BatchSelection, UnitOfWork};
+use crate::locking::{BatchChange, UnitOfWork};
 use crate::{StoreError, StoredResponse};
 
 /// A validated complete-tasks call.
@@ -66,13 +66,6 @@ pub struct OrderProgressView {
     pub target_count: i64,
 }
 
-/// The collector's live workstation and what its robot type needs.
-#[derive(Debug, sqlx::FromRow)]
-struct CollectorSeat {
-    workstation_id: Option<i64>,
-    requires_axon: bool,
-}
-
 /// Runs SPEC §5.1 in one transaction: checks in the table's order, completion, batch and
 /// order advancement, finalization when this request completed the order, workstation
 /// re-derivation, and the idempotency record.
@@ -100,17 +93,7 @@ pub async fn complete_task_group(
     let mut work = UnitOfWork::begin(pool).await?;
 
     // The collector must still exist before anything is recorded under its id.
-    let seat: Option<CollectorSeat> = sqlx::query_as(
-        "SELECT w.id AS workstation_id, keystone_requires_axon(rt.capabilities) AS requires_axon \
-         FROM data_collectors dc \
-         LEFT JOIN workstations w ON w.data_collector_id = dc.id AND w.deleted_at IS NULL \
-         LEFT JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
-         LEFT JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
-         WHERE dc.id = $1 AND dc.deleted_at IS NULL",
-    )
-    .bind(collector_id)
-    .fetch_optional(work.conn())
-    .await?;
+    let seat = crate::identity::seat_row(work.conn(), collector_id).await?;
     let seat = seat.ok_or(DomainError::CollectorNotFound)?;
 
     if let Some(key) = &idempotency_key {
@@ -127,30 +110,10 @@ pub async fn complete_task_group(
         .workstation_id
         .ok_or(DomainError::WorkstationNotAssigned)?;
 
-    let order_id = work
-        .unlocked_batch_order(batch_id)
-        .await?
-        .ok_or(DomainError::BatchNotFound)?;
-
-    let order = work
-        .lock_order(order_id)
-        .await?
-        .ok_or(DomainError::BatchNotFound)?;
     // Every open batch is locked too: this request may complete the order, and finalization
-    // changes all of them. They are only ever locked under the order lock we now hold, so
-    // this costs no contention.
-    let mut scope = order
-        .lock_batches(BatchSelection {
-            ids: vec![batch_id],
-            all_open: true,
-        })
-        .await?;
-    let Some(batch) = scope.batch(batch_id).cloned() else {
-        return Err(scope
-            .vanished_batch_reason(batch_id, order_id)
-            .await?
-            .into());
-    };
+    // changes all of them. They are only ever locked under the order lock, so this costs no
+    // contention.
+    let (mut scope, batch) = work.lock_batch_through_order(batch_id, true).await?;
 
     if batch.workstation_id != workstation_id {
         return Err(DomainError::BatchNotOnWorkstation.into());

@@ -32,27 +32,8 @@ pub async fn adjust_batch_tasks(
     batch_id: i64,
     request: AdjustBatchRequest,
 ) -> Result<AdjustBatchResponse, StoreError> {
-    let mut work = UnitOfWork::begin(pool).await?;
-    let order_id = work
-        .unlocked_batch_order(batch_id)
-        .await?
-        .ok_or(DomainError::BatchNotFound)?;
-    let order = work
-        .lock_order(order_id)
-        .await?
-        .ok_or(DomainError::BatchNotFound)?;
-    let mut scope = order
-        .lock_batches(BatchSelection {
-            ids: vec![batch_id],
-            all_open: false,
-        })
-        .await?;
-    let Some(batch) = scope.batch(batch_id).cloned() else {
-        return Err(scope
-            .vanished_batch_reason(batch_id, order_id)
-            .await?
-            .into());
-    };
+    let work = UnitOfWork::begin(pool).await?;
+    let (mut scope, batch) = work.lock_batch_through_order(batch_id, false).await?;
     if !batch.status.is_open() {
         return Err(DomainError::BatchNotEditable {
             current_status: batch.status,

@@ -77,21 +77,22 @@ pub struct WorkstationView {
     pub workflow: Workflow,
 }
 
+/// A collector's seat as one row: who, where, on which robot.
 #[derive(sqlx::FromRow)]
-struct SeatRow {
-    collector_id: i64,
-    operator_id: String,
-    name: String,
-    workstation_id: Option<i64>,
-    workstation_name: Option<String>,
-    workstation_status: Option<String>,
-    robot_id: Option<i64>,
-    device_id: Option<String>,
-    robot_type_id: Option<i64>,
-    robot_type_name: Option<String>,
-    robot_type_model: Option<String>,
-    capabilities: Option<serde_json::Value>,
-    requires_axon: bool,
+pub(crate) struct SeatRow {
+    pub(crate) collector_id: i64,
+    pub(crate) operator_id: String,
+    pub(crate) name: String,
+    pub(crate) workstation_id: Option<i64>,
+    pub(crate) workstation_name: Option<String>,
+    pub(crate) workstation_status: Option<String>,
+    pub(crate) robot_id: Option<i64>,
+    pub(crate) device_id: Option<String>,
+    pub(crate) robot_type_id: Option<i64>,
+    pub(crate) robot_type_name: Option<String>,
+    pub(crate) robot_type_model: Option<String>,
+    pub(crate) capabilities: Option<serde_json::Value>,
+    pub(crate) requires_axon: bool,
 }
 
 /// The live collector `collector_id` with workstation, robot and robot type, or `None` when
@@ -111,7 +112,15 @@ async fn collector_seat_in(
     conn: &mut PgConnection,
     collector_id: i64,
 ) -> Result<Option<CollectorSeatView>, StoreError> {
-    let row: Option<SeatRow> = sqlx::query_as(
+    Ok(seat_row(conn, collector_id).await?.map(seat_view))
+}
+
+/// The live collector `collector_id` with their live workstation, robot and robot type.
+pub(crate) async fn seat_row(
+    conn: &mut PgConnection,
+    collector_id: i64,
+) -> Result<Option<SeatRow>, StoreError> {
+    Ok(sqlx::query_as(
         "SELECT dc.id AS collector_id, dc.operator_id, dc.name, \
                 w.id AS workstation_id, w.name AS workstation_name, w.status AS workstation_status, \
                 r.id AS robot_id, r.device_id, \
@@ -125,8 +134,7 @@ async fn collector_seat_in(
     )
     .bind(collector_id)
     .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(seat_view))
+    .await?)
 }
 
 fn seat_view(row: SeatRow) -> CollectorSeatView {

@@ -50,11 +50,47 @@ impl UnitOfWork {
     ///
     /// # Errors
     /// Database failures.
-    pub async fn unlocked_batch_order(&mut self, batch_id: i64) -> Result<Option<i64>, StoreError> {
+    async fn unlocked_batch_order(&mut self, batch_id: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(BATCH_ORDER_SQL)
             .bind(batch_id)
             .fetch_optional(&mut *self.tx)
             .await?)
+    }
+
+    /// The lock sequence of a request that starts from a batch id (SPEC §6): read the batch's
+    /// order without a lock, lock the order, lock the batch — and with `all_open` every open
+    /// batch of the order, which finalization needs — and check the batch still belongs to
+    /// that order.
+    ///
+    /// # Errors
+    /// [`DomainError::BatchNotFound`] for a missing or deleted batch (or order);
+    /// [`DomainError::BatchChangedConcurrently`] when it moved to another order meanwhile.
+    pub async fn lock_batch_through_order(
+        mut self,
+        batch_id: i64,
+        all_open: bool,
+    ) -> Result<(BatchScope, LockedBatch), StoreError> {
+        let order_id = self
+            .unlocked_batch_order(batch_id)
+            .await?
+            .ok_or(DomainError::BatchNotFound)?;
+        let order = self
+            .lock_order(order_id)
+            .await?
+            .ok_or(DomainError::BatchNotFound)?;
+        let mut scope = order
+            .lock_batches(BatchSelection {
+                ids: vec![batch_id],
+                all_open,
+            })
+            .await?;
+        match scope.batch(batch_id).cloned() {
+            Some(batch) => Ok((scope, batch)),
+            None => Err(scope
+                .vanished_batch_reason(batch_id, order_id)
+                .await?
+                .into()),
+        }
     }
 
     /// Locks the order row (`FOR UPDATE`), the first rung of the ladder.
@@ -253,7 +289,7 @@ impl BatchScope {
     ///
     /// # Errors
     /// Database failures.
-    pub async fn vanished_batch_reason(
+    async fn vanished_batch_reason(
         &mut self,
         batch_id: i64,
         locked_order_id: i64,
