@@ -46,8 +46,9 @@ class RuntimeApi(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         if State.handed_out:
-            State.done.wait(30)  # a second poll: hold it until the process is killed
-            self.send_error(410)
+            # A second poll: hold it until the process is killed, then drop the connection.
+            State.done.wait(30)
+            self.close_connection = True
             return
         State.handed_out = True
         body = json.dumps(EVENT).encode()
