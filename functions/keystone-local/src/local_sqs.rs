@@ -16,14 +16,43 @@ pub struct LocalSqs {
     pub endpoint: String,
 }
 
-async fn has_moto() -> bool {
-    Command::new("moto_server")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success())
+/// `moto_server` on PATH, or in the user's pip scripts folder.
+async fn find_moto() -> Option<String> {
+    let mut candidates = vec!["moto_server".to_owned()];
+    if let Ok(home) = std::env::var("HOME") {
+        candidates.push(format!("{home}/.local/bin/moto_server"));
+    }
+    for candidate in candidates {
+        let works = Command::new(&candidate)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if works {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+/// Installs `moto[server]` with pip; Debian's own Python refuses system-wide installs
+/// (PEP 668), so fall back to the user's site.
+async fn install_moto() -> Result<(), AnyError> {
+    tracing::info!("installing moto[server] for the local SQS server (pip)");
+    for extra in [&[][..], &["--user", "--break-system-packages"][..]] {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .arg("moto[server]")
+            .status()
+            .await?;
+        if status.success() {
+            return Ok(());
+        }
+    }
+    Err("could not install moto[server]; install it with: pip install \"moto[server]\"".into())
 }
 
 impl LocalSqs {
@@ -32,21 +61,17 @@ impl LocalSqs {
     /// # Errors
     /// When it cannot be installed or does not come up within 20 seconds.
     pub async fn start() -> Result<Self, AnyError> {
-        if !has_moto().await {
-            tracing::info!("installing moto[server] for the local SQS server (pip)");
-            let installed = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "moto[server]"])
-                .status()
-                .await?;
-            if !installed.success() || !has_moto().await {
-                return Err(
-                    "moto_server is not available; install it with: pip install \"moto[server]\""
-                        .into(),
-                );
+        let moto = match find_moto().await {
+            Some(moto) => moto,
+            None => {
+                install_moto().await?;
+                find_moto()
+                    .await
+                    .ok_or("moto[server] installed, but moto_server is not found")?
             }
-        }
+        };
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("moto_server")
+        let child = Command::new(moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
