@@ -132,6 +132,10 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("\"access_token\""), "{response}");
 
+    // Let the consumer go through at least one empty long poll first: a poll that outlives
+    // the SQS client's timeouts would hide the notifications for a visibility timeout.
+    std::thread::sleep(Duration::from_secs(7));
+
     // Finalizing the demo order cancels DC002's ready and in-progress Axon tasks: their
     // notifications go through the local SQS server to the built-in stand-in recorder.
     let admin = banner
@@ -161,6 +165,15 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    let polling_errors: Vec<String> = later_lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("cannot poll the queue"))
+        .cloned()
+        .collect();
+    assert!(polling_errors.is_empty(), "{polling_errors:#?}");
 
     let pid = stack.0.id().to_string();
     assert!(

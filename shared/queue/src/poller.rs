@@ -3,8 +3,10 @@
 //! messages it did not report as failed.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
+use std::time::Duration;
 
 use crate::RecorderNotifier;
 
@@ -43,11 +45,20 @@ pub async fn poll_once(
     notifier: &RecorderNotifier,
     wait_secs: i32,
 ) -> Result<PollOutcome, String> {
+    // A long poll outlasts the client's short per-attempt timeout (meant for publishing), so
+    // this call gets its own: the wait plus a margin.
+    let wait = Duration::from_secs(u64::try_from(wait_secs.max(0)).unwrap_or(0));
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(wait + Duration::from_secs(5))
+        .operation_timeout(wait + Duration::from_secs(10))
+        .build();
     let messages = client
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(10)
         .wait_time_seconds(wait_secs)
+        .customize()
+        .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
         .send()
         .await
         .map_err(|e| DisplayErrorContext(&e).to_string())?
