@@ -45,7 +45,11 @@ impl TestQueue {
     }
 
     pub fn publisher(&self, pool: &PgPool) -> SqsPublisher {
-        SqsPublisher::new(self.client.clone(), self.pair.url.clone(), pool.clone())
+        SqsPublisher::new(
+            self.client.clone(),
+            self.pair.url.clone(),
+            pool.clone().into(),
+        )
     }
 
     /// Receives until the queue stays empty for one short poll.
@@ -165,7 +169,7 @@ impl FakeRecorder {
             rpc_timeout: Duration::from_millis(500),
             lease: Duration::from_secs(2),
         };
-        RecorderNotifier::new(pool.clone(), config).expect("HTTP client")
+        RecorderNotifier::new(pool.clone().into(), config).expect("HTTP client")
     }
 }
 

@@ -125,7 +125,7 @@ async fn only_the_transaction_that_moved_the_order_gets_to_finalize_it(pool: PgP
         .await
         .unwrap();
 
-    let mut first = UnitOfWork::begin(&pool)
+    let mut first = UnitOfWork::begin(&pool.clone().into())
         .await
         .unwrap()
         .lock_order(s.order_id)
@@ -147,7 +147,7 @@ async fn only_the_transaction_that_moved_the_order_gets_to_finalize_it(pool: PgP
         .await
         .unwrap();
 
-    let mut second = UnitOfWork::begin(&pool)
+    let mut second = UnitOfWork::begin(&pool.clone().into())
         .await
         .unwrap()
         .lock_order(s.order_id)

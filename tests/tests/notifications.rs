@@ -186,7 +186,8 @@ async fn with_sqs_down_the_request_succeeds_and_the_relay_publishes_later(pool: 
         .port();
     let dead_client = sqs_client(Some(&format!("http://127.0.0.1:{dead_port}"))).await;
     let queue = TestQueue::create("down", 5, 30).await;
-    let dead = keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), pool.clone());
+    let dead =
+        keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), pool.clone().into());
     let router = router_publishing_to(&pool, dead);
 
     complete_order(&router, &w).await;
@@ -444,4 +445,35 @@ async fn malformed_messages_fail_with_a_reason_and_never_panic(pool: PgPool) {
         1,
         "only the good message reached a device"
     );
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn the_relay_purges_idempotency_keys_older_than_a_day(pool: PgPool) {
+    let s = Scenario::new(&pool, 100, 3, 0).await;
+    let router = router(pool.clone());
+    for key in ["old", "fresh"] {
+        let response = complete(
+            &router,
+            &s.seat.token,
+            s.batch_id,
+            s.group_a.body(1),
+            &[("idempotency-key", key)],
+        )
+        .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    }
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE idempotency_key = 'old'")
+        .execute(&pool).await.unwrap();
+    let queue = TestQueue::create("purge", 5, 30).await;
+
+    let outcome = relay(&queue.publisher(&pool), 100, RELAY_MAX_ROUNDS)
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.purged_idempotency_keys, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM idempotency_keys")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["fresh"]);
 }

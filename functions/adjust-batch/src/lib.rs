@@ -31,6 +31,6 @@ async fn adjust_batch(
     Json(body): Json<AdjustBatchBody>,
 ) -> Result<JsonResponse<AdjustBatchResponse>, ApiError> {
     let request = AdjustBatchRequest::validate(body)?;
-    let response = keystone_store::adjust_batch_tasks(&state.pool, batch_id, request).await?;
+    let response = keystone_store::adjust_batch_tasks(&state.db, batch_id, request).await?;
     Ok(JsonResponse(response))
 }

@@ -69,7 +69,7 @@ async fn login(
             )
         }
         None => {
-            let found = collector_credentials(&state.pool, &account).await?;
+            let found = collector_credentials(&state.db, &account).await?;
             let stored = found
                 .as_ref()
                 .filter(|c| !BLOCKED_STATUSES.contains(&c.status.as_str()))

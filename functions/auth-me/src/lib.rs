@@ -66,7 +66,7 @@ async fn me(
         Principal::Collector { collector_id, .. } => collector_id,
         Principal::Unrecognized { .. } => return Err(AuthError::UnsupportedRole.into()),
     };
-    let seat = collector_seat(&state.pool, collector_id)
+    let seat = collector_seat(&state.db, collector_id)
         .await?
         .ok_or(DomainError::CollectorNotFound)?;
     let workstation = seat.workstation;

@@ -46,7 +46,7 @@ async fn complete_tasks(
         request,
         idempotency_key,
     };
-    let stored = keystone_store::complete_task_group(&state.pool, command).await?;
+    let stored = keystone_store::complete_task_group(&state.db, command).await?;
     state.publish_committed(&stored.outbox_ids).await;
     Ok(keystone_http::stored_response(stored))
 }

@@ -4,7 +4,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     keystone_http::lambda::serve_with(complete_task_group::app, |state| async move {
-        let publisher = keystone_queue::publisher_from_env(state.pool.clone()).await?;
+        let publisher = keystone_queue::publisher_from_env(state.db.clone()).await?;
         Ok::<_, keystone_store::config::ConfigError>(state.with_outbox(publisher))
     })
     .await

@@ -30,6 +30,6 @@ async fn create_batch(
     Json(body): Json<CreateBatchBody>,
 ) -> Result<(StatusCode, JsonResponse<CreateBatchResponse>), ApiError> {
     let request = CreateBatchRequest::validate(body)?;
-    let response = keystone_store::create_batch(&state.pool, request).await?;
+    let response = keystone_store::create_batch(&state.db, request).await?;
     Ok((StatusCode::CREATED, JsonResponse(response)))
 }

@@ -11,16 +11,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let environment = keystone_secrets::resolve().await?;
     let db = DbConfig::from_lookup(&|name: &str| environment.get(name))?;
-    let pool = db.lazy_pool()?;
+    let db = db.lazy_database()?;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
-        let pool = pool.clone();
+        let db = db.clone();
         async move {
-            keystone_store::MIGRATOR.run(&pool).await?;
-            let applied: Vec<i64> = sqlx::query_scalar(
-                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-            )
-            .fetch_all(&pool)
-            .await?;
+            let applied = keystone_store::apply_migrations(&db).await?;
             tracing::info!(?applied, "migrations applied");
             Ok::<_, lambda_runtime::Error>(json!({ "applied_versions": applied }))
         }

@@ -29,7 +29,7 @@ async fn finalize_order(
     _admin: AdminAuth,
     PathId { id: order_id, .. }: PathId<OrderKind>,
 ) -> Result<JsonResponse<FinalizeOrderResponse>, ApiError> {
-    let response = keystone_store::finalize_order(&state.pool, order_id).await?;
+    let response = keystone_store::finalize_order(&state.db, order_id).await?;
     state.publish_committed(&response.outbox_ids).await;
     Ok(JsonResponse(response))
 }

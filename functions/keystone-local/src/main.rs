@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use keystone_auth::Principal;
 use keystone_http::{AppState, Config};
+use keystone_store::Database;
 use sqlx::PgPool;
 use tracing_subscriber::EnvFilter;
 
@@ -154,15 +155,11 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
         }
         other => env(other),
     })?;
-    let pool = config
-        .db
-        .pool_options()
-        .connect_with(config.db.connect_options()?)
-        .await?;
-    keystone_store::MIGRATOR.run(&pool).await?;
-    tracing::info!("migrations applied");
+    let db = config.db.connect().await?;
+    let applied = keystone_store::apply_migrations(&db).await?;
+    tracing::info!(latest = applied.last(), "migrations applied");
     if load_demo {
-        load_demo_data(&pool).await?;
+        load_demo_data(&db).await?;
     }
     let client = sqs_client(Some(sqs_endpoint)).await;
     let queue_url = match env("KEYSTONE_QUEUE_URL") {
@@ -173,9 +170,9 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
     let publisher = Arc::new(SqsPublisher::new(
         client.clone(),
         queue_url.clone(),
-        pool.clone(),
+        db.clone(),
     ));
-    let state = AppState::from_config(&config)?.with_outbox(publisher.clone());
+    let state = AppState::from_config_with(&config, db.clone()).with_outbox(publisher.clone());
 
     let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -192,7 +189,7 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
         }
     };
     let notifier = RecorderNotifier::new(
-        pool.clone(),
+        db.clone(),
         NotifierConfig {
             rpc_url_template,
             rpc_timeout: Duration::from_secs(5),
@@ -202,7 +199,7 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
     let relay_task = tokio::spawn(relay_forever(publisher));
     let consumer_task = tokio::spawn(consume_forever(client, queue_url, notifier));
 
-    print_banner(&pool, &state, &base).await?;
+    print_banner(&db, &state, &base).await?;
     tracing::info!(address = %base, "keystone-local ready");
     let served = axum::serve(listener, app.with_state(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -210,7 +207,7 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
     tracing::info!("shutting down");
     relay_task.abort();
     consumer_task.abort();
-    pool.close().await;
+    db.pool().close().await;
     Ok(served?)
 }
 
@@ -260,14 +257,15 @@ async fn local_recorder(
     axum::Json(serde_json::json!({ "ok": true }))
 }
 
-async fn load_demo_data(pool: &PgPool) -> Result<(), AnyError> {
-    let mut tx = pool.begin().await?;
+async fn load_demo_data(db: &Database) -> Result<(), AnyError> {
+    let mut tx = db.begin().await?;
     let present: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM organizations WHERE slug = 'demo' AND deleted_at IS NULL)",
     )
     .fetch_one(&mut *tx)
     .await?;
     if present {
+        tx.commit().await?;
         tracing::info!("demo data already present");
         return Ok(());
     }
@@ -278,7 +276,8 @@ async fn load_demo_data(pool: &PgPool) -> Result<(), AnyError> {
 }
 
 /// Tokens for the demo accounts and requests to paste.
-async fn print_banner(pool: &PgPool, state: &AppState, base: &str) -> Result<(), AnyError> {
+async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(), AnyError> {
+    let mut tx = db.begin().await?;
     let lifetime = chrono::Duration::hours(12);
     let admin_name = state
         .login
@@ -292,7 +291,8 @@ async fn print_banner(pool: &PgPool, state: &AppState, base: &str) -> Result<(),
         "SELECT id, operator_id FROM data_collectors \
          WHERE operator_id IN ('DC001', 'DC002') AND deleted_at IS NULL ORDER BY operator_id",
     )
-    .fetch_all(pool)
+    .persistent(false)
+    .fetch_all(&mut *tx)
     .await?;
     println!("\nKeystone local stack on {base}\n");
     println!("Tokens (12 h), to paste into a shell:");
@@ -331,8 +331,10 @@ async fn print_banner(pool: &PgPool, state: &AppState, base: &str) -> Result<(),
          WHERE dc.operator_id = 'DC001' AND t.status = 'pending' AND t.deleted_at IS NULL \
            AND b.status IN ('pending', 'active') ORDER BY t.id LIMIT 1",
     )
-    .fetch_optional(pool)
+    .persistent(false)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     if let Some((batch, sop, subscene)) = sample {
         println!("\nComplete two tasks as DC001 (send it twice: the second is a replay):");
         println!(

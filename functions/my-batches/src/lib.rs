@@ -26,7 +26,7 @@ async fn my_batches(
     State(state): State<AppState>,
     collector: CollectorAuth,
 ) -> Result<JsonResponse<MyBatchesResponse>, ApiError> {
-    let response = keystone_store::identity::my_batches(&state.pool, collector.collector_id)
+    let response = keystone_store::identity::my_batches(&state.db, collector.collector_id)
         .await?
         .ok_or(DomainError::CollectorNotFound)?;
     Ok(JsonResponse(response))

@@ -17,7 +17,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let db = DbConfig::from_lookup(&env)?;
     let queue = QueueConfig::from_lookup(&env)?;
     let client = sqs_client(queue.endpoint_url.as_deref()).await;
-    let publisher = Arc::new(SqsPublisher::new(client, queue.queue_url, db.lazy_pool()?));
+    let publisher = Arc::new(SqsPublisher::new(
+        client,
+        queue.queue_url,
+        db.lazy_database()?,
+    ));
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let publisher = publisher.clone();
         async move {

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keystone_auth::AuthError;
 use keystone_domain::DomainError;
-use keystone_store::StoreError;
+use keystone_store::{Busy, StoreError};
 use serde_json::{Map, Value, json};
 
 /// Every failure a handler can answer with.
@@ -21,9 +21,9 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// Lock timeout or other contention: nothing changed, retrying is safe.
-    #[error("the service is busy; retry the request")]
-    Busy(#[source] StoreError),
+    /// A limit of SPEC §6 or a conflict: nothing changed, retrying is safe.
+    #[error("{}", busy_message(*.0))]
+    Busy(Busy, #[source] StoreError),
     /// A bug or an outage. The client sees a fixed message; the cause chain is logged once.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -33,9 +33,22 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Rejected(rule) => Self::Rejected(rule),
-            err if err.is_contention() => Self::Busy(err),
-            err => Self::Internal(Box::new(err)),
+            err => match err.busy() {
+                Some(busy) => Self::Busy(busy, err),
+                None => Self::Internal(Box::new(err)),
+            },
         }
+    }
+}
+
+/// What a client is told when the database turned its request away.
+fn busy_message(busy: Busy) -> &'static str {
+    match busy {
+        Busy::LockWait => "timed out waiting for a lock held by another request; retry the request",
+        Busy::Statement => "the database took too long to answer; retry the request",
+        Busy::IdleTransaction => "the request's transaction was cut off; retry the request",
+        Busy::Conflict => "the request conflicted with a concurrent one; retry the request",
+        Busy::Pool => "no database connection is free; retry the request",
     }
 }
 
@@ -51,7 +64,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(..) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -231,7 +244,7 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => {
                 tracing::error!(error = %cause_chain(cause.as_ref()), "request failed");
             }
-            Self::Busy(cause) => {
+            Self::Busy(_, cause) => {
                 tracing::warn!(error = %cause_chain(cause), "request hit contention");
             }
             Self::Auth(_) | Self::PayloadTooLarge | Self::NotFound | Self::MethodNotAllowed => {
@@ -239,7 +252,7 @@ impl IntoResponse for ApiError {
             }
         }
         let mut response = (status, Json(Value::Object(body))).into_response();
-        if matches!(self, Self::Busy(_)) {
+        if matches!(self, Self::Busy(..)) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

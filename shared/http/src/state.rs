@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keystone_auth::JwtKeys;
+use keystone_store::Database;
 use keystone_store::outbox::OutboxPublisher;
-use sqlx::PgPool;
 
 use crate::config::{AdminCredentials, Config, ConfigError};
 
 /// Shared, cheaply cloned handler state.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub db: Database,
     pub jwt: Arc<JwtKeys>,
     pub login: Arc<LoginSettings>,
     pub outbox: Option<Arc<dyn OutboxPublisher>>,
@@ -35,9 +35,9 @@ impl Default for LoginSettings {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, jwt: JwtKeys) -> Self {
+    pub fn new(db: impl Into<Database>, jwt: JwtKeys) -> Self {
         Self {
-            pool,
+            db: db.into(),
             jwt: Arc::new(jwt),
             login: Arc::new(LoginSettings::default()),
             outbox: None,
@@ -65,17 +65,20 @@ impl AppState {
         }
     }
 
-    /// Builds the pool and keys from configuration. The pool connects lazily.
+    /// Builds the database handle and keys from configuration. The pool connects lazily.
     ///
     /// # Errors
     /// An unparsable `DATABASE_URL`.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self::from_config_with(config, config.db.lazy_database()?))
+    }
+
+    /// Builds the keys from configuration around a database handle built elsewhere.
+    pub fn from_config_with(config: &Config, db: Database) -> Self {
         let jwt = JwtKeys::new(&config.jwt_secret, config.jwt_issuer.clone());
-        Ok(
-            Self::new(config.db.lazy_pool()?, jwt).with_login(LoginSettings {
-                admin: config.admin.clone(),
-                token_ttl: config.token_ttl,
-            }),
-        )
+        Self::new(db, jwt).with_login(LoginSettings {
+            admin: config.admin.clone(),
+            token_ttl: config.token_ttl,
+        })
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
+use keystone_store::Database;
 use keystone_store::deliveries::{self, DeliveryClaim};
-use sqlx::PgPool;
 use tracing::Instrument;
 
 use crate::NotifierConfig;
@@ -27,7 +27,7 @@ pub enum Outcome {
 /// Calls recorders for SQS messages.
 #[derive(Debug, Clone)]
 pub struct RecorderNotifier {
-    pool: PgPool,
+    db: Database,
     http: reqwest::Client,
     config: NotifierConfig,
 }
@@ -35,12 +35,12 @@ pub struct RecorderNotifier {
 impl RecorderNotifier {
     /// # Errors
     /// When the HTTP client cannot be built (TLS backend failure).
-    pub fn new(pool: PgPool, config: NotifierConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(db: Database, config: NotifierConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(config.rpc_timeout)
             .connect_timeout(config.rpc_timeout.min(Duration::from_secs(2)))
             .build()?;
-        Ok(Self { pool, http, config })
+        Ok(Self { db, http, config })
     }
 
     /// Handles a whole SQS event, messages concurrently (one slow device does not hold up the
@@ -77,7 +77,7 @@ impl RecorderNotifier {
         };
         let notification = command.notification_id.as_str();
         let claim = deliveries::claim_delivery(
-            &self.pool,
+            &self.db,
             notification,
             &command.device_id,
             self.config.lease,
@@ -111,9 +111,9 @@ impl RecorderNotifier {
         let (status, error) = self.call_recorder(&command).await;
         let delivered = status.is_some_and(|s| (200..300).contains(&s) || s == 400 || s == 409);
         let recorded = if delivered {
-            deliveries::mark_delivered(&self.pool, notification, status.unwrap_or_default()).await
+            deliveries::mark_delivered(&self.db, notification, status.unwrap_or_default()).await
         } else {
-            deliveries::release_delivery(&self.pool, notification, status, &error).await
+            deliveries::release_delivery(&self.db, notification, status, &error).await
         };
         if let Err(e) = recorded {
             tracing::error!(notification, error = %e, "cannot record the delivery outcome");

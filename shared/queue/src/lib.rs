@@ -25,8 +25,10 @@ use keystone_store::config::ConfigError;
 ///
 /// # Errors
 /// A missing `KEYSTONE_QUEUE_URL`.
-pub async fn publisher_from_env(pool: sqlx::PgPool) -> Result<Arc<SqsPublisher>, ConfigError> {
+pub async fn publisher_from_env(
+    db: keystone_store::Database,
+) -> Result<Arc<SqsPublisher>, ConfigError> {
     let queue = QueueConfig::from_env()?;
     let client = sqs_client(queue.endpoint_url.as_deref()).await;
-    Ok(Arc::new(SqsPublisher::new(client, queue.queue_url, pool)))
+    Ok(Arc::new(SqsPublisher::new(client, queue.queue_url, db)))
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use keystone_store::Database;
 use keystone_store::StoreError;
 use keystone_store::outbox::{self, OutboxPublisher, OutboxRow};
-use sqlx::PgPool;
 
 use crate::message::RecorderCommand;
 
@@ -28,23 +28,23 @@ pub struct PublishReport {
 pub struct SqsPublisher {
     client: aws_sdk_sqs::Client,
     queue_url: String,
-    pool: PgPool,
+    db: Database,
     /// How long a leased row is reserved for this publisher.
     lease: Duration,
 }
 
 impl SqsPublisher {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: String, pool: PgPool) -> Self {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String, db: Database) -> Self {
         Self {
             client,
             queue_url,
-            pool,
+            db,
             lease: Duration::from_secs(60),
         }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    pub fn db(&self) -> &Database {
+        &self.db
     }
 
     pub fn lease(&self) -> Duration {
@@ -112,12 +112,12 @@ impl SqsPublisher {
     pub async fn publish_leased(&self, rows: &[OutboxRow]) -> Result<PublishReport, StoreError> {
         let report = self.send(rows).await;
         if !report.sent.is_empty() {
-            outbox::mark_published(&self.pool, &report.sent).await?;
+            outbox::mark_published(&self.db, &report.sent).await?;
         }
         for (id, reason) in &report.failed {
             tracing::warn!(outbox_id = id, reason = %reason, "notification not published");
         }
-        outbox::record_publish_failures(&self.pool, &report.failed).await?;
+        outbox::record_publish_failures(&self.db, &report.failed).await?;
         Ok(report)
     }
 }
@@ -142,7 +142,7 @@ impl OutboxPublisher for SqsPublisher {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let result = async {
-                let rows = outbox::lease_by_ids(&self.pool, outbox_ids, self.lease).await?;
+                let rows = outbox::lease_by_ids(&self.db, outbox_ids, self.lease).await?;
                 self.publish_leased(&rows).await
             }
             .await;

@@ -40,7 +40,7 @@ pub async fn relay(
 ) -> Result<RelayOutcome, StoreError> {
     let mut outcome = RelayOutcome::default();
     for _ in 0..max_rounds {
-        let rows = outbox::lease_unpublished(publisher.pool(), batch, publisher.lease()).await?;
+        let rows = outbox::lease_unpublished(publisher.db(), batch, publisher.lease()).await?;
         if rows.is_empty() {
             break;
         }
@@ -56,7 +56,7 @@ pub async fn relay(
         }
     }
     outcome.purged_idempotency_keys =
-        outbox::purge_idempotency_keys(publisher.pool(), IDEMPOTENCY_KEY_TTL).await?;
+        outbox::purge_idempotency_keys(publisher.db(), IDEMPOTENCY_KEY_TTL).await?;
     tracing::info!(?outcome, "relay run finished");
     Ok(outcome)
 }

@@ -5,11 +5,10 @@ use keystone_domain::{
     BatchStatus, CompleteTasksRequest, DomainError, IdempotencyKey, OrderStatus,
 };
 use serde::Serialize;
-use sqlx::PgPool;
 
 use crate::idempotency::{self, Claim};
 use crate::locking::{BatchChange, UnitOfWork};
-use crate::{StoreError, StoredResponse};
+use crate::{Database, StoreError, StoredResponse};
 
 /// A validated complete-tasks call.
 #[derive(Debug, Clone)]
@@ -81,7 +80,7 @@ pub struct OrderProgressView {
     idempotent = command.idempotency_key.is_some(),
 ))]
 pub async fn complete_task_group(
-    pool: &PgPool,
+    db: &Database,
     command: CompleteTaskGroup,
 ) -> Result<StoredResponse, StoreError> {
     let CompleteTaskGroup {
@@ -90,7 +89,7 @@ pub async fn complete_task_group(
         request,
         idempotency_key,
     } = command;
-    let mut work = UnitOfWork::begin(pool).await?;
+    let mut work = UnitOfWork::begin(db).await?;
 
     // The collector must still exist before anything is recorded under its id.
     let seat = crate::identity::seat_row(work.conn(), collector_id).await?;

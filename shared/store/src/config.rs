@@ -7,6 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::{Database, TransactionLimits};
+
 /// Why configuration could not be loaded; names the variable at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -57,12 +59,13 @@ pub struct DbConfig {
     /// couple suffice; RDS Proxy multiplexes them.
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// How long a statement may wait for a row lock before the request answers 503.
-    pub lock_timeout: Duration,
+    /// The lock, statement and idle-in-transaction limits of every transaction (SPEC §6).
+    pub limits: TransactionLimits,
 }
 
 impl DbConfig {
-    /// Reads `DATABASE_URL`, `DB_MAX_CONNECTIONS`, `DB_ACQUIRE_TIMEOUT_MS`, `DB_LOCK_TIMEOUT_MS`.
+    /// Reads `DATABASE_URL`, `DB_MAX_CONNECTIONS`, `DB_ACQUIRE_TIMEOUT_MS`,
+    /// `DB_LOCK_TIMEOUT_MS`, `DB_STATEMENT_TIMEOUT_MS` and `DB_IDLE_IN_TRANSACTION_TIMEOUT_MS`.
     ///
     /// # Errors
     /// The first missing or invalid variable.
@@ -74,28 +77,62 @@ impl DbConfig {
                     reason: e.to_string(),
                 }
             })?;
+        let defaults = TransactionLimits::default();
+        let limit = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            let ms = number(
+                lookup,
+                name,
+                u64::try_from(default.as_millis()).unwrap_or(u64::MAX),
+            )?;
+            // PostgreSQL keeps these limits as 32-bit milliseconds.
+            if ms > i32::MAX as u64 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("at most {} milliseconds", i32::MAX),
+                });
+            }
+            Ok(Duration::from_millis(ms))
+        };
         Ok(Self {
             url: SecretString::from(required(lookup, "DATABASE_URL")?),
             max_connections: max_connections.max(1),
             acquire_timeout: Duration::from_millis(number(lookup, "DB_ACQUIRE_TIMEOUT_MS", 5_000)?),
-            lock_timeout: Duration::from_millis(number(lookup, "DB_LOCK_TIMEOUT_MS", 10_000)?),
+            limits: TransactionLimits {
+                lock_timeout: limit("DB_LOCK_TIMEOUT_MS", defaults.lock_timeout)?,
+                statement_timeout: limit("DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
+                idle_in_transaction_timeout: limit(
+                    "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                    defaults.idle_in_transaction_timeout,
+                )?,
+            },
         })
     }
 
-    /// Connection settings: the URL plus a `lock_timeout`, so a request never waits forever
-    /// on a row lock.
+    /// Connection settings from the URL, and nothing a pooling proxy would refuse or lose: no
+    /// startup `options`, no session settings (the limits are set per transaction).
     ///
     /// # Errors
     /// An unparsable `DATABASE_URL`.
     pub fn connect_options(&self) -> Result<PgConnectOptions, ConfigError> {
-        let lock_timeout = format!("{}ms", self.lock_timeout.as_millis());
         Ok(PgConnectOptions::from_str(self.url.expose_secret())
             .map_err(|e| ConfigError::Invalid {
                 name: "DATABASE_URL",
                 reason: e.to_string(),
             })?
-            .application_name("keystone")
-            .options([("lock_timeout", lock_timeout.as_str())]))
+            .application_name("keystone"))
+    }
+
+    /// True when the URL turns sqlx's statement cache off (`statement-cache-capacity=0`), the
+    /// setting for a pooler that does not keep named statements (PgBouncer before 1.21).
+    pub fn statement_cache_disabled(&self) -> bool {
+        self.url
+            .expose_secret()
+            .split_once('?')
+            .is_some_and(|(_, query)| {
+                query
+                    .split('&')
+                    .any(|pair| pair == "statement-cache-capacity=0")
+            })
     }
 
     /// Pool sizing.
@@ -105,14 +142,47 @@ impl DbConfig {
             .acquire_timeout(self.acquire_timeout)
     }
 
-    /// A pool that connects on first use, so a cold start does not wait for the database and
-    /// a database blip does not kill the container.
+    /// Wraps a pool built from this configuration in the handle the store takes.
+    pub fn database(&self, pool: PgPool) -> Database {
+        let db = Database::new(pool, self.limits);
+        if self.statement_cache_disabled() {
+            db.with_unnamed_statements()
+        } else {
+            db
+        }
+    }
+
+    /// A handle whose pool connects on first use, so a cold start does not wait for the
+    /// database and a database blip does not kill the container.
     ///
     /// # Errors
     /// An unparsable `DATABASE_URL`.
-    pub fn lazy_pool(&self) -> Result<PgPool, ConfigError> {
-        Ok(self
-            .pool_options()
-            .connect_lazy_with(self.connect_options()?))
+    pub fn lazy_database(&self) -> Result<Database, ConfigError> {
+        Ok(self.database(
+            self.pool_options()
+                .connect_lazy_with(self.connect_options()?),
+        ))
     }
+
+    /// A handle whose pool has connected once, for the local stack and tools that should fail
+    /// at start when the database is unreachable.
+    ///
+    /// # Errors
+    /// An unparsable `DATABASE_URL`, or no connection.
+    pub async fn connect(&self) -> Result<Database, ConnectError> {
+        let pool = self
+            .pool_options()
+            .connect_with(self.connect_options()?)
+            .await?;
+        Ok(self.database(pool))
+    }
+}
+
+/// Why [`DbConfig::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot connect to the database")]
+    Database(#[from] sqlx::Error),
 }

@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
-
-use crate::StoreError;
+use crate::database::named_statements;
+use crate::{Database, StoreError};
 
 /// What claiming a notification found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +25,12 @@ pub enum DeliveryClaim {
 /// # Errors
 /// Database failures.
 pub async fn claim_delivery(
-    pool: &PgPool,
+    db: &Database,
     notification_id: &str,
     device_id: &str,
     lease: Duration,
 ) -> Result<DeliveryClaim, StoreError> {
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let mut tx = db.begin().await?;
     let attempt: Option<i32> = sqlx::query_scalar(
         "INSERT INTO recorder_deliveries (notification_id, device_id, status, lease_until) \
          VALUES ($1, $2, 'in_progress', now() + $3 * interval '1 millisecond') \
@@ -45,17 +44,21 @@ pub async fn claim_delivery(
     )
     .bind(notification_id)
     .bind(device_id)
-    .bind(lease_ms)
-    .fetch_optional(pool)
+    .bind(crate::millis(lease))
+    .persistent(named_statements())
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some(attempt) = attempt {
+        tx.commit().await?;
         return Ok(DeliveryClaim::Claimed { attempt });
     }
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM recorder_deliveries WHERE notification_id = $1")
             .bind(notification_id)
-            .fetch_optional(pool)
+            .persistent(named_statements())
+            .fetch_optional(&mut *tx)
             .await?;
+    tx.commit().await?;
     Ok(match status.as_deref() {
         Some("delivered") => DeliveryClaim::AlreadyDelivered,
         _ => DeliveryClaim::InFlightElsewhere,
@@ -67,10 +70,11 @@ pub async fn claim_delivery(
 /// # Errors
 /// Database failures.
 pub async fn mark_delivered(
-    pool: &PgPool,
+    db: &Database,
     notification_id: &str,
     response_status: u16,
 ) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE recorder_deliveries SET status = 'delivered', delivered_at = now(), \
              lease_until = NULL, response_status = $2, last_error = NULL \
@@ -78,8 +82,10 @@ pub async fn mark_delivered(
     )
     .bind(notification_id)
     .bind(i16::try_from(response_status).unwrap_or(i16::MAX))
-    .execute(pool)
+    .persistent(named_statements())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -88,11 +94,12 @@ pub async fn mark_delivered(
 /// # Errors
 /// Database failures.
 pub async fn release_delivery(
-    pool: &PgPool,
+    db: &Database,
     notification_id: &str,
     response_status: Option<u16>,
     error: &str,
 ) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE recorder_deliveries SET lease_until = NULL, last_error = $2, response_status = $3 \
          WHERE notification_id = $1 AND status <> 'delivered'",
@@ -100,7 +107,9 @@ pub async fn release_delivery(
     .bind(notification_id)
     .bind(error)
     .bind(response_status.and_then(|s| i16::try_from(s).ok()))
-    .execute(pool)
+    .persistent(named_statements())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -6,12 +6,11 @@ use keystone_domain::{
     AdjustBatchRequest, BatchStatus, CreateBatchRequest, DomainError, GroupQuantity, OrderStatus,
 };
 use serde::Serialize;
-use sqlx::PgPool;
 
-use crate::StoreError;
 use crate::complete_tasks::OrderProgressView;
 use crate::locking::{BatchChange, BatchSelection, UnitOfWork};
 use crate::task_edits::{CreatedTaskView, NewBatch};
+use crate::{Database, StoreError};
 
 /// The 200 body of `POST /api/v1/batches/{id}/tasks`.
 #[derive(Debug, Clone, Serialize)]
@@ -28,11 +27,11 @@ pub struct AdjustBatchResponse {
 /// [`StoreError::Rejected`] with the first rule the edit breaks; nothing is changed then.
 #[tracing::instrument(skip_all, fields(batch_id, groups = request.targets.len()))]
 pub async fn adjust_batch_tasks(
-    pool: &PgPool,
+    db: &Database,
     batch_id: i64,
     request: AdjustBatchRequest,
 ) -> Result<AdjustBatchResponse, StoreError> {
-    let work = UnitOfWork::begin(pool).await?;
+    let work = UnitOfWork::begin(db).await?;
     let (mut scope, batch) = work.lock_batch_through_order(batch_id, false).await?;
     if !batch.status.is_open() {
         return Err(DomainError::BatchNotEditable {
@@ -152,11 +151,11 @@ pub struct CreateBatchResponse {
 /// [`StoreError::Rejected`] with the first rule the request breaks; nothing is created then.
 #[tracing::instrument(skip_all, fields(order_id = request.order_id, workstation_id = request.workstation_id))]
 pub async fn create_batch(
-    pool: &PgPool,
+    db: &Database,
     request: CreateBatchRequest,
 ) -> Result<CreateBatchResponse, StoreError> {
     let total = request.total();
-    let work = UnitOfWork::begin(pool).await?;
+    let work = UnitOfWork::begin(db).await?;
     let mut order = work
         .lock_order(request.order_id)
         .await?
@@ -245,10 +244,10 @@ pub struct FinalizeOrderResponse {
 /// [`DomainError::OrderNotFound`], [`DomainError::OrderCancelled`].
 #[tracing::instrument(skip_all, fields(order_id))]
 pub async fn finalize_order(
-    pool: &PgPool,
+    db: &Database,
     order_id: i64,
 ) -> Result<FinalizeOrderResponse, StoreError> {
-    let work = UnitOfWork::begin(pool).await?;
+    let work = UnitOfWork::begin(db).await?;
     let order = work
         .lock_order(order_id)
         .await?

@@ -14,18 +14,46 @@ pub enum StoreError {
     Invariant(String),
     #[error("could not serialize the response")]
     Serialize(#[from] serde_json::Error),
+    /// The password (or IAM token) for a new connection could not be had.
+    #[error("cannot get database credentials: {0}")]
+    Credentials(String),
+}
+
+/// Why the database turned a request away without applying anything: each is worth a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// A row lock was not granted within `lock_timeout`.
+    LockWait,
+    /// A statement ran past `statement_timeout`.
+    Statement,
+    /// The server ended the transaction for idling past `idle_in_transaction_session_timeout`.
+    IdleTransaction,
+    /// Deadlock or serialization failure.
+    Conflict,
+    /// No pooled connection within the acquire timeout.
+    Pool,
 }
 
 impl StoreError {
     /// True when the database refused for contention (lock timeout, deadlock, serialization
     /// failure): the request changed nothing and can be retried as is.
     pub fn is_contention(&self) -> bool {
-        const CONTENTION: [&str; 3] = ["55P03", "40P01", "40001"];
+        self.busy().is_some()
+    }
+
+    /// Which limit or conflict turned the request away, when one did (SPEC §6: 503 with
+    /// `Retry-After`, nothing applied).
+    pub fn busy(&self) -> Option<Busy> {
         match self {
-            Self::Database(sqlx::Error::Database(db)) => db
-                .code()
-                .is_some_and(|code| CONTENTION.contains(&code.as_ref())),
-            _ => false,
+            Self::Database(sqlx::Error::PoolTimedOut) => Some(Busy::Pool),
+            Self::Database(sqlx::Error::Database(db)) => match db.code()?.as_ref() {
+                "55P03" => Some(Busy::LockWait),
+                "57014" => Some(Busy::Statement),
+                "25P03" => Some(Busy::IdleTransaction),
+                "40P01" | "40001" => Some(Busy::Conflict),
+                _ => None,
+            },
+            _ => None,
         }
     }
 }

@@ -4,6 +4,7 @@ use keystone_domain::BatchStatus;
 use serde::Serialize;
 
 use crate::StoreError;
+use crate::database::named_statements;
 use crate::locking::{BatchScope, OrderCompletion};
 
 /// What finalizing an order changed.
@@ -79,6 +80,7 @@ impl BatchScope {
                     (SELECT COALESCE(array_agg(id ORDER BY id), '{}') FROM notices)",
         )
         .bind(order_id)
+        .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;
 
@@ -89,6 +91,7 @@ impl BatchScope {
              RETURNING id, batch_id, workstation_id",
         )
         .bind(order_id)
+        .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
 

@@ -8,6 +8,7 @@
 use keystone_domain::{DomainError, IdempotencyKey};
 use sqlx::PgConnection;
 
+use crate::database::named_statements;
 use crate::{StoreError, StoredResponse};
 
 /// The outcome of claiming a key.
@@ -35,6 +36,7 @@ pub(crate) async fn claim(
     .bind(collector_id)
     .bind(key.as_str())
     .bind(fingerprint)
+    .persistent(named_statements())
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
@@ -46,6 +48,7 @@ pub(crate) async fn claim(
     )
     .bind(collector_id)
     .bind(key.as_str())
+    .persistent(named_statements())
     .fetch_one(&mut *conn)
     .await?;
     if stored_fingerprint != fingerprint {
@@ -85,6 +88,7 @@ pub(crate) async fn store_response(
     .bind(key.as_str())
     .bind(status)
     .bind(body)
+    .persistent(named_statements())
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use keystone_domain::{BatchStatus, HandoffPayload, Workflow};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
-use crate::StoreError;
+use crate::database::named_statements;
+use crate::{Database, StoreError};
 
 /// What a login needs to know about an account.
 #[derive(Clone, sqlx::FromRow)]
@@ -34,16 +35,20 @@ impl std::fmt::Debug for CollectorCredentials {
 /// # Errors
 /// Database failures.
 pub async fn collector_credentials(
-    pool: &PgPool,
+    db: &Database,
     account: &str,
 ) -> Result<Option<CollectorCredentials>, StoreError> {
-    Ok(sqlx::query_as(
+    let mut tx = db.begin().await?;
+    let credentials = sqlx::query_as(
         "SELECT id, operator_id, name, password_hash, status FROM data_collectors \
          WHERE operator_id = $1 AND deleted_at IS NULL",
     )
     .bind(account)
-    .fetch_optional(pool)
-    .await?)
+    .persistent(named_statements())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(credentials)
 }
 
 /// A robot type as clients see it.
@@ -101,11 +106,13 @@ pub(crate) struct SeatRow {
 /// # Errors
 /// Database failures.
 pub async fn collector_seat(
-    pool: &PgPool,
+    db: &Database,
     collector_id: i64,
 ) -> Result<Option<CollectorSeatView>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    collector_seat_in(&mut conn, collector_id).await
+    let mut tx = db.begin().await?;
+    let seat = collector_seat_in(&mut tx, collector_id).await?;
+    tx.commit().await?;
+    Ok(seat)
 }
 
 async fn collector_seat_in(
@@ -133,6 +140,7 @@ pub(crate) async fn seat_row(
          WHERE dc.id = $1 AND dc.deleted_at IS NULL",
     )
     .bind(collector_id)
+    .persistent(named_statements())
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -251,12 +259,10 @@ struct GroupRow {
 /// Database failures, and an unknown batch status.
 #[tracing::instrument(skip_all, fields(collector_id))]
 pub async fn my_batches(
-    pool: &PgPool,
+    db: &Database,
     collector_id: i64,
 ) -> Result<Option<MyBatchesResponse>, StoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await?;
+    let mut tx = db.begin_read_only_snapshot().await?;
     let Some(seat): Option<CollectorSeatView> = collector_seat_in(&mut tx, collector_id).await?
     else {
         return Ok(None);
@@ -284,6 +290,7 @@ pub async fn my_batches(
                  GROUP BY b.id, o.id ORDER BY b.created_at DESC, b.id DESC",
             )
             .bind(workstation_id)
+            .persistent(named_statements())
             .fetch_all(&mut *tx)
             .await?;
             let groups = sqlx::query_as(
@@ -303,6 +310,7 @@ pub async fn my_batches(
                  ORDER BY t.batch_id, t.sop_id, t.subscene_id",
             )
             .bind(workstation_id)
+            .persistent(named_statements())
             .fetch_all(&mut *tx)
             .await?;
             (batches, groups)

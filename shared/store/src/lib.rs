@@ -15,6 +15,7 @@
 
 pub mod complete_tasks;
 pub mod config;
+pub mod database;
 pub mod deliveries;
 pub mod dispatch;
 mod error;
@@ -26,13 +27,64 @@ pub mod outbox;
 mod task_edits;
 
 pub use complete_tasks::{CompleteTaskGroup, complete_task_group};
+pub use database::{Database, PasswordSource, SharedPassword, TransactionLimits};
 pub use dispatch::{adjust_batch_tasks, create_batch, finalize_order};
-pub use error::StoreError;
+pub use error::{Busy, StoreError};
 pub use finalize::Finalization;
 pub use task_edits::{CreatedTaskView, GroupFigures};
 
 /// The schema migrations, embedded at compile time from the repository's `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The same migrations without sqlx's session-level advisory lock, which a transaction-pooling
+/// proxy would strand on some server connection: [`apply_migrations`] takes a transaction-level
+/// lock instead.
+static POOLER_SAFE_MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!("../../migrations");
+        migrator.set_locking(false);
+        migrator
+    });
+
+/// Serializes concurrent migration runs (any constant works; this spells "keystone").
+const MIGRATION_LOCK_KEY: i64 = 0x6b65_7973_746f_6e65;
+
+/// Applies pending migrations and answers the versions now applied, oldest first.
+///
+/// Everything runs in one transaction on a connection of its own, under a transaction-level
+/// advisory lock, so it works through RDS Proxy or PgBouncer as well as directly: concurrent
+/// runs wait for each other, a failure applies nothing, and the named statements sqlx's migrator
+/// prepares are deallocated before the server connection goes back to a proxy's pool.
+///
+/// # Errors
+/// A migration that fails (nothing is applied) or a database failure.
+pub async fn apply_migrations(db: &Database) -> Result<Vec<i64>, StoreError> {
+    let mut conn = db.pool().acquire().await?.detach();
+    let mut tx = sqlx::Connection::begin(&mut conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .persistent(false)
+        .execute(&mut *tx)
+        .await?;
+    POOLER_SAFE_MIGRATOR
+        .run(&mut *tx)
+        .await
+        .map_err(|e| StoreError::Database(e.into()))?;
+    let applied =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+    sqlx::raw_sql("DEALLOCATE ALL").execute(&mut *tx).await?;
+    tx.commit().await?;
+    sqlx::Connection::close(conn).await?;
+    Ok(applied)
+}
+
+/// A duration as whole milliseconds for SQL interval arithmetic, saturating.
+pub(crate) fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// A response produced inside a transaction: its JSON body, and whether it is a stored
 /// idempotent replay rather than a fresh effect.

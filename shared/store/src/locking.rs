@@ -17,9 +17,10 @@
 use std::collections::BTreeSet;
 
 use keystone_domain::{BatchStatus, DomainError, OrderStatus, TaskGroupKey};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 
-use crate::StoreError;
+use crate::database::named_statements;
+use crate::{Database, StoreError};
 
 /// The order a live batch belongs to, read without a lock.
 const BATCH_ORDER_SQL: &str = "SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL";
@@ -34,9 +35,9 @@ impl UnitOfWork {
     ///
     /// # Errors
     /// When no connection can be had.
-    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+    pub async fn begin(db: &Database) -> Result<Self, StoreError> {
         Ok(Self {
-            tx: pool.begin().await?,
+            tx: db.begin().await?,
         })
     }
 
@@ -53,6 +54,7 @@ impl UnitOfWork {
     async fn unlocked_batch_order(&mut self, batch_id: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(BATCH_ORDER_SQL)
             .bind(batch_id)
+            .persistent(named_statements())
             .fetch_optional(&mut *self.tx)
             .await?)
     }
@@ -106,6 +108,7 @@ impl UnitOfWork {
              WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
         )
         .bind(order_id)
+        .persistent(named_statements())
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some((id, organization_id, status, target_count)) = row else {
@@ -173,6 +176,7 @@ impl OrderScope {
             "SELECT organization_id FROM workstations WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(workstation_id)
+        .persistent(named_statements())
         .fetch_optional(&mut *self.tx)
         .await?)
     }
@@ -198,6 +202,7 @@ impl OrderScope {
         .bind(self.order.id)
         .bind(&selection.ids)
         .bind(selection.all_open)
+        .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
         let batches = rows
@@ -296,6 +301,7 @@ impl BatchScope {
     ) -> Result<DomainError, StoreError> {
         let current: Option<i64> = sqlx::query_scalar(BATCH_ORDER_SQL)
             .bind(batch_id)
+            .persistent(named_statements())
             .fetch_optional(&mut *self.tx)
             .await?;
         Ok(match current {
@@ -334,6 +340,7 @@ impl BatchScope {
         .bind(batch_id)
         .bind(group.sop_id)
         .bind(group.subscene_id)
+        .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(figures)
@@ -374,6 +381,7 @@ impl BatchScope {
         .bind(group.sop_id)
         .bind(group.subscene_id)
         .bind(quantity)
+        .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
         if i64::try_from(tasks.len()).ok() != Some(quantity) {
@@ -417,6 +425,7 @@ impl BatchScope {
         )
         .bind(batch_id)
         .bind(cause == BatchChange::TasksCompleted)
+        .persistent(named_statements())
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some((status, workstation_id)) = moved else {
@@ -460,6 +469,7 @@ impl BatchScope {
              SELECT p.completed, (SELECT status FROM moved) FROM progress p",
         )
         .bind(self.order.id)
+        .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;
         let mut completion = None;
@@ -492,6 +502,7 @@ impl BatchScope {
                     EXISTS (SELECT 1 FROM moved)",
         )
         .bind(self.order.id)
+        .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;
         let completion = moved.then(|| {
@@ -518,6 +529,7 @@ impl BatchScope {
                  ORDER BY id FOR UPDATE",
             )
             .bind(&ids)
+            .persistent(named_statements())
             .execute(&mut *self.tx)
             .await?;
             sqlx::query(
@@ -531,6 +543,7 @@ impl BatchScope {
                    AND w.status IN ('active', 'inactive') AND w.status <> d.derived",
             )
             .bind(&ids)
+            .persistent(named_statements())
             .execute(&mut *self.tx)
             .await?;
         }

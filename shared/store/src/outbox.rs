@@ -9,9 +9,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
-use crate::StoreError;
+use crate::database::named_statements;
+use crate::{Database, StoreError};
 
 /// An outbox row, as the publisher needs it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -38,20 +38,16 @@ pub trait OutboxPublisher: Send + Sync + std::fmt::Debug {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
-fn lease_ms(lease: Duration) -> i64 {
-    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// Leases up to `limit` unpublished rows, oldest first.
 ///
 /// # Errors
 /// Database failures.
 pub async fn lease_unpublished(
-    pool: &PgPool,
+    db: &Database,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    lease_rows(pool, None, limit, lease).await
+    lease_rows(db, None, limit, lease).await
 }
 
 /// Leases the given rows, skipping any already published or leased by someone else.
@@ -59,20 +55,21 @@ pub async fn lease_unpublished(
 /// # Errors
 /// Database failures.
 pub async fn lease_by_ids(
-    pool: &PgPool,
+    db: &Database,
     ids: &[i64],
     lease: Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let limit = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-    lease_rows(pool, Some(ids), limit, lease).await
+    lease_rows(db, Some(ids), limit, lease).await
 }
 
 async fn lease_rows(
-    pool: &PgPool,
+    db: &Database,
     ids: Option<&[i64]>,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut tx = db.begin().await?;
     let mut rows: Vec<OutboxRow> = sqlx::query_as(
         "WITH picked AS ( \
              SELECT id FROM recorder_outbox \
@@ -89,9 +86,11 @@ async fn lease_rows(
     )
     .bind(ids)
     .bind(limit)
-    .bind(lease_ms(lease))
-    .fetch_all(pool)
+    .bind(crate::millis(lease))
+    .persistent(named_statements())
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     rows.sort_unstable_by_key(|r| r.id);
     Ok(rows)
 }
@@ -100,15 +99,19 @@ async fn lease_rows(
 ///
 /// # Errors
 /// Database failures.
-pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
+pub async fn mark_published(db: &Database, ids: &[i64]) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let affected = sqlx::query(
         "UPDATE recorder_outbox SET published_at = now(), lease_until = NULL, last_error = NULL \
          WHERE id = ANY($1) AND published_at IS NULL",
     )
     .bind(ids)
-    .execute(pool)
+    .persistent(named_statements())
+    .execute(&mut *tx)
     .await?
-    .rows_affected())
+    .rows_affected();
+    tx.commit().await?;
+    Ok(affected)
 }
 
 /// Records why rows could not be sent and ends their lease, so the next relay run retries
@@ -117,7 +120,7 @@ pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> Result<u64, StoreErro
 /// # Errors
 /// Database failures.
 pub async fn record_publish_failures(
-    pool: &PgPool,
+    db: &Database,
     failures: &[(i64, String)],
 ) -> Result<(), StoreError> {
     if failures.is_empty() {
@@ -125,6 +128,7 @@ pub async fn record_publish_failures(
     }
     let ids: Vec<i64> = failures.iter().map(|(id, _)| *id).collect();
     let errors: Vec<&str> = failures.iter().map(|(_, e)| e.as_str()).collect();
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE recorder_outbox o SET last_error = f.error, lease_until = NULL \
          FROM unnest($1::bigint[], $2::text[]) AS f(id, error) \
@@ -132,8 +136,10 @@ pub async fn record_publish_failures(
     )
     .bind(&ids)
     .bind(&errors)
-    .execute(pool)
+    .persistent(named_statements())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -141,12 +147,16 @@ pub async fn record_publish_failures(
 ///
 /// # Errors
 /// Database failures.
-pub async fn purge_idempotency_keys(pool: &PgPool, age: Duration) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
+pub async fn purge_idempotency_keys(db: &Database, age: Duration) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let affected = sqlx::query(
         "DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 millisecond'",
     )
-    .bind(lease_ms(age))
-    .execute(pool)
+    .bind(crate::millis(age))
+    .persistent(named_statements())
+    .execute(&mut *tx)
     .await?
-    .rows_affected())
+    .rows_affected();
+    tx.commit().await?;
+    Ok(affected)
 }

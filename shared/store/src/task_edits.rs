@@ -6,6 +6,7 @@ use keystone_domain::{BatchStatus, DomainError, GroupQuantity, TaskGroupKey};
 use serde::Serialize;
 
 use crate::StoreError;
+use crate::database::named_statements;
 use crate::locking::{BatchScope, LockedBatch};
 
 /// Live and locked task counts of one requested group.
@@ -79,6 +80,7 @@ impl BatchScope {
         .bind(batch_id)
         .bind(&sops)
         .bind(&subscenes)
+        .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(groups
@@ -106,6 +108,7 @@ impl BatchScope {
         )
         .bind(batch_id)
         .bind(self.order.id)
+        .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?)
     }
@@ -130,6 +133,7 @@ impl BatchScope {
         )
         .bind(&sops)
         .bind(&subscenes)
+        .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;
         if let Some(sop_id) = sop {
@@ -159,6 +163,7 @@ impl BatchScope {
         .bind(batch.name)
         .bind(batch.notes)
         .bind(batch.metadata)
+        .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;
         self.batches.push(LockedBatch {
@@ -216,6 +221,7 @@ impl BatchScope {
         .bind(&subscenes)
         .bind(&quantities)
         .bind(&task_ids)
+        .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
         if rows.len() != count {
@@ -281,6 +287,7 @@ impl BatchScope {
         .bind(&sops)
         .bind(&subscenes)
         .bind(&quantities)
+        .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
         if i64::try_from(deleted.len()).ok() != Some(wanted) {
