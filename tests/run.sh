@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=tests/support/postgres.sh
 source tests/support/postgres.sh
+# shellcheck source=tests/support/pgbouncer.sh
+source tests/support/pgbouncer.sh
 # shellcheck source=tests/support/moto.sh
 source tests/support/moto.sh
 # shellcheck source=tests/support/cfn-lint.sh
@@ -23,8 +25,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-trap 'keystone_moto_stop; keystone_pg_stop' EXIT
+trap 'keystone_moto_stop; keystone_pgbouncer_stop; keystone_pg_stop' EXIT
 keystone_pg_start
+keystone_pgbouncer_start
 keystone_moto_start
 keystone_cfn_lint_setup
 

@@ -12,6 +12,7 @@ use keystone_auth::{JwtKeys, Principal};
 use keystone_http::AppState;
 use keystone_http::config::AdminCredentials;
 use keystone_http::state::LoginSettings;
+use keystone_store::Database;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -27,8 +28,8 @@ pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-pass-123";
 
 /// Handler state as the functions get it, with admin credentials configured.
-pub fn state(pool: PgPool) -> AppState {
-    AppState::new(pool, jwt_keys()).with_login(LoginSettings {
+pub fn state(db: impl Into<Database>) -> AppState {
+    AppState::new(db, jwt_keys()).with_login(LoginSettings {
         admin: Some(AdminCredentials {
             username: ADMIN_USERNAME.to_owned(),
             password: SecretString::from(ADMIN_PASSWORD),
@@ -59,7 +60,12 @@ pub fn admin_token() -> String {
 
 /// Every function's routes merged, as the local stack serves them.
 pub fn router(pool: PgPool) -> Router {
-    keystone_local::routes().with_state(state(pool))
+    router_with(pool.into())
+}
+
+/// [`router`] over a database handle with its own limits, statements or credentials.
+pub fn router_with(db: Database) -> Router {
+    keystone_local::routes().with_state(state(db))
 }
 
 /// A response read whole.

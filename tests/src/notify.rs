@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use keystone_queue::provision::{QueuePair, create_queue_pair};
 use keystone_queue::{NotifierConfig, RecorderNotifier, SqsPublisher, sqs_client};
+use keystone_store::Database;
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -45,11 +46,12 @@ impl TestQueue {
     }
 
     pub fn publisher(&self, pool: &PgPool) -> SqsPublisher {
-        SqsPublisher::new(
-            self.client.clone(),
-            self.pair.url.clone(),
-            pool.clone().into(),
-        )
+        self.publisher_on(pool.clone().into())
+    }
+
+    /// A publisher over a database handle of the test's choosing (a proxy, other limits).
+    pub fn publisher_on(&self, db: Database) -> SqsPublisher {
+        SqsPublisher::new(self.client.clone(), self.pair.url.clone(), db)
     }
 
     /// Receives until the queue stays empty for one short poll.
@@ -164,12 +166,17 @@ impl FakeRecorder {
 
     /// A consumer calling this fleet, with a short RPC timeout.
     pub fn notifier(&self, pool: &PgPool) -> RecorderNotifier {
+        self.notifier_on(pool.clone().into())
+    }
+
+    /// A consumer over a database handle of the test's choosing.
+    pub fn notifier_on(&self, db: Database) -> RecorderNotifier {
         let config = NotifierConfig {
             rpc_url_template: self.url_template.clone(),
             rpc_timeout: Duration::from_millis(500),
             lease: Duration::from_secs(2),
         };
-        RecorderNotifier::new(pool.clone().into(), config).expect("HTTP client")
+        RecorderNotifier::new(db, config).expect("HTTP client")
     }
 }
 

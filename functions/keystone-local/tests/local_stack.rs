@@ -51,6 +51,54 @@ fn post(port: u16, path: &str, token: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
+/// `keystone-local` with `DATABASE_URL` at a transaction-pooling proxy (tests/run.sh's PgBouncer,
+/// which refuses startup options as RDS Proxy does) applies migrations, loads the demo data and
+/// serves every request of the demo through it.
+#[test]
+fn the_local_stack_runs_through_a_transaction_pooling_proxy() {
+    let proxy = std::env::var("KEYSTONE_PGBOUNCER_URL")
+        .expect("KEYSTONE_PGBOUNCER_URL is unset: run the tests through tests/run.sh");
+    let direct = std::env::var("DATABASE_URL").expect("DATABASE_URL of the test cluster");
+    let name = format!("keystone_local_proxy_{}", std::process::id());
+    let admin = |sql: String| {
+        let direct = direct.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let pool = sqlx::PgPool::connect(&direct).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            });
+    };
+    admin(format!("CREATE DATABASE {name}"));
+    let port = free_port();
+
+    let mut stack = Running(
+        Command::new(env!("CARGO_BIN_EXE_keystone-local"))
+            .arg("--demo")
+            .env(
+                "DATABASE_URL",
+                format!("{proxy}/{name}?statement-cache-capacity=0"),
+            )
+            .env_remove("KEYSTONE_QUEUE_URL")
+            .env_remove("RECORDER_RPC_URL_TEMPLATE")
+            .env("PORT", port.to_string())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    exercise(&mut stack, port);
+    admin(format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
 #[test]
 fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_cleanly() {
     let target = PathBuf::from(format!("/tmp/keystone-local-test-{}", std::process::id()));
@@ -75,6 +123,15 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
             .spawn()
             .unwrap(),
     );
+    exercise(&mut stack, port);
+    let pid_file = target.join("keystone-local/postgres/data/postmaster.pid");
+    assert!(!pid_file.exists(), "the private PostgreSQL was stopped");
+    let _ = std::fs::remove_dir_all(&target);
+}
+
+/// Reads the banner up to the ready line, then runs the demo's requests (complete, login,
+/// finalize with four recorder notifications delivered) and stops the stack with SIGTERM.
+fn exercise(stack: &mut Running, port: u16) {
     let stdout = stack.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let started = Instant::now();
@@ -192,7 +249,4 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(exit.success(), "clean exit: {exit}");
-    let pid_file = target.join("keystone-local/postgres/data/postmaster.pid");
-    assert!(!pid_file.exists(), "the private PostgreSQL was stopped");
-    let _ = std::fs::remove_dir_all(&target);
 }

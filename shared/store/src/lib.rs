@@ -66,8 +66,10 @@ pub async fn apply_migrations(db: &Database) -> Result<Vec<i64>, StoreError> {
         .persistent(false)
         .execute(&mut *tx)
         .await?;
+    // `run_direct` is `run` on a connection: `run(&mut *tx)` makes this future not `Send`
+    // ("implementation of `Acquire` is not general enough").
     POOLER_SAFE_MIGRATOR
-        .run(&mut *tx)
+        .run_direct(None, &mut *tx, false)
         .await
         .map_err(|e| StoreError::Database(e.into()))?;
     let applied =
