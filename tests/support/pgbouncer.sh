@@ -25,7 +25,7 @@ keystone_pgbouncer_start() {
     # Every database of the test cluster, reached over its Unix socket as the client's user.
     cat >"$dir/pgbouncer.ini" <<INI
 [databases]
-* = host=$KEYSTONE_PG_DIR
+* = host=$KEYSTONE_PG_DIR port=$KEYSTONE_PG_PORT
 
 [pgbouncer]
 listen_addr = 127.0.0.1

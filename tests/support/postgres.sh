@@ -2,7 +2,10 @@
 # and exports DATABASE_URL for it. Nothing here touches the Debian-managed clusters.
 #
 # The cluster lives in a fresh folder under /tmp (every user, including `postgres`, can reach
-# it wherever the checkout is) and listens on a Unix socket only, so no port can clash.
+# it wherever the checkout is). The `postgres` superuser connects over its Unix socket without
+# a password; every other role needs its password (SCRAM), over the socket or over TLS on a
+# free loopback port with a certificate from a throwaway CA (KEYSTONE_PG_TLS_URL and
+# KEYSTONE_PG_TLS_CA), so password rotation and certificate verification can be tested.
 
 keystone_pg_bindir() {
     local dir
@@ -43,17 +46,41 @@ keystone_pg_start() {
         --encoding=UTF8 --locale=C.UTF-8 >"$KEYSTONE_PG_DIR/initdb.log" 2>&1 \
         || { cat "$KEYSTONE_PG_DIR/initdb.log" >&2; return 1; }
 
+    cat >"$KEYSTONE_PG_DIR/data/pg_hba.conf" <<HBA
+local   all  postgres                 trust
+local   all  all                      scram-sha-256
+hostssl all  all       127.0.0.1/32   scram-sha-256
+HBA
+    local tls="$KEYSTONE_PG_DIR/tls" port
+    if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >/dev/null
+    fi
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=keystone test CA" \
+        -keyout "$tls/ca.key" -out "$tls/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost\n' >"$tls/san.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls/san.ext" -out "$tls/server.pem" >/dev/null 2>&1
+    chmod 600 "$tls/server.key"
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$tls" "$KEYSTONE_PG_DIR/data/pg_hba.conf"
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    KEYSTONE_PG_PORT="$port"
+
     # Durability is irrelevant for a throwaway test cluster; pg_stat_statements lets the
     # tests count the statements a request runs.
     "${as[@]}" "$bindir/pg_ctl" -D "$KEYSTONE_PG_DIR/data" -l "$KEYSTONE_PG_DIR/server.log" -w \
-        -o "-c listen_addresses='' -k $KEYSTONE_PG_DIR -c max_connections=400 \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -k $KEYSTONE_PG_DIR -c max_connections=400 \
+            -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key \
             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
             -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=50000 \
             -c pg_stat_statements.track_utility=on" \
         start >/dev/null \
         || { cat "$KEYSTONE_PG_DIR/server.log" >&2; return 1; }
 
-    export DATABASE_URL="postgres://postgres@localhost/postgres?host=$KEYSTONE_PG_DIR"
+    export DATABASE_URL="postgres://postgres@localhost:$port/postgres?host=$KEYSTONE_PG_DIR"
+    export KEYSTONE_PG_TLS_URL="postgres://localhost:$port" KEYSTONE_PG_TLS_CA="$tls/ca.pem"
     echo "==> PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on $KEYSTONE_PG_DIR"
 }
 

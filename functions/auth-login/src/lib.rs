@@ -98,6 +98,8 @@ async fn login(
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let access_token = state
         .jwt
+        .keys()
+        .await
         .issue(&principal, lifetime)
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let role = match principal {

@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let environment = keystone_secrets::resolve().await?;
     let db = DbConfig::from_lookup(&|name: &str| environment.get(name))?;
-    let db = db.lazy_database()?;
+    let db = environment.database(&db)?;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let db = db.clone();
         async move {

@@ -279,6 +279,7 @@ async fn load_demo_data(db: &Database) -> Result<(), AnyError> {
 async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(), AnyError> {
     let mut tx = db.begin().await?;
     let lifetime = chrono::Duration::hours(12);
+    let keys = state.jwt.keys().await;
     let admin_name = state
         .login
         .admin
@@ -296,10 +297,7 @@ async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(),
     .await?;
     println!("\nKeystone local stack on {base}\n");
     println!("Tokens (12 h), to paste into a shell:");
-    println!(
-        "  export ADMIN_TOKEN={}",
-        state.jwt.issue(&admin, lifetime)?
-    );
+    println!("  export ADMIN_TOKEN={}", keys.issue(&admin, lifetime)?);
     for (collector_id, operator_id) in collectors {
         let principal = Principal::Collector {
             collector_id,
@@ -307,7 +305,7 @@ async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(),
         };
         println!(
             "  export {operator_id}_TOKEN={}",
-            state.jwt.issue(&principal, lifetime)?
+            keys.issue(&principal, lifetime)?
         );
     }
     if let Some(admin) = &state.login.admin {

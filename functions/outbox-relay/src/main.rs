@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let publisher = Arc::new(SqsPublisher::new(
         client,
         queue.queue_url,
-        db.lazy_database()?,
+        environment.database(&db)?,
     ));
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let publisher = publisher.clone();

@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let env = |name: &str| environment.get(name);
     let db = DbConfig::from_lookup(&env)?;
     let notifier = Arc::new(RecorderNotifier::new(
-        db.lazy_database()?,
+        environment.database(&db)?,
         NotifierConfig::from_lookup(&env)?,
     )?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -100,11 +100,64 @@ pub enum AuthError {
 #[error("could not sign token")]
 pub struct SigningError(#[source] jsonwebtoken::errors::Error);
 
-/// Keys and validation rules, built once per container.
+/// One HS256 signing key and the id tokens name it by.
 #[derive(Clone)]
-pub struct JwtKeys {
+struct SigningKey {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl SigningKey {
+    fn new(kid: String, secret: &str) -> Self {
+        Self {
+            kid,
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+}
+
+/// Why a JWT secret cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the JWT key set is not valid JSON of the documented shape: {0}")]
+    Shape(String),
+    #[error("JWT key {kid:?} is shorter than {MIN_SECRET_BYTES} bytes")]
+    TooShort { kid: String },
+    #[error("the JWT key set names kid {0:?} twice")]
+    DuplicateKid(String),
+}
+
+/// Shortest HS256 secret accepted.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The JSON shape of a rotating key set, as stored in Secrets Manager.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySetDocument {
+    current: KeyDocument,
+    #[serde(default)]
+    previous: Option<KeyDocument>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyDocument {
+    kid: String,
+    secret: String,
+}
+
+/// Keys and validation rules, built once per container (and again when the secret rotates).
+///
+/// Tokens are signed with the current key and carry its `kid`; verification picks the key by
+/// the token's `kid` among the current and the previous one, so tokens issued just before a
+/// rotation stay valid until they expire. A token without `kid` (issued by Keystone before key
+/// ids existed) is checked against the current key only; an unknown `kid` is refused.
+#[derive(Clone)]
+pub struct JwtKeys {
+    current: SigningKey,
+    previous: Option<SigningKey>,
     validation: Validation,
     issuer: Option<String>,
 }
@@ -112,15 +165,69 @@ pub struct JwtKeys {
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
+            .field("current_kid", &self.current.kid)
+            .field("previous_kid", &self.previous.as_ref().map(|k| &k.kid))
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
 
+/// The key id of a plain secret: derived from it, so every container agrees without
+/// configuration and a new secret gets a new id.
+fn derived_kid(secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("k-{hex}")
+}
+
 impl JwtKeys {
-    /// Builds the keys from the shared HS256 secret and the optional expected issuer.
+    /// Builds the keys from one plain HS256 secret (its `kid` derived from it) and the optional
+    /// expected issuer.
     pub fn new(secret: &SecretString, issuer: Option<String>) -> Self {
-        let bytes = secret.expose_secret().as_bytes();
+        let secret = secret.expose_secret();
+        Self::build(SigningKey::new(derived_kid(secret), secret), None, issuer)
+    }
+
+    /// Builds the keys from `JWT_SECRET` as configured: either one plain secret, or a rotating
+    /// key set `{"current":{"kid","secret"},"previous":{"kid","secret"}}` (`previous`
+    /// optional).
+    ///
+    /// # Errors
+    /// A key set that is not of that shape, a secret shorter than [`MIN_SECRET_BYTES`], or the
+    /// same `kid` twice.
+    pub fn parse(secret: &SecretString, issuer: Option<String>) -> Result<Self, KeyError> {
+        let text = secret.expose_secret();
+        if !text.trim_start().starts_with('{') {
+            if text.len() < MIN_SECRET_BYTES {
+                return Err(KeyError::TooShort {
+                    kid: derived_kid(text),
+                });
+            }
+            return Ok(Self::new(secret, issuer));
+        }
+        let document: KeySetDocument =
+            serde_json::from_str(text).map_err(|e| KeyError::Shape(e.to_string()))?;
+        let key = |doc: &KeyDocument| {
+            if doc.secret.len() < MIN_SECRET_BYTES {
+                return Err(KeyError::TooShort {
+                    kid: doc.kid.clone(),
+                });
+            }
+            if doc.kid.is_empty() {
+                return Err(KeyError::Shape("empty kid".to_owned()));
+            }
+            Ok(SigningKey::new(doc.kid.clone(), &doc.secret))
+        };
+        let current = key(&document.current)?;
+        let previous = document.previous.as_ref().map(key).transpose()?;
+        if previous.as_ref().is_some_and(|p| p.kid == current.kid) {
+            return Err(KeyError::DuplicateKid(current.kid));
+        }
+        Ok(Self::build(current, previous, issuer))
+    }
+
+    fn build(current: SigningKey, previous: Option<SigningKey>, issuer: Option<String>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_exp = true;
@@ -135,10 +242,27 @@ impl JwtKeys {
             None => validation.set_required_spec_claims(&["exp"]),
         }
         Self {
-            encoding: EncodingKey::from_secret(bytes),
-            decoding: DecodingKey::from_secret(bytes),
+            current,
+            previous,
             validation,
             issuer,
+        }
+    }
+
+    /// The `kid` new tokens carry.
+    pub fn current_kid(&self) -> &str {
+        &self.current.kid
+    }
+
+    /// The key a token names: its `kid` among the current and previous keys, or the current
+    /// key for a token without `kid`.
+    fn key_for(&self, token: &str) -> Option<&SigningKey> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        match header.kid {
+            None => Some(&self.current),
+            Some(kid) => std::iter::once(&self.current)
+                .chain(self.previous.as_ref())
+                .find(|key| key.kid == kid),
         }
     }
 
@@ -157,7 +281,8 @@ impl JwtKeys {
     /// # Errors
     /// [`AuthError::InvalidToken`] for any signature, algorithm, time or claim problem.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let key = self.key_for(token).ok_or(AuthError::InvalidToken)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
             .map_err(|_| AuthError::InvalidToken)?;
         let claims = data.claims;
         match claims.role.as_str() {
@@ -207,8 +332,9 @@ impl JwtKeys {
             iat: Some(now),
             nbf: Some(now),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(SigningError)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.current.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.current.encoding).map_err(SigningError)
     }
 }
 

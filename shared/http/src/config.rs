@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use keystone_auth::JwtKeys;
 pub use keystone_store::config::ConfigError;
 use keystone_store::config::{DbConfig, number, required};
 use secrecy::SecretString;
@@ -17,7 +18,8 @@ pub struct AdminCredentials {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub db: DbConfig,
-    pub jwt_secret: SecretString,
+    /// The key set from `JWT_SECRET`: one plain secret, or `{"current", "previous"}` keys.
+    pub jwt_keys: JwtKeys,
     /// Checked against the `iss` claim when set.
     pub jwt_issuer: Option<String>,
     /// `ADMIN_USERNAME` / `ADMIN_PASSWORD`; without them nobody can log in as admin.
@@ -40,13 +42,15 @@ impl Config {
     /// # Errors
     /// The first missing or invalid variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let jwt_secret = required(&lookup, "JWT_SECRET")?;
-        if jwt_secret.len() < 16 {
-            return Err(ConfigError::Invalid {
-                name: "JWT_SECRET",
-                reason: "must be at least 16 bytes".to_owned(),
-            });
-        }
+        let jwt_issuer = lookup("JWT_ISSUER").filter(|v| !v.is_empty());
+        let jwt_keys = JwtKeys::parse(
+            &SecretString::from(required(&lookup, "JWT_SECRET")?),
+            jwt_issuer.clone(),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "JWT_SECRET",
+            reason: e.to_string(),
+        })?;
         let admin = match (lookup("ADMIN_USERNAME"), lookup("ADMIN_PASSWORD")) {
             (Some(username), Some(password)) if !username.is_empty() && !password.is_empty() => {
                 Some(AdminCredentials {
@@ -70,8 +74,8 @@ impl Config {
         }
         Ok(Self {
             db: DbConfig::from_lookup(&lookup)?,
-            jwt_secret: SecretString::from(jwt_secret),
-            jwt_issuer: lookup("JWT_ISSUER").filter(|v| !v.is_empty()),
+            jwt_keys,
+            jwt_issuer,
             admin,
             token_ttl,
         })

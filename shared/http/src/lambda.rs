@@ -34,8 +34,10 @@ where
         .inspect_err(|e| tracing::error!(error = %e, "cannot read secrets"))?;
     let config = Config::from_lookup(|name| environment.get(name))
         .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let state = extend(AppState::from_config(&config)?)
-        .await
-        .map_err(Into::into)?;
+    let mut state = AppState::from_config_with(&config, environment.database(&config.db)?);
+    if let Some(source) = environment.jwt_secret_source() {
+        state = state.with_rotating_jwt_keys(&config, source);
+    }
+    let state = extend(state).await.map_err(Into::into)?;
     lambda_http::run(app(state)).await
 }

@@ -5,12 +5,14 @@
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod lambda;
 pub mod state;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 pub use extract::{AdminAuth, Authenticated, CollectorAuth, Json, PathId};
+pub use keys::JwtKeyRing;
 pub use state::AppState;
 
 /// Largest request body accepted (SPEC §5): bigger bodies get 413.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keystone_auth::JwtKeys;
+use crate::keys::JwtKeyRing;
 use keystone_store::Database;
 use keystone_store::outbox::OutboxPublisher;
 
@@ -13,7 +13,7 @@ use crate::config::{AdminCredentials, Config, ConfigError};
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: Database,
-    pub jwt: Arc<JwtKeys>,
+    pub jwt: Arc<JwtKeyRing>,
     pub login: Arc<LoginSettings>,
     pub outbox: Option<Arc<dyn OutboxPublisher>>,
 }
@@ -35,10 +35,10 @@ impl Default for LoginSettings {
 }
 
 impl AppState {
-    pub fn new(db: impl Into<Database>, jwt: JwtKeys) -> Self {
+    pub fn new(db: impl Into<Database>, jwt: impl Into<JwtKeyRing>) -> Self {
         Self {
             db: db.into(),
-            jwt: Arc::new(jwt),
+            jwt: Arc::new(jwt.into()),
             login: Arc::new(LoginSettings::default()),
             outbox: None,
         }
@@ -73,10 +73,25 @@ impl AppState {
         Ok(Self::from_config_with(config, config.db.lazy_database()?))
     }
 
+    /// Re-reads the JWT keys from `source` while the container lives.
+    #[must_use]
+    pub fn with_rotating_jwt_keys(
+        mut self,
+        config: &Config,
+        source: Arc<dyn keystone_secrets::SecretSource>,
+    ) -> Self {
+        self.jwt = Arc::new(JwtKeyRing::rotating(
+            config.jwt_keys.clone(),
+            source,
+            config.jwt_issuer.clone(),
+            crate::keys::JWT_KEYS_REFRESH,
+        ));
+        self
+    }
+
     /// Builds the keys from configuration around a database handle built elsewhere.
     pub fn from_config_with(config: &Config, db: Database) -> Self {
-        let jwt = JwtKeys::new(&config.jwt_secret, config.jwt_issuer.clone());
-        Self::new(db, jwt).with_login(LoginSettings {
+        Self::new(db, config.jwt_keys.clone()).with_login(LoginSettings {
             admin: config.admin.clone(),
             token_ttl: config.token_ttl,
         })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use crate::{Database, TransactionLimits};
 
@@ -50,6 +50,11 @@ pub fn required(
         .filter(|v| !v.is_empty())
         .ok_or(ConfigError::Missing(name))
 }
+
+/// The CAs a `verify-ca`/`verify-full` connection trusts unless the URL names its own
+/// `sslrootcert`: Amazon RDS's (Aurora endpoints) and the Amazon roots of RDS Proxy's ACM
+/// certificates, shipped inside every function (regenerate with `infra/rds-ca-bundle.sh`).
+pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
 
 /// How to reach PostgreSQL.
 #[derive(Debug, Clone)]
@@ -114,12 +119,33 @@ impl DbConfig {
     /// # Errors
     /// An unparsable `DATABASE_URL`.
     pub fn connect_options(&self) -> Result<PgConnectOptions, ConfigError> {
-        Ok(PgConnectOptions::from_str(self.url.expose_secret())
+        let options = PgConnectOptions::from_str(self.url.expose_secret())
             .map_err(|e| ConfigError::Invalid {
                 name: "DATABASE_URL",
                 reason: e.to_string(),
             })?
-            .application_name("keystone"))
+            .application_name("keystone");
+        let verifies = matches!(
+            options.get_ssl_mode(),
+            PgSslMode::VerifyCa | PgSslMode::VerifyFull
+        );
+        Ok(if verifies && !self.url_has("sslrootcert") {
+            options.ssl_root_cert_from_pem(RDS_CA_BUNDLE.to_vec())
+        } else {
+            options
+        })
+    }
+
+    /// Whether the URL's query names `parameter`.
+    fn url_has(&self, parameter: &str) -> bool {
+        self.url
+            .expose_secret()
+            .split_once('?')
+            .is_some_and(|(_, query)| {
+                query
+                    .split('&')
+                    .any(|pair| pair.split('=').next() == Some(parameter))
+            })
     }
 
     /// True when the URL turns sqlx's statement cache off (`statement-cache-capacity=0`), the

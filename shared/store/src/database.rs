@@ -176,23 +176,35 @@ impl Database {
     }
 
     async fn begin_in(&self, mode: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.refresh_password().await?;
-        Ok(self
-            .pool
-            .begin_with(AssertSqlSafe(self.limits.begin_statement(mode)))
-            .await?)
+        self.refresh_password(false).await?;
+        let begin = || {
+            self.pool
+                .begin_with(AssertSqlSafe(self.limits.begin_statement(mode)))
+        };
+        match begin().await {
+            // The password rotated sooner than the refresh interval: ask the source again and
+            // retry once, so the request does not fail for it.
+            Err(e) if self.rotation.is_some() && login_refused(&e) => {
+                tracing::info!("database login refused; re-reading the password");
+                self.refresh_password(true).await?;
+                Ok(begin().await?)
+            }
+            other => Ok(other?),
+        }
     }
 
-    /// Puts a fresh password into the pool's connect options when the last one is due.
-    async fn refresh_password(&self) -> Result<(), StoreError> {
+    /// Puts a fresh password into the pool's connect options when the last one is due (or
+    /// always, with `force`).
+    async fn refresh_password(&self, force: bool) -> Result<(), StoreError> {
         let Some(rotation) = &self.rotation else {
             return Ok(());
         };
-        let due = rotation
-            .refreshed_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none_or(|at| at.elapsed() >= rotation.every);
+        let due = force
+            || rotation
+                .refreshed_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_none_or(|at| at.elapsed() >= rotation.every);
         if !due {
             return Ok(());
         }
@@ -211,6 +223,12 @@ impl Database {
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         Ok(())
     }
+}
+
+/// A login the server refused for its password or authorization (SQLSTATE class 28).
+fn login_refused(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.code().is_some_and(|code| code == "28P01" || code == "28000"))
 }
 
 /// A fixed password behind the [`PasswordSource`] interface, for tests and local runs.

@@ -1,0 +1,238 @@
+//! JWT signing keys that rotate (SPEC §9): tokens carry a `kid`; the current and the previous
+//! key verify, issuing uses the current one, and the key set is re-read from its secret while
+//! the container lives.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use keystone_auth::{AuthError, Claims, JwtKeys, Principal};
+use keystone_http::{AppState, JwtKeyRing};
+use keystone_secrets::{SecretSource, SecretsError};
+use keystone_tests::*;
+use secrecy::SecretString;
+use serde_json::json;
+use sqlx::PgPool;
+
+const OCTOBER: &str = "october-secret-0123456789abcdef";
+const NOVEMBER: &str = "november-secret-0123456789abcdef";
+const DECEMBER: &str = "december-secret-0123456789abcdef";
+
+fn key_set(current: (&str, &str), previous: Option<(&str, &str)>) -> String {
+    let key = |(kid, secret): (&str, &str)| json!({"kid": kid, "secret": secret});
+    match previous {
+        Some(previous) => json!({"current": key(current), "previous": key(previous)}),
+        None => json!({"current": key(current)}),
+    }
+    .to_string()
+}
+
+fn keys(document: &str) -> JwtKeys {
+    JwtKeys::parse(&SecretString::from(document), None).unwrap()
+}
+
+fn collector() -> Principal {
+    Principal::Collector {
+        collector_id: 7,
+        operator_id: "DC007".to_owned(),
+    }
+}
+
+fn kid_of(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).unwrap().kid
+}
+
+/// A token as someone holding `secret` would sign it, with `kid` (or none).
+fn signed_with(secret: &str, kid: Option<&str>) -> String {
+    signed_for(7, secret, kid)
+}
+
+/// [`signed_with`] for collector `collector_id`.
+fn signed_for(collector_id: i64, secret: &str, kid: Option<&str>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        collector_id,
+        operator_id: format!("DC{collector_id:03}"),
+        role: "data_collector".to_owned(),
+        iss: None,
+        exp: now + 600,
+        iat: Some(now),
+        nbf: Some(now),
+    };
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn tokens_are_issued_with_the_current_kid() {
+    let keys = keys(&key_set(("2026-11", NOVEMBER), Some(("2026-10", OCTOBER))));
+    let token = keys
+        .issue(&collector(), chrono::Duration::minutes(5))
+        .unwrap();
+    assert_eq!(kid_of(&token).as_deref(), Some("2026-11"));
+    assert_eq!(keys.verify(&token), Ok(collector()));
+}
+
+#[test]
+fn a_token_signed_with_the_previous_key_verifies_during_the_overlap() {
+    let october = keys(&key_set(("2026-10", OCTOBER), None));
+    let token = october
+        .issue(&collector(), chrono::Duration::minutes(5))
+        .unwrap();
+
+    let rotated = keys(&key_set(("2026-11", NOVEMBER), Some(("2026-10", OCTOBER))));
+
+    assert_eq!(rotated.verify(&token), Ok(collector()));
+}
+
+#[test]
+fn a_retired_key_or_an_unknown_kid_is_refused() {
+    let october_token = keys(&key_set(("2026-10", OCTOBER), None))
+        .issue(&collector(), chrono::Duration::minutes(5))
+        .unwrap();
+    // Two rotations later October is gone.
+    let december = keys(&key_set(("2026-12", DECEMBER), Some(("2026-11", NOVEMBER))));
+    assert_eq!(
+        december.verify(&october_token),
+        Err(AuthError::InvalidToken)
+    );
+    // A kid nobody issued, even with a key that is valid under another name.
+    assert_eq!(
+        december.verify(&signed_with(DECEMBER, Some("2027-01"))),
+        Err(AuthError::InvalidToken)
+    );
+    // A known kid with another key's signature.
+    assert_eq!(
+        december.verify(&signed_with(NOVEMBER, Some("2026-12"))),
+        Err(AuthError::InvalidToken)
+    );
+}
+
+#[test]
+fn a_token_without_kid_is_checked_against_the_current_key_only() {
+    let keys = keys(&key_set(("2026-11", NOVEMBER), Some(("2026-10", OCTOBER))));
+    assert_eq!(keys.verify(&signed_with(NOVEMBER, None)), Ok(collector()));
+    assert_eq!(
+        keys.verify(&signed_with(OCTOBER, None)),
+        Err(AuthError::InvalidToken)
+    );
+}
+
+#[test]
+fn a_plain_secret_keeps_working_and_gets_a_kid_derived_from_it() {
+    let plain = JwtKeys::parse(&SecretString::from(NOVEMBER), None).unwrap();
+    let token = plain
+        .issue(&collector(), chrono::Duration::minutes(5))
+        .unwrap();
+    let kid = kid_of(&token).unwrap();
+    assert!(kid.starts_with("k-") && kid.len() == 18, "{kid}");
+    assert_eq!(plain.verify(&token), Ok(collector()));
+    // Keystone's tokens, signed with the shared secret and no kid.
+    assert_eq!(plain.verify(&signed_with(NOVEMBER, None)), Ok(collector()));
+}
+
+#[test]
+fn unusable_key_sets_are_refused_at_cold_start() {
+    for bad in [
+        "short".to_owned(),
+        r#"{"current": {"kid": "a"}}"#.to_owned(),
+        key_set(("a", "too-short"), None),
+        key_set(("a", NOVEMBER), Some(("a", OCTOBER))),
+        key_set(("", NOVEMBER), None),
+        r#"{"current": {"kid": "a", "secret": "0123456789abcdef0"}, "next": {}}"#.to_owned(),
+    ] {
+        assert!(
+            JwtKeys::parse(&SecretString::from(bad.as_str()), None).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+/// A secret whose value an operator changes mid-test, as Secrets Manager rotation does.
+#[derive(Debug, Clone)]
+struct RotatingSecret(Arc<Mutex<String>>);
+
+impl SecretSource for RotatingSecret {
+    fn fetch(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<SecretString, SecretsError>> + Send + '_>> {
+        let value = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(SecretString::from(value)) })
+    }
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_rotation_in_the_secret_reaches_a_running_container_without_a_401(pool: PgPool) {
+    let s = Scenario::new(&pool, 100, 10, 0).await;
+    let secret = RotatingSecret(Arc::new(Mutex::new(key_set(("2026-10", OCTOBER), None))));
+    let ring = JwtKeyRing::rotating(
+        keys(&key_set(("2026-10", OCTOBER), None)),
+        Arc::new(secret.clone()),
+        None,
+        Duration::ZERO,
+    );
+    let router = keystone_local::routes().with_state(AppState::new(pool.clone(), ring));
+    let id = s.seat.collector_id;
+    let october_token = signed_for(id, OCTOBER, Some("2026-10"));
+    let me = |token: String| {
+        let router = router.clone();
+        async move {
+            send(
+                &router,
+                Method::GET,
+                "/api/v1/auth/me",
+                Some(&token),
+                &[],
+                "",
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(me(october_token.clone()).await, StatusCode::OK);
+
+    // November becomes current, October stays as previous: old tokens keep working, new ones
+    // carry November's kid.
+    *secret.0.lock().unwrap() = key_set(("2026-11", NOVEMBER), Some(("2026-10", OCTOBER)));
+    assert_eq!(me(october_token.clone()).await, StatusCode::OK);
+    let november_token = signed_for(id, NOVEMBER, Some("2026-11"));
+    assert_eq!(me(november_token.clone()).await, StatusCode::OK);
+
+    // December: October is retired.
+    *secret.0.lock().unwrap() = key_set(("2026-12", DECEMBER), Some(("2026-11", NOVEMBER)));
+    assert_eq!(me(october_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(november_token).await, StatusCode::OK);
+
+    // A broken secret keeps the keys in use rather than locking everyone out.
+    *secret.0.lock().unwrap() = "{not json".to_owned();
+    assert_eq!(
+        me(signed_for(id, DECEMBER, Some("2026-12"))).await,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn login_issues_tokens_with_the_current_kid(pool: PgPool) {
+    let router = router(pool.clone());
+    let response = send(
+        &router,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        &[],
+        json!({"account": ADMIN_USERNAME, "password": ADMIN_PASSWORD}).to_string(),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    let token = response.body["access_token"].as_str().unwrap();
+    assert_eq!(kid_of(token).as_deref(), Some(jwt_keys().current_kid()));
+}
