@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the statement-cache benchmark (tests/benches/statement_cache.rs) against a throwaway
+# PostgreSQL and PgBouncer started like the test command's. Prints a markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/support/postgres.sh
+source tests/support/postgres.sh
+# shellcheck source=tests/support/pgbouncer.sh
+source tests/support/pgbouncer.sh
+trap 'keystone_pgbouncer_stop; keystone_pg_stop' EXIT
+keystone_pg_start
+keystone_pgbouncer_start
+cargo bench -p keystone-tests --bench statement_cache
