@@ -66,7 +66,12 @@ async fn main() {
 
     println!("| path | requests | req/s | p50 | p99 |\n|---|---|---|---|---|");
     // Named statements first: unnamed mode is process-wide once switched on.
-    measure("direct, named cached statements", &pool, Database::from(pool.clone())).await;
+    measure(
+        "direct, named cached statements",
+        &pool,
+        Database::from(pool.clone()),
+    )
+    .await;
     let proxied = PgPoolOptions::new()
         .max_connections(4)
         .connect(&format!("{proxy_base}/{name}?statement-cache-capacity=0"))
@@ -83,8 +88,10 @@ async fn main() {
 
     proxied.close().await;
     pool.close().await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use keystone_queue::relay;
 use keystone_queue::relay::RELAY_MAX_ROUNDS;
 use keystone_store::config::DbConfig;
@@ -67,28 +67,19 @@ async fn the_functions_run_as_the_least_privileged_application_role(pool: PgPool
         .unwrap();
     let db = Database::from(app_pool.clone());
     let router = router_with(db.clone());
-    let admin = admin_token();
 
-    let adjusted = send(
+    let adjusted = admin_post(
         &router,
-        Method::POST,
-        &format!("/api/v1/batches/{}/tasks", s.batch_id),
-        Some(&admin),
-        &[],
-        json!({"task_groups": [{"sop_id": s.group_a.sop_id, "subscene_id": s.group_a.subscene_id, "quantity": 1}]})
-            .to_string(),
+        &adjust_path(s.batch_id),
+        json!({"task_groups": [s.group_a.entry(1)]}),
     )
     .await;
     assert_eq!(adjusted.status, StatusCode::OK, "{}", adjusted.text);
-    let created = send(
+    let created = admin_post(
         &router,
-        Method::POST,
         "/api/v1/batches",
-        Some(&admin),
-        &[],
         json!({"order_id": s.order_id, "workstation_id": s.seat.workstation_id,
-               "task_groups": [{"sop_id": s.group_a.sop_id, "subscene_id": s.group_a.subscene_id, "quantity": 1}]})
-            .to_string(),
+               "task_groups": [s.group_a.entry(1)]}),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
@@ -101,19 +92,11 @@ async fn the_functions_run_as_the_least_privileged_application_role(pool: PgPool
     )
     .await;
     assert_eq!(completed.status, StatusCode::OK, "{}", completed.text);
-    let finalized = send(
-        &router,
-        Method::POST,
-        &format!("/api/v1/orders/{}/finalize", s.order_id),
-        Some(&admin),
-        &[],
-        "",
-    )
-    .await;
+    let finalized = admin_post(&router, &finalize_path(s.order_id), json!({})).await;
     assert_eq!(finalized.status, StatusCode::OK, "{}", finalized.text);
     assert_eq!(finalized.body["notifications_enqueued"], json!(1));
     for path in ["/api/v1/auth/me", "/api/v1/me/batches"] {
-        let response = send(&router, Method::GET, path, Some(&s.seat.token), &[], "").await;
+        let response = get(&router, path, Some(&s.seat.token)).await;
         assert_eq!(response.status, StatusCode::OK, "{path}: {}", response.text);
     }
 

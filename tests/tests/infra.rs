@@ -188,7 +188,10 @@ fn only_db_migrate_holds_the_master_secret_and_every_other_function_connects_wit
             let env = &function["Properties"]["Environment"]["Variables"];
             assert_eq!(env["DB_IAM_AUTH"].as_str(), Some("false"));
         } else {
-            assert!(!policies.contains(master), "{id} can read the master secret: {policies}");
+            assert!(
+                !policies.contains(master),
+                "{id} can read the master secret: {policies}"
+            );
             assert!(policies.contains("DbConnectPolicy"), "{id}: {policies}");
         }
     }
@@ -221,8 +224,16 @@ fn vpc_endpoints_are_optional_and_data_survives_a_stack_deletion() {
         ("RecorderCommandsQueue", "Retain"),
         ("RecorderCommandsDeadLetterQueue", "Retain"),
     ] {
-        assert_eq!(resources[id]["DeletionPolicy"].as_str(), Some(policy), "{id}");
-        assert_eq!(resources[id]["UpdateReplacePolicy"].as_str(), Some(policy), "{id}");
+        assert_eq!(
+            resources[id]["DeletionPolicy"].as_str(),
+            Some(policy),
+            "{id}"
+        );
+        assert_eq!(
+            resources[id]["UpdateReplacePolicy"].as_str(),
+            Some(policy),
+            "{id}"
+        );
     }
 }
 
@@ -240,11 +251,15 @@ fn the_login_route_has_a_tighter_throttle_than_the_api() {
     assert!(rate.contains("LoginThrottleRateLimit"), "{rate}");
     assert!(
         parameter("LoginThrottleRateLimit")
-            < api["DefaultRouteSettings"]["ThrottlingRateLimit"].as_u64().unwrap()
+            < api["DefaultRouteSettings"]["ThrottlingRateLimit"]
+                .as_u64()
+                .unwrap()
     );
     assert!(
         parameter("LoginThrottleBurstLimit")
-            < api["DefaultRouteSettings"]["ThrottlingBurstLimit"].as_u64().unwrap()
+            < api["DefaultRouteSettings"]["ThrottlingBurstLimit"]
+                .as_u64()
+                .unwrap()
     );
 }
 

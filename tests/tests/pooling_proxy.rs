@@ -135,11 +135,10 @@ async fn every_function_works_through_a_transaction_pooling_proxy(pool: PgPool) 
     let adjusted = send(
         &router,
         Method::POST,
-        &format!("/api/v1/batches/{}/tasks", s.batch_id),
+        &adjust_path(s.batch_id),
         Some(&admin),
         &[],
-        json!({"task_groups": [{"sop_id": s.group_a.sop_id, "subscene_id": s.group_a.subscene_id, "quantity": 11}]})
-            .to_string(),
+        json!({"task_groups": [s.group_a.entry(11)]}).to_string(),
     )
     .await;
     assert_eq!(adjusted.status, StatusCode::OK, "{}", adjusted.text);
@@ -150,8 +149,8 @@ async fn every_function_works_through_a_transaction_pooling_proxy(pool: PgPool) 
         Some(&admin),
         &[],
         json!({"order_id": s.order_id, "workstation_id": s.seat.workstation_id,
-               "task_groups": [{"sop_id": s.group_a.sop_id, "subscene_id": s.group_a.subscene_id, "quantity": 1}]})
-            .to_string(),
+               "task_groups": [s.group_a.entry(1)]})
+        .to_string(),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
@@ -207,7 +206,7 @@ async fn every_function_works_through_a_transaction_pooling_proxy(pool: PgPool) 
     let finalize = send(
         &router,
         Method::POST,
-        &format!("/api/v1/orders/{}/finalize", s.order_id),
+        &finalize_path(s.order_id),
         Some(&admin),
         &[],
         "",

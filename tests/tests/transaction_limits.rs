@@ -45,27 +45,23 @@ fn assert_busy(response: &TestResponse, message: &str) {
     );
 }
 
-#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
-async fn a_lock_wait_past_its_limit_answers_503_and_applies_nothing(pool: PgPool) {
-    let s = Scenario::new(&pool, 100, 3, 0).await;
-    let router = router_with_limits(
-        &pool,
-        TransactionLimits {
-            lock_timeout: SHORT,
-            statement_timeout: LONG,
-            idle_in_transaction_timeout: LONG,
-        },
-    );
-    let before = snapshot(&pool).await;
-    let holder = hold_order_lock(&pool, s.order_id).await;
+/// A complete-tasks request under `limits` meets the order row locked by another transaction:
+/// it answers 503 with `message` well before the test's patience runs out, applies nothing, and
+/// leaves no lock behind (the same request succeeds once the holder is gone).
+async fn assert_turned_away_while_the_order_is_locked(
+    pool: &PgPool,
+    limits: TransactionLimits,
+    message: &str,
+) {
+    let s = Scenario::new(pool, 100, 3, 0).await;
+    let router = router_with_limits(pool, limits);
+    let before = snapshot(pool).await;
+    let holder = hold_order_lock(pool, s.order_id).await;
 
     let started = Instant::now();
     let response = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
 
-    assert_busy(
-        &response,
-        "timed out waiting for a lock held by another request; retry the request",
-    );
+    assert_busy(&response, message);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -73,7 +69,7 @@ async fn a_lock_wait_past_its_limit_answers_503_and_applies_nothing(pool: PgPool
     );
     holder.rollback().await.unwrap();
     assert_eq!(
-        snapshot(&pool).await,
+        snapshot(pool).await,
         before,
         "nothing of the request was applied"
     );
@@ -87,44 +83,31 @@ async fn a_lock_wait_past_its_limit_answers_503_and_applies_nothing(pool: PgPool
 }
 
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_lock_wait_past_its_limit_answers_503_and_applies_nothing(pool: PgPool) {
+    assert_turned_away_while_the_order_is_locked(
+        &pool,
+        TransactionLimits {
+            lock_timeout: SHORT,
+            statement_timeout: LONG,
+            idle_in_transaction_timeout: LONG,
+        },
+        "timed out waiting for a lock held by another request; retry the request",
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_statement_past_its_limit_answers_503_and_applies_nothing(pool: PgPool) {
-    let s = Scenario::new(&pool, 100, 3, 0).await;
-    let router = router_with_limits(
+    assert_turned_away_while_the_order_is_locked(
         &pool,
         TransactionLimits {
             lock_timeout: LONG,
             statement_timeout: SHORT,
             idle_in_transaction_timeout: LONG,
         },
-    );
-    let before = snapshot(&pool).await;
-    let holder = hold_order_lock(&pool, s.order_id).await;
-
-    let started = Instant::now();
-    let response = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
-
-    assert_busy(
-        &response,
         "the database took too long to answer; retry the request",
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    holder.rollback().await.unwrap();
-    assert_eq!(
-        snapshot(&pool).await,
-        before,
-        "nothing of the request was applied"
-    );
-    let retried = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
-    assert_eq!(
-        retried.status,
-        StatusCode::OK,
-        "its locks were released: {}",
-        retried.text
-    );
+    )
+    .await;
 }
 
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
@@ -143,7 +126,7 @@ async fn an_admin_request_is_bounded_too(pool: PgPool) {
     let response = send(
         &router,
         axum::http::Method::POST,
-        &format!("/api/v1/orders/{}/finalize", s.order_id),
+        &finalize_path(s.order_id),
         Some(&admin_token()),
         &[],
         "",

@@ -129,36 +129,26 @@ impl DbConfig {
             options.get_ssl_mode(),
             PgSslMode::VerifyCa | PgSslMode::VerifyFull
         );
-        Ok(if verifies && !self.url_has("sslrootcert") {
+        Ok(if verifies && self.url_parameter("sslrootcert").is_none() {
             options.ssl_root_cert_from_pem(RDS_CA_BUNDLE.to_vec())
         } else {
             options
         })
     }
 
-    /// Whether the URL's query names `parameter`.
-    fn url_has(&self, parameter: &str) -> bool {
-        self.url
-            .expose_secret()
-            .split_once('?')
-            .is_some_and(|(_, query)| {
-                query
-                    .split('&')
-                    .any(|pair| pair.split('=').next() == Some(parameter))
-            })
+    /// The value of `parameter` in the URL's query, if it names it.
+    fn url_parameter(&self, parameter: &str) -> Option<&str> {
+        let (_, query) = self.url.expose_secret().split_once('?')?;
+        query.split('&').find_map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name == parameter).then_some(value)
+        })
     }
 
     /// True when the URL turns sqlx's statement cache off (`statement-cache-capacity=0`), the
     /// setting for a pooler that does not keep named statements (PgBouncer before 1.21).
     pub fn statement_cache_disabled(&self) -> bool {
-        self.url
-            .expose_secret()
-            .split_once('?')
-            .is_some_and(|(_, query)| {
-                query
-                    .split('&')
-                    .any(|pair| pair == "statement-cache-capacity=0")
-            })
+        self.url_parameter("statement-cache-capacity") == Some("0")
     }
 
     /// Pool sizing.
