@@ -313,3 +313,55 @@ async fn connections_verify_the_server_certificate_and_its_name(pool: PgPool) {
     let unverified = tls_config(&user, "tls-password", "127.0.0.1", "sslmode=require");
     tls_connects(&unverified).await.unwrap();
 }
+
+/// db-migrate's path: the URL carries no password (the master secret rotates), the first thing
+/// the handle does is take a dedicated connection for the migrations.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn migrations_log_in_with_the_rotating_password(pool: PgPool) {
+    let owner = format!("owner_{}", rand::random::<u32>());
+    let fresh = format!("rotating_migrate_{}", rand::random::<u32>());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD 'master-1'; \
+         GRANT keystone_app TO {owner} WITH ADMIN OPTION"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {fresh} OWNER {owner}"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let options = options_as(&pool, &owner).await.database(&fresh);
+    let source = SharedPassword::new("master-1");
+    let db = Database::new(
+        PgPoolOptions::new().connect_lazy_with(options),
+        TransactionLimits::default(),
+    )
+    .with_rotating_password(Arc::new(source.clone()), Duration::from_secs(3_600));
+
+    let applied = keystone_store::apply_migrations(&db).await.unwrap();
+    assert_eq!(applied.len(), keystone_store::MIGRATOR.iter().count());
+
+    // RDS rotates the master password: the next run still logs in.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER ROLE {owner} PASSWORD 'master-2'"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    source.set("master-2");
+    assert_eq!(
+        keystone_store::apply_migrations(&db).await.unwrap(),
+        applied
+    );
+
+    db.pool().close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {fresh} WITH (FORCE)"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+}

@@ -146,8 +146,20 @@ impl Database {
         self
     }
 
+    /// The pool, for closing it and for tests. Store code goes through [`Database::begin`] or
+    /// [`Database::dedicated_connection`], which keep the password fresh.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A connection taken out of the pool for work that needs one session to itself
+    /// (migrations), opened with a fresh password; it is closed, not returned, when dropped.
+    ///
+    /// # Errors
+    /// As [`Database::begin`].
+    pub async fn dedicated_connection(&self) -> Result<sqlx::PgConnection, StoreError> {
+        self.with_fresh_password(|| async { Ok(self.pool.acquire().await?.detach()) })
+            .await
     }
 
     pub fn limits(&self) -> TransactionLimits {
@@ -176,18 +188,29 @@ impl Database {
     }
 
     async fn begin_in(&self, mode: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.refresh_password(false).await?;
-        let begin = || {
-            self.pool
+        self.with_fresh_password(|| async {
+            Ok(self
+                .pool
                 .begin_with(AssertSqlSafe(self.limits.begin_statement(mode)))
-        };
-        match begin().await {
-            // The password rotated sooner than the refresh interval: ask the source again and
-            // retry once, so the request does not fail for it.
+                .await?)
+        })
+        .await
+    }
+
+    /// Runs `connect` (which may open a connection) after refreshing a due password. When the
+    /// password rotated sooner than the refresh interval and the login is refused, asks the
+    /// source again and retries once, so the request does not fail for it.
+    async fn with_fresh_password<T, F, Fut>(&self, connect: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.refresh_password(false).await?;
+        match connect().await {
             Err(e) if self.rotation.is_some() && login_refused(&e) => {
                 tracing::info!("database login refused; re-reading the password");
                 self.refresh_password(true).await?;
-                Ok(begin().await?)
+                Ok(connect().await?)
             }
             other => Ok(other?),
         }

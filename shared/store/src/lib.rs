@@ -59,7 +59,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x6b65_7973_746f_6e65;
 /// # Errors
 /// A migration that fails (nothing is applied) or a database failure.
 pub async fn apply_migrations(db: &Database) -> Result<Vec<i64>, StoreError> {
-    let mut conn = db.pool().acquire().await?.detach();
+    let mut conn = db.dedicated_connection().await?;
     let mut tx = sqlx::Connection::begin(&mut conn).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
