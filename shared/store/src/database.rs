@@ -188,11 +188,9 @@ impl Database {
     }
 
     async fn begin_in(&self, mode: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.with_fresh_password(|| async {
-            Ok(self
-                .pool
+        self.with_fresh_password(|| {
+            self.pool
                 .begin_with(AssertSqlSafe(self.limits.begin_statement(mode)))
-                .await?)
         })
         .await
     }
