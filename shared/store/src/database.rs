@@ -188,10 +188,12 @@ impl Database {
     }
 
     async fn begin_in(&self, mode: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.with_fresh_password(|| {
+        // Boxed: sqlx's begin future nested in the retry is deep enough that every caller's
+        // future hits rustc's query depth limit in release builds.
+        Box::pin(self.with_fresh_password(|| {
             self.pool
                 .begin_with(AssertSqlSafe(self.limits.begin_statement(mode)))
-        })
+        }))
         .await
     }
 
