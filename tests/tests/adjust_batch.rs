@@ -552,3 +552,110 @@ async fn adjust_statement_count_does_not_grow_with_quantity(pool: PgPool) {
         assert_eq!(one, many, "±1 ran {one} statements, ±500 ran {many}");
     }
 }
+
+/// SPEC §5.2: one request inserts at most 10 000 tasks, and no quantity up to 2^63−1, alone or
+/// added to others, can overflow, slip past the quota or keep the order locked for long.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn hostile_quantities_are_refused_before_anything_is_inserted(pool: PgPool) {
+    let s = Scenario::new(&pool, 100, 3, 0).await;
+    let router = router(pool.clone());
+    let half = 1_i64 << 62;
+    let cases = [
+        // Group A holds 3 tasks: the request adds the difference.
+        (groups(&[s.group_a.entry(i64::MAX)]), i64::MAX - 3),
+        // Adds 2^62 + 2^62 = 2^63, one past i64::MAX: it used to wrap negative and skip the
+        // quota; now it is reported as the largest number.
+        (
+            groups(&[s.group_a.entry(half + 3), s.group_b.entry(half)]),
+            i64::MAX,
+        ),
+        (
+            groups(&[s.group_a.entry(i64::MAX), s.group_b.entry(i64::MAX)]),
+            i64::MAX,
+        ),
+        (groups(&[s.group_a.entry(3 + 10_001)]), 10_001),
+        (
+            groups(&[s.group_a.entry(3 + 5_000), s.group_b.entry(5_001)]),
+            10_001,
+        ),
+    ];
+    for (body, requested) in cases {
+        let before = snapshot(&pool).await;
+        let started = std::time::Instant::now();
+        let response = admin_post(
+            &router,
+            &adjust_path(s.batch_id),
+            serde_json::from_str(&body).unwrap(),
+        )
+        .await;
+        response.assert_error(
+            StatusCode::BAD_REQUEST,
+            &format!("one request may add at most 10000 tasks to a batch; {requested} requested"),
+        );
+        assert_eq!(response.body["requested"], json!(requested), "{body}");
+        assert_eq!(response.body["max"], json!(10_000));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{body}"
+        );
+        assert_eq!(snapshot(&pool).await, before, "{body}: nothing applied");
+    }
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn ten_thousand_tasks_in_one_request_are_allowed(pool: PgPool) {
+    let s = Scenario::new(&pool, 20_000, 3, 0).await;
+    let router = router(pool.clone());
+    let response = admin_post(
+        &router,
+        &adjust_path(s.batch_id),
+        json!({"task_groups": [s.group_a.entry(3 + 6_000), s.group_b.entry(4_000)]}),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    assert_eq!(
+        response.body["created_tasks"].as_array().unwrap().len(),
+        10_000
+    );
+    assert_eq!(order_task_count(&pool, s.order_id).await, 10_003);
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_body_with_bytes_that_are_not_utf8_is_refused_wherever_they_sit(pool: PgPool) {
+    let s = Scenario::new(&pool, 100, 3, 0).await;
+    let router = router(pool.clone());
+    // The bad bytes sit in a field no handler reads, where the JSON parser skips them.
+    let mut body =
+        br#"{"task_groups":[{"sop_id":1,"subscene_id":1,"quantity":1}],"note":""#.to_vec();
+    body.extend_from_slice(&[0xff, 0xfe]);
+    body.extend_from_slice(br#""}"#);
+    let before = snapshot(&pool).await;
+    let response = send(
+        &router,
+        axum::http::Method::POST,
+        &adjust_path(s.batch_id),
+        Some(&admin_token()),
+        &[],
+        body.clone(),
+    )
+    .await;
+    response.assert_error(StatusCode::BAD_REQUEST, "invalid request body");
+    let mut complete_body = format!(
+        r#"{{"quantity":1,"sop_id":{},"subscene_id":{},"x":""#,
+        s.group_a.sop_id, s.group_a.subscene_id
+    )
+    .into_bytes();
+    complete_body.extend_from_slice(&[0xc3, 0x28]);
+    complete_body.extend_from_slice(br#""}"#);
+    let response = send(
+        &router,
+        axum::http::Method::POST,
+        &complete_path(s.batch_id),
+        Some(&s.seat.token),
+        &[],
+        complete_body,
+    )
+    .await;
+    response.assert_error(StatusCode::BAD_REQUEST, "invalid request body");
+    assert_eq!(snapshot(&pool).await, before);
+}

@@ -10,6 +10,10 @@ use crate::{DomainError, TaskGroupKey};
 /// Most tasks one create-batch request may ask for.
 pub const MAX_TASKS_PER_CREATE: i64 = 1000;
 
+/// Most tasks one adjust-batch request may insert (SPEC §5.2): bounds the time the order stays
+/// locked, whatever the quantities asked for.
+pub const MAX_TASKS_PER_ADJUST: i64 = 10_000;
+
 /// One `task_groups` entry as clients send it. Missing ids read as 0 and are refused as an
 /// invalid group; `quantity` has no default.
 #[derive(Debug, Clone, Deserialize)]

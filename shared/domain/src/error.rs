@@ -67,6 +67,10 @@ pub enum DomainError {
     },
     #[error("a batch may be created with at most {max} tasks; {requested} requested")]
     TooManyTasks { requested: i64, max: i64 },
+    /// `requested` saturates at `i64::MAX`: quantities that would overflow when added up are
+    /// reported as the largest number, never wrapped.
+    #[error("one request may add at most {max} tasks to a batch; {requested} requested")]
+    TooManyTasksAdded { requested: i64, max: i64 },
     #[error("unknown order")]
     UnknownOrder,
     #[error("unknown workstation")]

@@ -16,6 +16,7 @@ pub mod status;
 pub use complete::{CompleteTasksBody, CompleteTasksRequest, TaskGroupKey};
 pub use dispatch::{
     AdjustBatchBody, AdjustBatchRequest, CreateBatchBody, CreateBatchRequest, GroupQuantity,
+    MAX_TASKS_PER_ADJUST,
 };
 pub use error::DomainError;
 pub use handoff::{HandoffPayload, Workflow};

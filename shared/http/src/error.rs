@@ -87,6 +87,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::InvalidQuantityAt { .. }
         | E::DuplicateTaskGroup { .. }
         | E::TooManyTasks { .. }
+        | E::TooManyTasksAdded { .. }
         | E::MissingCredentials
         | E::UnknownOrder
         | E::UnknownWorkstation
@@ -155,7 +156,9 @@ fn rule_fields(rule: &DomainError) -> Value {
         E::InvalidTaskGroupAt { index } | E::InvalidQuantityAt { index, .. } => {
             json!({ "index": index })
         }
-        E::TooManyTasks { requested, max } => json!({ "requested": requested, "max": max }),
+        E::TooManyTasks { requested, max } | E::TooManyTasksAdded { requested, max } => {
+            json!({ "requested": requested, "max": max })
+        }
         E::UnknownSop { sop_id } => json!({ "sop_id": sop_id }),
         E::UnknownSubscene { subscene_id } => json!({ "subscene_id": subscene_id }),
         E::OrderCancelledNoInsert => json!({ "order_status": "cancelled" }),

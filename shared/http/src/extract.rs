@@ -43,7 +43,12 @@ where
             let detail = "the body must be a JSON object".to_owned();
             return Err(DomainError::InvalidRequestBody { detail }.into());
         }
-        serde_json::from_slice(&bytes).map(Json).map_err(|e| {
+        // serde_json checks UTF-8 only in the strings it decodes: bad bytes inside a field it
+        // skips would pass. The whole body must be UTF-8 (SPEC §5).
+        let text = std::str::from_utf8(&bytes).map_err(|e| DomainError::InvalidRequestBody {
+            detail: format!("the body is not valid UTF-8: {e}"),
+        })?;
+        serde_json::from_str(text).map(Json).map_err(|e| {
             DomainError::InvalidRequestBody {
                 detail: e.to_string(),
             }

@@ -43,25 +43,50 @@ impl RecorderNotifier {
         Ok(Self { db, http, config })
     }
 
-    /// Handles a whole SQS event, messages concurrently (one slow device does not hold up the
-    /// others), and answers only the failed message ids.
+    /// Handles a whole SQS event and answers only the failed message ids (SPEC §7 "Order per
+    /// device"). Messages of one `MessageGroupId` (one device) are handled one after another
+    /// in the order received; at the first failure, that message and every later one of the
+    /// group are reported failed without being tried, so a device never gets a later command
+    /// before an earlier one. Groups run concurrently: one slow device does not hold up the
+    /// others. A message without a group id (not from a FIFO queue) is a group of its own.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let outcomes = join_all(event.records.into_iter().map(|message| async move {
-            let id = message.message_id.clone().unwrap_or_default();
-            let span = tracing::info_span!("sqs_message", message_id = %id);
-            let outcome = self.process(message).instrument(span).await;
-            (id, outcome)
-        }))
+        let failed = join_all(
+            messages_by_group(event.records)
+                .into_iter()
+                .map(|group| self.handle_group(group)),
+        )
         .await;
         let mut response = SqsBatchResponse::default();
-        for (id, outcome) in outcomes {
-            if let Outcome::Failed { .. } = outcome {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
+        for id in failed.into_iter().flatten() {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
         }
         response
+    }
+
+    /// One group's messages in order; answers the ids to report failed.
+    async fn handle_group(&self, messages: Vec<SqsMessage>) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut messages = messages.into_iter();
+        while let Some(message) = messages.next() {
+            let id = message.message_id.clone().unwrap_or_default();
+            let span = tracing::info_span!("sqs_message", message_id = %id);
+            if let Outcome::Failed { .. } = self.process(message).instrument(span).await {
+                failed.push(id);
+                let held_back: Vec<String> =
+                    messages.map(|m| m.message_id.unwrap_or_default()).collect();
+                if !held_back.is_empty() {
+                    tracing::info!(
+                        held_back = held_back.len(),
+                        "later commands of this device wait for the failed one"
+                    );
+                }
+                failed.extend(held_back);
+                break;
+            }
+        }
+        failed
     }
 
     /// Handles one message.
@@ -153,5 +178,62 @@ impl RecorderNotifier {
             Err(e) if e.is_timeout() => (None, format!("recorder timed out: {e}")),
             Err(e) => (None, format!("recorder unreachable: {e}")),
         }
+    }
+}
+
+/// The records split by `MessageGroupId`, groups in order of first appearance and messages in
+/// the order received.
+fn messages_by_group(records: Vec<SqsMessage>) -> Vec<Vec<SqsMessage>> {
+    let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
+    for record in records {
+        let key = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_else(|| format!("message:{}", record.message_id.as_deref().unwrap_or("")));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, messages)) => messages.push(record),
+            None => groups.push((key, vec![record])),
+        }
+    }
+    groups.into_iter().map(|(_, messages)| messages).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, group: Option<&str>) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.to_owned());
+        if let Some(group) = group {
+            record
+                .attributes
+                .insert("MessageGroupId".to_owned(), group.to_owned());
+        }
+        record
+    }
+
+    fn ids(groups: &[Vec<SqsMessage>]) -> Vec<Vec<&str>> {
+        groups
+            .iter()
+            .map(|g| g.iter().filter_map(|m| m.message_id.as_deref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn records_are_grouped_by_device_in_the_order_received() {
+        let groups = messages_by_group(vec![
+            record("a1", Some("a")),
+            record("b1", Some("b")),
+            record("a2", Some("a")),
+            record("x", None),
+            record("a3", Some("a")),
+            record("y", None),
+        ]);
+        assert_eq!(
+            ids(&groups),
+            [vec!["a1", "a2", "a3"], vec!["b1"], vec!["x"], vec!["y"]]
+        );
     }
 }

@@ -5,7 +5,7 @@
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use std::time::Duration;
 
 use crate::RecorderNotifier;
@@ -16,6 +16,16 @@ pub fn lambda_record(message: &Message) -> SqsMessage {
     record.message_id = message.message_id.clone();
     record.receipt_handle = message.receipt_handle.clone();
     record.body = message.body.clone();
+    // As Lambda's event source passes them: MessageGroupId, ApproximateReceiveCount, …
+    record.attributes = message
+        .attributes()
+        .map(|attributes| {
+            attributes
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     record
 }
 
@@ -57,6 +67,7 @@ pub async fn poll_once(
         .queue_url(queue_url)
         .max_number_of_messages(10)
         .wait_time_seconds(wait_secs)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
         .customize()
         .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
         .send()

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use keystone_domain::{
-    AdjustBatchRequest, BatchStatus, CreateBatchRequest, DomainError, GroupQuantity, OrderStatus,
+    AdjustBatchRequest, BatchStatus, CreateBatchRequest, DomainError, GroupQuantity,
+    MAX_TASKS_PER_ADJUST, OrderStatus,
 };
 use serde::Serialize;
 
@@ -68,6 +69,18 @@ pub async fn adjust_batch_tasks(
     }
 
     if !additions.is_empty() {
+        // Checked: quantities up to i64::MAX each must neither wrap nor reach the insert.
+        let added = additions
+            .iter()
+            .try_fold(0_i64, |sum, g| sum.checked_add(g.quantity))
+            .unwrap_or(i64::MAX);
+        if added > MAX_TASKS_PER_ADJUST {
+            return Err(DomainError::TooManyTasksAdded {
+                requested: added,
+                max: MAX_TASKS_PER_ADJUST,
+            }
+            .into());
+        }
         match scope.order().status {
             OrderStatus::Completed => return Err(DomainError::OrderCompletedNoInsert.into()),
             OrderStatus::Cancelled => return Err(DomainError::OrderCancelledNoInsert.into()),
@@ -75,7 +88,7 @@ pub async fn adjust_batch_tasks(
         }
         scope.check_group_references(&additions).await?;
         let (batch_total, order_total) = scope.live_task_totals(Some(batch_id)).await?;
-        let added: i64 = additions.iter().map(|g| g.quantity).sum();
+        // Removals are bounded by live counts and `added` by the limit above: no overflow.
         let removed: i64 = removals.iter().map(|g| g.quantity).sum();
         let edited_total = batch_total + added - removed;
         let target = scope.order().target_count;
