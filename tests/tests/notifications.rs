@@ -563,3 +563,146 @@ async fn a_failed_command_holds_back_its_device_later_ones_and_nothing_else(pool
         .collect();
     assert_eq!(seen, expected);
 }
+
+/// SPEC §7 "Group ids": device ids SQS would refuse as a `MessageGroupId` (a space, non-ASCII,
+/// over 128 characters) still get one stable group each, and the body keeps the real id.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn every_device_gets_a_group_id_sqs_accepts(pool: PgPool) {
+    let s = Scenario::new(&pool, 1, 1, 0).await;
+    let long = "d".repeat(200);
+    let devices = ["axon arm 7", "机器人-1", long.as_str(), "axon-ok"];
+    for (i, device) in devices.iter().enumerate() {
+        let seat = s.add_seat(&format!("AX-{i}"), None, Some(device)).await;
+        let batch = s.add_batch(s.order_id, seat.workstation_id).await;
+        s.add_tasks(batch, s.group_b, 1, "ready").await;
+    }
+    let queue = TestQueue::create("groups", 5, 30).await;
+    let response = complete(
+        &router_publishing_to(&pool, queue.publisher(&pool)),
+        &s.seat.token,
+        s.batch_id,
+        s.group_a.body(1),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+
+    let messages = queue.drain(&queue.pair.url).await;
+    let mut seen: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let group = m.attributes().unwrap()
+                [&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId]
+                .clone();
+            (body["device_id"].as_str().unwrap().to_owned(), group)
+        })
+        .collect();
+    seen.sort();
+    let mut expected: Vec<(String, String)> = devices
+        .iter()
+        .map(|d| {
+            (
+                (*d).to_owned(),
+                keystone_queue::message::message_group_id(d).into_owned(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    for (device, group) in &seen {
+        let valid = group.len() <= 128 && group.bytes().all(|b| b.is_ascii_graphic());
+        assert!(valid, "{device:?} -> {group:?}");
+    }
+    assert_eq!(unpublished(&pool).await, 0);
+}
+
+/// SPEC §7 "Parking": a row SQS refuses again and again is parked after the limit and stops
+/// taking the relay's lease, so newer rows go out; an unreachable SQS parks nothing.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn refused_rows_are_parked_and_newer_ones_keep_flowing(pool: PgPool) {
+    let s = Scenario::new(&pool, 1, 1, 0).await;
+    let axon = s.add_seat("AX-P", None, Some("axon-p")).await;
+    let batch = s.add_batch(s.order_id, axon.workstation_id).await;
+    s.add_tasks(batch, s.group_b, 3, "ready").await;
+    complete(
+        &router(pool.clone()),
+        &s.seat.token,
+        s.batch_id,
+        s.group_a.body(1),
+        &[],
+    )
+    .await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM recorder_outbox ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let db = keystone_store::Database::from(pool.clone());
+    let lease = Duration::from_secs(60);
+
+    // SQS unreachable for a long while: every row fails many times, none is parked.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead_client = sqs_client(Some(&format!("http://127.0.0.1:{dead_port}"))).await;
+    let queue = TestQueue::create("parking", 5, 30).await;
+    let dead = keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), db.clone())
+        .with_park_after(2);
+    for _ in 0..3 {
+        let outcome = relay(&dead, 10, 1).await.unwrap();
+        assert_eq!(outcome.failed, 3);
+    }
+    let parked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM recorder_outbox WHERE parked_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(parked, 0, "an outage is nobody's fault");
+
+    // The oldest row is refused by SQS itself twice (as SQS refuses a message: sender's fault).
+    for _ in 0..2 {
+        let leased = keystone_store::outbox::lease_by_ids(&db, &ids[..1], lease)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1, "not parked yet");
+        keystone_store::outbox::record_publish_failures(
+            &db,
+            &[keystone_store::outbox::PublishFailure {
+                outbox_id: ids[0],
+                reason: "InvalidParameterValue: refused".to_owned(),
+                refused: true,
+            }],
+            2,
+        )
+        .await
+        .unwrap();
+    }
+    // Parked: the relay's lease of one row at a time takes the newer rows, never it again.
+    let outcome = relay(&queue.publisher_on(db.clone()), 1, 10).await.unwrap();
+    assert_eq!(outcome.published, 2, "{outcome:?}");
+    let rows: Vec<(i64, bool, bool, i32)> = sqlx::query_as(
+        "SELECT id, published_at IS NOT NULL, parked_at IS NOT NULL, publish_rejections \
+         FROM recorder_outbox ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (ids[0], false, true, 2),
+            (ids[1], true, false, 0),
+            (ids[2], true, false, 0)
+        ]
+    );
+    assert!(
+        keystone_store::outbox::lease_by_ids(&db, &ids[..1], lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a parked row is out of line until it is put back"
+    );
+}

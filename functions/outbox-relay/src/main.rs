@@ -17,11 +17,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let db = DbConfig::from_lookup(&env)?;
     let queue = QueueConfig::from_lookup(&env)?;
     let client = sqs_client(queue.endpoint_url.as_deref()).await;
-    let publisher = Arc::new(SqsPublisher::new(
-        client,
-        queue.queue_url,
-        environment.database(&db)?,
-    ));
+    let publisher = Arc::new(
+        SqsPublisher::new(client, queue.queue_url, environment.database(&db)?)
+            .with_park_after(queue.park_after),
+    );
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let publisher = publisher.clone();
         async move {

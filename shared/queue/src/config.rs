@@ -15,15 +15,31 @@ pub struct QueueConfig {
     pub queue_url: String,
     /// `AWS_ENDPOINT_URL_SQS`: a local SQS server instead of AWS.
     pub endpoint_url: Option<String>,
+    /// `OUTBOX_PARK_AFTER`: refusals by SQS after which an outbox row is parked (default 10).
+    pub park_after: i32,
 }
 
 impl QueueConfig {
     /// # Errors
     /// A missing `KEYSTONE_QUEUE_URL`.
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let park_after = number(
+            lookup,
+            "OUTBOX_PARK_AFTER",
+            crate::publisher::DEFAULT_PARK_AFTER.unsigned_abs().into(),
+        )?;
+        let park_after =
+            i32::try_from(park_after)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(ConfigError::Invalid {
+                    name: "OUTBOX_PARK_AFTER",
+                    reason: "must be between 1 and 2147483647".to_owned(),
+                })?;
         Ok(Self {
             queue_url: required(lookup, "KEYSTONE_QUEUE_URL")?,
             endpoint_url: lookup("AWS_ENDPOINT_URL_SQS").filter(|v| !v.is_empty()),
+            park_after,
         })
     }
 

@@ -30,5 +30,7 @@ pub async fn publisher_from_env(
 ) -> Result<Arc<SqsPublisher>, ConfigError> {
     let queue = QueueConfig::from_env()?;
     let client = sqs_client(queue.endpoint_url.as_deref()).await;
-    Ok(Arc::new(SqsPublisher::new(client, queue.queue_url, db)))
+    Ok(Arc::new(
+        SqsPublisher::new(client, queue.queue_url, db).with_park_after(queue.park_after),
+    ))
 }

@@ -100,6 +100,22 @@ impl RecorderCommand {
     }
 }
 
+/// The `MessageGroupId` of a device's commands (SPEC §7 "Group ids"): the device id when SQS
+/// accepts it as one (1–128 ASCII letters, digits and punctuation), else `dev-` and the first
+/// 32 hex digits of its SHA-256, so every device still gets one stable group of its own. The
+/// message body always carries the real device id.
+pub fn message_group_id(device_id: &str) -> std::borrow::Cow<'_, str> {
+    let valid =
+        (1..=128).contains(&device_id.len()) && device_id.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        return std::borrow::Cow::Borrowed(device_id);
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(device_id.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    std::borrow::Cow::Owned(format!("dev-{hex}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +160,51 @@ mod tests {
             RecorderCommand::parse(Some(&body("", "clear"))),
             Err(MalformedMessage::Empty("device_id"))
         ));
+    }
+
+    #[test]
+    fn device_ids_sqs_accepts_are_their_own_group_and_others_get_a_stable_hash() {
+        for valid in [
+            "axon-arm-01",
+            "robot_dc86",
+            "a",
+            "x!#$%&'()*+,-./:;<=>?@[]^_`{|}~",
+            &"d".repeat(128),
+        ] {
+            assert_eq!(message_group_id(valid), valid);
+        }
+        for refused in [
+            "",
+            "has space",
+            "机器人-1",
+            "tab\there",
+            &"d".repeat(129),
+            "caf\u{e9}",
+        ] {
+            let group = message_group_id(refused);
+            assert!(
+                group.starts_with("dev-") && group.len() == 36,
+                "{refused:?} -> {group}"
+            );
+            assert!(group[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(message_group_id(refused), group, "stable");
+        }
+        assert_ne!(
+            message_group_id("has space"),
+            message_group_id("has  space")
+        );
+        // SHA-256("has space") begins 0f5b…: the group is its first 32 hex digits.
+        assert_eq!(
+            message_group_id("has space"),
+            format!("dev-{}", &sha256_hex("has space")[..32])
+        );
+    }
+
+    fn sha256_hex(text: &str) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }

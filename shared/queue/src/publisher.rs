@@ -1,4 +1,4 @@
-//! Sends outbox rows to the SQS FIFO queue: `MessageGroupId` = device id (per-device order),
+//! Sends outbox rows to the SQS FIFO queue: `MessageGroupId` = the device (per-device order),
 //! `MessageDeduplicationId` = notification id.
 
 use std::future::Future;
@@ -9,9 +9,9 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use keystone_store::Database;
 use keystone_store::StoreError;
-use keystone_store::outbox::{self, OutboxPublisher, OutboxRow};
+use keystone_store::outbox::{self, OutboxPublisher, OutboxRow, PublishFailure};
 
-use crate::message::RecorderCommand;
+use crate::message::{RecorderCommand, message_group_id};
 
 /// Most entries `SendMessageBatch` takes.
 const SQS_BATCH: usize = 10;
@@ -20,8 +20,11 @@ const SQS_BATCH: usize = 10;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishReport {
     pub sent: Vec<i64>,
-    pub failed: Vec<(i64, String)>,
+    pub failed: Vec<PublishFailure>,
 }
+
+/// Refusals after which a row is parked (SPEC §7 "Parking"); `OUTBOX_PARK_AFTER` overrides.
+pub const DEFAULT_PARK_AFTER: i32 = 10;
 
 /// Publishes outbox rows to one queue.
 #[derive(Debug, Clone)]
@@ -31,6 +34,8 @@ pub struct SqsPublisher {
     db: Database,
     /// How long a leased row is reserved for this publisher.
     lease: Duration,
+    /// Refusals after which a row is parked.
+    park_after: i32,
 }
 
 impl SqsPublisher {
@@ -40,7 +45,15 @@ impl SqsPublisher {
             queue_url,
             db,
             lease: Duration::from_secs(60),
+            park_after: DEFAULT_PARK_AFTER,
         }
+    }
+
+    /// Parks a row after `refusals` refusals instead of [`DEFAULT_PARK_AFTER`].
+    #[must_use]
+    pub fn with_park_after(mut self, refusals: i32) -> Self {
+        self.park_after = refusals.max(1);
+        self
     }
 
     pub fn db(&self) -> &Database {
@@ -60,7 +73,11 @@ impl SqsPublisher {
             for row in chunk {
                 match entry(row) {
                     Ok(entry) => entries.push(entry),
-                    Err(reason) => report.failed.push((row.id, reason)),
+                    Err(reason) => report.failed.push(PublishFailure {
+                        outbox_id: row.id,
+                        reason,
+                        refused: true,
+                    }),
                 }
             }
             if entries.is_empty() {
@@ -83,21 +100,32 @@ impl SqsPublisher {
                             .filter_map(|s| s.id().parse::<i64>().ok()),
                     );
                     for failure in output.failed() {
-                        if let Ok(id) = failure.id().parse::<i64>() {
+                        if let Ok(outbox_id) = failure.id().parse::<i64>() {
                             let reason = format!(
                                 "{}: {}",
                                 failure.code(),
                                 failure.message().unwrap_or("no message")
                             );
-                            report.failed.push((id, reason));
+                            // SQS says whose fault it is: the message's (refused) or its own.
+                            report.failed.push(PublishFailure {
+                                outbox_id,
+                                reason,
+                                refused: failure.sender_fault(),
+                            });
                         }
                     }
                 }
                 Err(err) => {
                     let reason = DisplayErrorContext(&err).to_string();
+                    // SQS unreachable or down: not the rows' fault, they do not move toward
+                    // parking.
                     report
                         .failed
-                        .extend(ids.into_iter().map(|id| (id, reason.clone())));
+                        .extend(ids.into_iter().map(|outbox_id| PublishFailure {
+                            outbox_id,
+                            reason: reason.clone(),
+                            refused: false,
+                        }));
                 }
             }
         }
@@ -114,10 +142,15 @@ impl SqsPublisher {
         if !report.sent.is_empty() {
             outbox::mark_published(&self.db, &report.sent).await?;
         }
-        for (id, reason) in &report.failed {
-            tracing::warn!(outbox_id = id, reason = %reason, "notification not published");
+        for failure in &report.failed {
+            tracing::warn!(
+                outbox_id = failure.outbox_id,
+                reason = %failure.reason,
+                refused = failure.refused,
+                "notification not published"
+            );
         }
-        outbox::record_publish_failures(&self.db, &report.failed).await?;
+        outbox::record_publish_failures(&self.db, &report.failed, self.park_after).await?;
         Ok(report)
     }
 }
@@ -129,7 +162,7 @@ fn entry(row: &OutboxRow) -> Result<SendMessageBatchRequestEntry, String> {
     SendMessageBatchRequestEntry::builder()
         .id(row.id.to_string())
         .message_body(body)
-        .message_group_id(&row.device_id)
+        .message_group_id(message_group_id(&row.device_id))
         .message_deduplication_id(&row.notification_id)
         .build()
         .map_err(|e| format!("cannot build entry: {e}"))

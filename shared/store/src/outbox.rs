@@ -74,7 +74,7 @@ async fn lease_rows(
         "WITH picked AS ( \
              SELECT id FROM recorder_outbox \
              WHERE ($1::bigint[] IS NULL OR id = ANY($1)) \
-               AND published_at IS NULL AND deleted_at IS NULL \
+               AND published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
                AND (lease_until IS NULL OR lease_until < now()) \
              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
          UPDATE recorder_outbox o \
@@ -114,32 +114,58 @@ pub async fn mark_published(db: &Database, ids: &[i64]) -> Result<u64, StoreErro
     Ok(affected)
 }
 
+/// Why one row was not published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishFailure {
+    pub outbox_id: i64,
+    pub reason: String,
+    /// SQS (or the encoder) refused this message itself, as opposed to SQS being unreachable:
+    /// only refusals count toward parking.
+    pub refused: bool,
+}
+
 /// Records why rows could not be sent and ends their lease, so the next relay run retries
-/// them (the relay's schedule is the backoff).
+/// them (the relay's schedule is the backoff). A row refused for the `park_after`-th time is
+/// parked: the relay leaves it alone from then on, and newer rows go ahead of it.
 ///
 /// # Errors
 /// Database failures.
 pub async fn record_publish_failures(
     db: &Database,
-    failures: &[(i64, String)],
+    failures: &[PublishFailure],
+    park_after: i32,
 ) -> Result<(), StoreError> {
     if failures.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = failures.iter().map(|(id, _)| *id).collect();
-    let errors: Vec<&str> = failures.iter().map(|(_, e)| e.as_str()).collect();
+    let ids: Vec<i64> = failures.iter().map(|f| f.outbox_id).collect();
+    let errors: Vec<&str> = failures.iter().map(|f| f.reason.as_str()).collect();
+    let refused: Vec<bool> = failures.iter().map(|f| f.refused).collect();
     let mut tx = db.begin().await?;
-    sqlx::query(
-        "UPDATE recorder_outbox o SET last_error = f.error, lease_until = NULL \
-         FROM unnest($1::bigint[], $2::text[]) AS f(id, error) \
-         WHERE o.id = f.id AND o.published_at IS NULL",
+    let parked: Vec<(i64, String)> = sqlx::query_as(
+        "UPDATE recorder_outbox o SET last_error = f.error, lease_until = NULL, \
+             publish_rejections = o.publish_rejections + f.refused::int, \
+             parked_at = CASE WHEN f.refused AND o.publish_rejections + 1 >= $4 \
+                              THEN now() ELSE o.parked_at END \
+         FROM unnest($1::bigint[], $2::text[], $3::bool[]) AS f(id, error, refused) \
+         WHERE o.id = f.id AND o.published_at IS NULL \
+         RETURNING o.id, o.notification_id, o.parked_at IS NOT NULL",
     )
     .bind(&ids)
     .bind(&errors)
+    .bind(&refused)
+    .bind(park_after)
     .persistent(named_statements())
-    .execute(&mut *tx)
-    .await?;
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter(|(_, _, parked): &(i64, String, bool)| *parked)
+    .map(|(id, notification, _)| (id, notification))
+    .collect();
     tx.commit().await?;
+    for (outbox_id, notification_id) in parked {
+        tracing::error!(outbox_id, %notification_id, "notification parked: SQS refused it too often");
+    }
     Ok(())
 }
 
