@@ -562,3 +562,51 @@ async fn the_issuer_is_checked_when_configured(pool: PgPool) {
     .unwrap();
     assert_eq!(payload.iss.as_deref(), Some("keystone"));
 }
+
+/// SPEC §5.6 "similar timing": every login reads the database the same way, the admin's
+/// included (hashing work is equal by construction and counted in keystone_auth's tests).
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn every_login_outcome_runs_the_same_statements(pool: PgPool) {
+    let s = Scenario::new(&pool, 10, 1, 0).await;
+    set_password_hash(&pool, s.seat.collector_id, Some(B2B)).await;
+    let blocked = s.add_seat("DC777", None, None).await;
+    set_password_hash(&pool, blocked.collector_id, Some(B2B)).await;
+    sqlx::query("UPDATE data_collectors SET status = 'disabled' WHERE id = $1")
+        .bind(blocked.collector_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let router = router(pool.clone());
+    let attempts = [
+        (
+            json!({"account": "DC001", "password": "collector-pass-1"}),
+            200,
+        ),
+        (json!({"account": "DC001", "password": "wrong"}), 401),
+        (
+            json!({"account": "DC777", "password": "collector-pass-1"}),
+            401,
+        ),
+        (
+            json!({"account": "nobody", "password": "collector-pass-1"}),
+            401,
+        ),
+        (
+            json!({"account": ADMIN_USERNAME, "password": ADMIN_PASSWORD}),
+            200,
+        ),
+        (json!({"account": ADMIN_USERNAME, "password": "x"}), 401),
+    ];
+    let mut counts = Vec::new();
+    for (body, status) in attempts {
+        let (statements, response) = statements_run_by(&pool, login(&router, body.clone())).await;
+        assert_eq!(
+            response.status.as_u16(),
+            status,
+            "{body}: {}",
+            response.text
+        );
+        counts.push(statements);
+    }
+    assert!(counts.iter().all(|c| *c == counts[0]), "{counts:?}");
+}

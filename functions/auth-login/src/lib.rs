@@ -7,7 +7,8 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
-use keystone_auth::{Principal, password};
+use keystone_auth::Principal;
+use keystone_auth::password::{self, Credential};
 use keystone_domain::{DomainError, LoginBody, LoginRequest};
 use keystone_http::{ApiError, AppState, Json};
 use keystone_store::identity::{CollectorSummary, collector_credentials};
@@ -55,32 +56,36 @@ async fn login(
     let LoginRequest { account, password } = LoginRequest::validate(body)?;
     let settings = state.login.clone();
 
-    let (principal, collector) = match settings.admin.as_ref().filter(|a| a.username == account) {
-        Some(admin) => {
-            let expected = admin.password.expose_secret().to_owned();
-            if !verify_blocking(move || password::verify_configured(&password, &expected)).await? {
-                return Err(DomainError::InvalidCredentials.into());
-            }
-            (
-                Principal::Admin {
-                    operator_id: admin.username.clone(),
-                },
-                None,
-            )
-        }
-        None => {
-            let found = collector_credentials(&state.db, &account).await?;
-            let stored = found
-                .as_ref()
-                .filter(|c| !BLOCKED_STATUSES.contains(&c.status.as_str()))
-                .and_then(|c| c.password_hash.clone());
-            if !verify_blocking(move || password::verify_or_burn(&password, stored.as_deref()))
-                .await?
-            {
-                return Err(DomainError::InvalidCredentials.into());
-            }
-            // A match implies a stored hash, which implies a found collector.
-            let collector = found.ok_or(DomainError::InvalidCredentials)?;
+    // The same work on every path: one credentials read, then one bcrypt and one argon2id
+    // verification (keystone_auth::password), whether the account is the admin, a collector
+    // who may log in, one who may not, or nobody.
+    let found = collector_credentials(&state.db, &account).await?;
+    let admin = settings.admin.as_ref().filter(|a| a.username == account);
+    let stored = found
+        .as_ref()
+        .filter(|c| !BLOCKED_STATUSES.contains(&c.status.as_str()))
+        .and_then(|c| c.password_hash.clone());
+    let expected = admin.map(|a| a.password.expose_secret().to_owned());
+    let matched = verify_blocking(move || {
+        let credential = match (&expected, &stored) {
+            (Some(expected), _) => Credential::Configured(expected),
+            (None, Some(hash)) => Credential::StoredHash(hash),
+            (None, None) => Credential::Nothing,
+        };
+        password::check_login(&password, credential).matched
+    })
+    .await?;
+    if !matched {
+        return Err(DomainError::InvalidCredentials.into());
+    }
+    let (principal, collector) = match (admin, found) {
+        (Some(admin), _) => (
+            Principal::Admin {
+                operator_id: admin.username.clone(),
+            },
+            None,
+        ),
+        (None, Some(collector)) => {
             let principal = Principal::Collector {
                 collector_id: collector.id,
                 operator_id: collector.operator_id.clone(),
@@ -92,6 +97,8 @@ async fn login(
             };
             (principal, Some(summary))
         }
+        // A match implies the admin or a stored hash, which implies a found collector.
+        (None, None) => return Err(DomainError::InvalidCredentials.into()),
     };
 
     let lifetime = chrono::Duration::from_std(settings.token_ttl)

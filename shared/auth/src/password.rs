@@ -1,46 +1,130 @@
-//! Password verification for Keystone's stored hashes.
+//! Password verification for logins, with the same hashing work whatever the outcome.
 //!
 //! Keystone stores bcrypt (`$2a$`, `$2b$`, `$2y$`); new hashes may be argon2id (`$argon2id$`).
 //! Verification is CPU-bound and slow by design: callers run it on a blocking thread.
+//!
+//! # Equal work
+//! Every login runs exactly one bcrypt and one argon2id verification: the stored hash takes
+//! the place of the dummy of its kind, and every other case (unknown account, no hash, a hash
+//! in a format this code does not know, a blocked collector, the configured admin) verifies
+//! both dummies. So the time a login takes does not tell an existing account from a missing
+//! one, nor a bcrypt account from an argon2id one. What is left: a stored hash whose cost
+//! differs from the dummy's (bcrypt cost ≠ 10, argon2id parameters ≠ the defaults) takes its
+//! own time; Keystone's hashes are bcrypt cost 10.
 
 use argon2::{Argon2, PasswordVerifier};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// A bcrypt hash (cost 10, Keystone's cost) of a password nobody knows. Verified against when
-/// the account does not exist or cannot log in, so every login costs one hash verification
-/// and unknown accounts cannot be told apart by timing.
+/// A bcrypt hash at Keystone's cost (10), verified where an account has no bcrypt hash; its
+/// result is always discarded.
 pub const DUMMY_HASH: &str = "$2b$10$frzBj3hBO9r0/wNlpIBCgOFg1s39dMRlbIKjN9OCiI91JLQqmhIsS";
+
+/// An argon2id hash with the `argon2` crate's default parameters (m = 19 MiB, t = 2, p = 1),
+/// verified where an account has no argon2id hash; its result is always discarded (made with
+/// Python's argon2-cffi).
+pub const DUMMY_ARGON2ID: &str = "$argon2id$v=19$m=19456,t=2,p=1$4w9AtKJE2TSCYPHrlmwk2w$9+NIW/Egc7vTY+6RbM7Vz+Gq6GjVLykO2xzvczsvw08";
+
+/// The hash verifications one check ran, by algorithm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HashWork {
+    pub bcrypt: u8,
+    pub argon2id: u8,
+}
+
+/// What a login is checked against.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A collector's stored hash (any format; unknown formats never match).
+    StoredHash(&'a str),
+    /// The configured admin password.
+    Configured(&'a str),
+    /// Nothing that can match: unknown account, no hash, or a collector who may not log in.
+    Nothing,
+}
+
+/// Whether a login matched, and the work it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginCheck {
+    pub matched: bool,
+    pub work: HashWork,
+}
+
+enum Kind {
+    Bcrypt,
+    Argon2id,
+    Unknown,
+}
+
+fn kind(hash: &str) -> Kind {
+    if hash.starts_with("$argon2id$") {
+        Kind::Argon2id
+    } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
+        Kind::Bcrypt
+    } else {
+        Kind::Unknown
+    }
+}
+
+fn bcrypt_verify(work: &mut HashWork, password: &str, hash: &str) -> bool {
+    work.bcrypt += 1;
+    bcrypt::verify(password, hash).unwrap_or(false)
+}
+
+fn argon2id_verify(work: &mut HashWork, password: &str, hash: &str) -> bool {
+    work.argon2id += 1;
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// Checks a login against `credential`, always running one bcrypt and one argon2id
+/// verification (see the module docs).
+pub fn check_login(password: &str, credential: Credential<'_>) -> LoginCheck {
+    let mut work = HashWork::default();
+    let dummy_argon2id = DUMMY_ARGON2ID;
+    let matched = match credential {
+        Credential::StoredHash(hash) => match kind(hash) {
+            Kind::Bcrypt => {
+                let matched = bcrypt_verify(&mut work, password, hash);
+                argon2id_verify(&mut work, password, dummy_argon2id);
+                matched
+            }
+            Kind::Argon2id => {
+                bcrypt_verify(&mut work, password, DUMMY_HASH);
+                argon2id_verify(&mut work, password, hash)
+            }
+            Kind::Unknown => {
+                bcrypt_verify(&mut work, password, DUMMY_HASH);
+                argon2id_verify(&mut work, password, dummy_argon2id);
+                false
+            }
+        },
+        Credential::Configured(expected) => {
+            bcrypt_verify(&mut work, password, DUMMY_HASH);
+            argon2id_verify(&mut work, password, dummy_argon2id);
+            configured_matches(password, expected)
+        }
+        Credential::Nothing => {
+            bcrypt_verify(&mut work, password, DUMMY_HASH);
+            argon2id_verify(&mut work, password, dummy_argon2id);
+            false
+        }
+    };
+    LoginCheck { matched, work }
+}
+
+/// Compares digests, not the strings: a byte comparison stops early on a length mismatch and
+/// so tells the configured password's length.
+fn configured_matches(password: &str, expected: &str) -> bool {
+    let given = Sha256::digest(password.as_bytes());
+    let wanted = Sha256::digest(expected.as_bytes());
+    given.ct_eq(&wanted).into()
+}
 
 /// True when `password` matches `stored`. Unknown hash formats never match.
 pub fn verify(password: &str, stored: &str) -> bool {
-    if stored.starts_with("$argon2") {
-        return Argon2::default()
-            .verify_password(password.as_bytes(), stored)
-            .is_ok();
-    }
-    if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
-        return bcrypt::verify(password, stored).unwrap_or(false);
-    }
-    false
-}
-
-/// Verifies a login against the stored hash, or against [`DUMMY_HASH`] when there is none,
-/// so both paths do the same work. Returns whether it matched.
-pub fn verify_or_burn(password: &str, stored: Option<&str>) -> bool {
-    match stored {
-        Some(hash) => verify(password, hash),
-        None => {
-            let _ = verify(password, DUMMY_HASH);
-            false
-        }
-    }
-}
-
-/// Compares a configured secret (the admin password) in constant time, after burning one
-/// dummy verification so the admin path costs what a collector login costs.
-pub fn verify_configured(password: &str, expected: &str) -> bool {
-    let _ = verify(password, DUMMY_HASH);
-    password.as_bytes().ct_eq(expected.as_bytes()).into()
+    check_login(password, Credential::StoredHash(stored)).matched
 }
 
 #[cfg(test)]
@@ -63,11 +147,60 @@ mod tests {
     }
 
     #[test]
-    fn unknown_formats_and_missing_hashes_never_match() {
-        assert!(!verify("x", "plaintext"));
-        assert!(!verify("", ""));
-        assert!(!verify_or_burn("anything", None));
-        assert!(verify_configured("s3cret", "s3cret"));
-        assert!(!verify_configured("s3cret", "s3cret!"));
+    fn every_outcome_costs_one_bcrypt_and_one_argon2id_verification() {
+        let one_each = HashWork {
+            bcrypt: 1,
+            argon2id: 1,
+        };
+        let cases = [
+            ("collector-pass-1", Credential::StoredHash(B2B), true),
+            ("wrong", Credential::StoredHash(B2B), false),
+            ("collector-pass-1", Credential::StoredHash(ARGON2ID), true),
+            ("wrong", Credential::StoredHash(ARGON2ID), false),
+            (
+                "collector-pass-1",
+                Credential::StoredHash("plaintext"),
+                false,
+            ),
+            ("", Credential::StoredHash(""), false),
+            (
+                "$argon2i$v=19$m=16,t=2,p=1$c2FsdA$aGFzaA",
+                Credential::StoredHash("$argon2i$v=19$m=16,t=2,p=1$c2FsdA$aGFzaA"),
+                false,
+            ),
+            ("anything", Credential::Nothing, false),
+            ("s3cret", Credential::Configured("s3cret"), true),
+            ("s3cret", Credential::Configured("s3cret!"), false),
+            ("s3cret", Credential::Configured(""), false),
+        ];
+        for (password, credential, matched) in cases {
+            assert_eq!(
+                check_login(password, credential),
+                LoginCheck {
+                    matched,
+                    work: one_each
+                },
+                "{password:?} against {credential:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dummies_are_real_hashes_of_an_unknown_password_with_the_usual_parameters() {
+        let defaults = argon2::Params::default();
+        assert_eq!(
+            (defaults.m_cost(), defaults.t_cost(), defaults.p_cost()),
+            (19_456, 2, 1)
+        );
+        assert!(DUMMY_ARGON2ID.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(DUMMY_HASH.starts_with("$2b$10$"));
+        for dummy in [DUMMY_HASH, DUMMY_ARGON2ID] {
+            assert!(!verify("keystone", dummy));
+            assert!(!verify("", dummy));
+        }
+        assert!(verify(
+            "keystone dummy password, never valid",
+            DUMMY_ARGON2ID
+        ));
     }
 }
