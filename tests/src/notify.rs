@@ -169,6 +169,15 @@ impl FakeRecorder {
         self.notifier_on(pool.clone().into())
     }
 
+    /// [`FakeRecorder::notifier`] that knows `queue`'s dead-letter side, as the Lambda does.
+    pub fn notifier_for(&self, pool: &PgPool, queue: &TestQueue) -> RecorderNotifier {
+        self.notifier(pool)
+            .with_dead_letters(keystone_queue::dead_letters::DeadLetterRoute::new(
+                queue.client.clone(),
+                queue.pair.url.clone(),
+            ))
+    }
+
     /// A consumer over a database handle of the test's choosing.
     pub fn notifier_on(&self, db: Database) -> RecorderNotifier {
         let config = NotifierConfig {

@@ -706,3 +706,139 @@ async fn refused_rows_are_parked_and_newer_ones_keep_flowing(pool: PgPool) {
         "a parked row is out of line until it is put back"
     );
 }
+
+/// A command body for `device`, as the publisher writes it.
+fn command_body(notification: &str, device: &str, action: &str) -> Value {
+    json!({
+        "notification_id": notification, "kind": "recorder_command", "action": action,
+        "device_id": device, "task_id": format!("task_{notification}"), "batch_id": "batch_1",
+        "order_id": "1", "reason": "order_completed", "created_at": "2026-11-24T10:00:00Z"
+    })
+}
+
+/// A record of `device`'s group, received `receives` times.
+fn grouped_record(
+    id: &str,
+    device: &str,
+    body: &str,
+    receives: u32,
+) -> aws_lambda_events::event::sqs::SqsMessage {
+    let mut record = record_with_body(id, Some(body));
+    record
+        .attributes
+        .insert("MessageGroupId".to_owned(), device.to_owned());
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".to_owned(), receives.to_string());
+    record
+}
+
+/// SPEC §7 "Poison and forward compatibility": a message that can never be handled goes to
+/// the DLQ at once with its reason and is acknowledged, so the device's later commands are not
+/// held behind it; new fields are ignored; an unknown kind is acknowledged.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn poison_goes_straight_to_the_dlq_and_new_fields_or_kinds_do_not(pool: PgPool) {
+    let queue = TestQueue::create("poison", 5, 30).await;
+    let recorder = FakeRecorder::start().await;
+    let first = command_body("n1", "axon-p", "clear");
+    let mut with_new_field = command_body("n2", "axon-p", "cancel");
+    with_new_field["priority"] = json!("high");
+    let mut other_kind = command_body("n3", "axon-p", "clear");
+    other_kind["kind"] = json!("firmware_update");
+    let records = vec![
+        grouped_record("m1", "axon-p", &first.to_string(), 1),
+        grouped_record("m-poison", "axon-p", "{not json", 1),
+        grouped_record("m2", "axon-p", &with_new_field.to_string(), 1),
+        grouped_record("m3", "axon-p", &other_kind.to_string(), 1),
+    ];
+
+    let response = recorder
+        .notifier_for(&pool, &queue)
+        .handle(sqs_event(records))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let actions: Vec<String> = recorder.calls().into_iter().map(|c| c.action).collect();
+    assert_eq!(
+        actions,
+        ["clear", "cancel"],
+        "both commands, in order, past the poison"
+    );
+    let dead = queue
+        .client
+        .receive_message()
+        .queue_url(&queue.pair.dlq_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body(), Some("{not json"));
+    let attribute = |name: &str| {
+        dead[0]
+            .message_attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.string_value())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        attribute("keystone_reason").starts_with("body is not a recorder command"),
+        "{}",
+        attribute("keystone_reason")
+    );
+    assert_eq!(attribute("keystone_source_message_id"), "m-poison");
+}
+
+/// SPEC §7 "Delivery records": the failure on the receive the queue's redrive policy says is
+/// the last marks the record dead-lettered; earlier failures leave it retrying.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_failure_on_the_last_allowed_receive_is_recorded_as_dead_lettered(pool: PgPool) {
+    // maxReceiveCount 3, read by the consumer from the queue's redrive policy.
+    let queue = TestQueue::create("last-receive", 3, 30).await;
+    let recorder = FakeRecorder::start().await;
+    recorder.set_behavior("axon-d", 503, Duration::ZERO);
+    let notifier = recorder.notifier_for(&pool, &queue);
+    let body = command_body("n-dead", "axon-d", "clear").to_string();
+    let status = || async {
+        sqlx::query_as::<_, (String, i32, Option<String>)>(
+            "SELECT status, attempts, last_error FROM recorder_deliveries WHERE notification_id = 'n-dead'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+
+    for receive in 1..=2 {
+        let response = notifier
+            .handle(sqs_event(vec![grouped_record(
+                "m", "axon-d", &body, receive,
+            )]))
+            .await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert_eq!(
+            status().await.0,
+            "in_progress",
+            "receive {receive}: SQS will retry"
+        );
+    }
+    let response = notifier
+        .handle(sqs_event(vec![grouped_record("m", "axon-d", &body, 3)]))
+        .await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let (state, attempts, error) = status().await;
+    assert_eq!((state.as_str(), attempts), ("dead_lettered", 3));
+    assert_eq!(error.as_deref(), Some("recorder answered 503"));
+
+    // Redriven from the DLQ and the device is back: delivered after all.
+    recorder.set_behavior("axon-d", 200, Duration::ZERO);
+    let response = notifier
+        .handle(sqs_event(vec![grouped_record("m", "axon-d", &body, 1)]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(status().await.0, "delivered");
+}

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use axum::extract::Path;
 use axum::routing::post;
+use keystone_queue::dead_letters::DeadLetterRoute;
 use keystone_queue::poller::poll_once;
 use keystone_queue::provision::create_queue_pair;
 use keystone_queue::relay::{RELAY_BATCH, RELAY_MAX_ROUNDS};
@@ -195,7 +196,8 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
             rpc_timeout: Duration::from_secs(5),
             lease: Duration::from_secs(15),
         },
-    )?;
+    )?
+    .with_dead_letters(DeadLetterRoute::new(client.clone(), queue_url.clone()));
     let relay_task = tokio::spawn(relay_forever(publisher));
     let consumer_task = tokio::spawn(consume_forever(client, queue_url, notifier));
 

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use keystone_queue::{NotifierConfig, RecorderNotifier};
+use keystone_queue::dead_letters::DeadLetterRoute;
+use keystone_queue::{NotifierConfig, QueueConfig, RecorderNotifier, sqs_client};
 use keystone_store::config::DbConfig;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -15,10 +16,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let environment = keystone_secrets::resolve().await?;
     let env = |name: &str| environment.get(name);
     let db = DbConfig::from_lookup(&env)?;
-    let notifier = Arc::new(RecorderNotifier::new(
-        environment.database(&db)?,
-        NotifierConfig::from_lookup(&env)?,
-    )?);
+    let queue = QueueConfig::from_lookup(&env)?;
+    let client = sqs_client(queue.endpoint_url.as_deref()).await;
+    let notifier = Arc::new(
+        RecorderNotifier::new(
+            environment.database(&db)?,
+            NotifierConfig::from_lookup(&env)?,
+        )?
+        .with_dead_letters(DeadLetterRoute::new(client, queue.queue_url)),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let notifier = notifier.clone();
         async move { Ok::<_, lambda_runtime::Error>(notifier.handle(event.payload).await) }

@@ -10,6 +10,7 @@ use keystone_store::deliveries::{self, DeliveryClaim};
 use tracing::Instrument;
 
 use crate::NotifierConfig;
+use crate::dead_letters::DeadLetterRoute;
 use crate::message::{RecorderAction, RecorderCommand};
 
 /// What happened to one message.
@@ -22,6 +23,11 @@ pub enum Outcome {
     /// Reported as a batch item failure: SQS redelivers it, and after `maxReceiveCount` it
     /// goes to the DLQ.
     Failed { reason: String },
+    /// Could never succeed (not a valid command): sent to the DLQ at once and acknowledged, so
+    /// it does not hold its device's later commands through every retry.
+    DeadLettered { reason: String },
+    /// A kind of message this consumer does not handle: acknowledged and logged.
+    Ignored { reason: String },
 }
 
 /// Calls recorders for SQS messages.
@@ -30,6 +36,8 @@ pub struct RecorderNotifier {
     db: Database,
     http: reqwest::Client,
     config: NotifierConfig,
+    /// The queue's DLQ and `maxReceiveCount`, from its redrive policy.
+    dead_letters: Option<DeadLetterRoute>,
 }
 
 impl RecorderNotifier {
@@ -40,7 +48,21 @@ impl RecorderNotifier {
             .timeout(config.rpc_timeout)
             .connect_timeout(config.rpc_timeout.min(Duration::from_secs(2)))
             .build()?;
-        Ok(Self { db, http, config })
+        Ok(Self {
+            db,
+            http,
+            config,
+            dead_letters: None,
+        })
+    }
+
+    /// Sends poison straight to `route`'s dead-letter queue and records deliveries that fail on
+    /// their last allowed receive as dead-lettered. Without it, poison is failed like any
+    /// other message and reaches the DLQ through SQS's retries.
+    #[must_use]
+    pub fn with_dead_letters(mut self, route: DeadLetterRoute) -> Self {
+        self.dead_letters = Some(route);
+        self
     }
 
     /// Handles a whole SQS event and answers only the failed message ids (SPEC §7 "Order per
@@ -93,11 +115,16 @@ impl RecorderNotifier {
     pub async fn process(&self, message: SqsMessage) -> Outcome {
         let command = match RecorderCommand::parse(message.body.as_deref()) {
             Ok(command) => command,
-            Err(reason) => {
-                tracing::error!(reason = %reason, "malformed message; it will go to the DLQ");
-                return Outcome::Failed {
-                    reason: reason.to_string(),
+            Err(problem) if !problem.is_poison() => {
+                tracing::warn!(reason = %problem, "message not for this consumer; acknowledged");
+                return Outcome::Ignored {
+                    reason: problem.to_string(),
                 };
+            }
+            Err(problem) => {
+                return self
+                    .dead_letter_poison(&message, &problem.to_string())
+                    .await;
             }
         };
         let notification = command.notification_id.as_str();
@@ -143,6 +170,14 @@ impl RecorderNotifier {
         if let Err(e) = recorded {
             tracing::error!(notification, error = %e, "cannot record the delivery outcome");
         }
+        if !delivered && self.is_last_receive(&message).await {
+            tracing::error!(notification, error = %error, "last allowed delivery failed; SQS moves it to the DLQ");
+            if let Err(e) =
+                deliveries::mark_dead_lettered(&self.db, notification, status, &error).await
+            {
+                tracing::error!(notification, error = %e, "cannot record the dead letter");
+            }
+        }
         match (delivered, status) {
             (true, Some(status)) => {
                 tracing::info!(notification, status, "recorder accepted the command");
@@ -152,6 +187,51 @@ impl RecorderNotifier {
                 tracing::warn!(notification, ?status, error = %error, "recorder call failed; will retry");
                 Outcome::Failed { reason: error }
             }
+        }
+    }
+
+    /// Sends a message that can never succeed to the DLQ with its reason and acknowledges it;
+    /// when that is impossible, fails it so SQS's retries get it there.
+    async fn dead_letter_poison(&self, message: &SqsMessage, reason: &str) -> Outcome {
+        let id = message.message_id.as_deref().unwrap_or("");
+        let group = message.attributes.get("MessageGroupId").map(String::as_str);
+        let sent = match &self.dead_letters {
+            Some(route) => {
+                route
+                    .send_poison(message.body.as_deref(), id, group, reason)
+                    .await
+            }
+            None => Err("no dead-letter route configured".to_owned()),
+        };
+        match sent {
+            Ok(()) => {
+                tracing::error!(reason, "malformed message sent to the DLQ");
+                Outcome::DeadLettered {
+                    reason: reason.to_owned(),
+                }
+            }
+            Err(e) => {
+                tracing::error!(reason, error = %e, "malformed message; SQS retries will dead-letter it");
+                Outcome::Failed {
+                    reason: reason.to_owned(),
+                }
+            }
+        }
+    }
+
+    /// True when SQS will not deliver this message again: its receive count has reached the
+    /// queue's `maxReceiveCount`.
+    async fn is_last_receive(&self, message: &SqsMessage) -> bool {
+        let Some(route) = &self.dead_letters else {
+            return false;
+        };
+        let received: Option<u32> = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok());
+        match (received, route.target().await) {
+            (Some(received), Some(target)) => received >= target.max_receive_count,
+            _ => false,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod dead_letters;
 pub mod message;
 pub mod poller;
 pub mod provision;

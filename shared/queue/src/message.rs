@@ -22,9 +22,9 @@ pub enum MessageKind {
     RecorderCommand,
 }
 
-/// One notification for one device.
+/// One notification for one device. Fields this version does not know are ignored, so a
+/// producer may add one without breaking older consumers (the schema's promise).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RecorderCommand {
     /// `order:{order_id}:task:{task_id}:{action}`: stable across retries, the dedup key.
     pub notification_id: String,
@@ -52,6 +52,17 @@ pub enum MalformedMessage {
     UnsafeDeviceId(String),
     #[error("{0} is empty")]
     Empty(&'static str),
+    /// A well-formed message of a kind this consumer does not handle: acknowledged and
+    /// logged, not retried and not dead-lettered.
+    #[error("kind {0:?} is not one this consumer handles")]
+    UnknownKind(String),
+}
+
+impl MalformedMessage {
+    /// True for messages that can never succeed however often they are retried.
+    pub fn is_poison(&self) -> bool {
+        !matches!(self, Self::UnknownKind(_))
+    }
 }
 
 impl RecorderCommand {
@@ -79,7 +90,12 @@ impl RecorderCommand {
     /// # Errors
     /// [`MalformedMessage`] saying what is wrong.
     pub fn parse(body: Option<&str>) -> Result<Self, MalformedMessage> {
-        let command: Self = serde_json::from_str(body.ok_or(MalformedMessage::NoBody)?)?;
+        let value: serde_json::Value = serde_json::from_str(body.ok_or(MalformedMessage::NoBody)?)?;
+        match value.get("kind").and_then(serde_json::Value::as_str) {
+            Some("recorder_command") | None => {}
+            Some(other) => return Err(MalformedMessage::UnknownKind(other.to_owned())),
+        }
+        let command: Self = serde_json::from_value(value)?;
         for (name, value) in [
             ("notification_id", &command.notification_id),
             ("device_id", &command.device_id),
@@ -160,6 +176,26 @@ mod tests {
             RecorderCommand::parse(Some(&body("", "clear"))),
             Err(MalformedMessage::Empty("device_id"))
         ));
+        assert!(matches!(
+            RecorderCommand::parse(Some(r#"{"notification_id":"n"}"#)),
+            Err(MalformedMessage::Json(_))
+        ));
+    }
+
+    #[test]
+    fn new_fields_are_ignored_and_new_kinds_are_not_poison() {
+        let with_extra = body("robot", "clear").replacen('{', r#"{"priority":"high","#, 1);
+        assert!(RecorderCommand::parse(Some(&with_extra)).is_ok());
+        let other_kind = body("robot", "clear").replace("recorder_command", "firmware_update");
+        match RecorderCommand::parse(Some(&other_kind)) {
+            Err(e @ MalformedMessage::UnknownKind(_)) => assert!(!e.is_poison()),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            RecorderCommand::parse(Some("[1]"))
+                .err()
+                .is_some_and(|e| e.is_poison())
+        );
     }
 
     #[test]
