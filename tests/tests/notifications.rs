@@ -842,3 +842,58 @@ async fn a_failure_on_the_last_allowed_receive_is_recorded_as_dead_lettered(pool
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(status().await.0, "delivered");
 }
+
+/// A device that never answers in time: its commands end in the DLQ after maxReceiveCount
+/// receives (its delivery record says dead-lettered) while another device's are delivered.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_device_that_always_times_out_ends_in_the_dlq_and_holds_up_no_other(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("timeout", 2, 1).await;
+    let recorder = FakeRecorder::start().await;
+    // The consumer's RPC timeout is 500 ms.
+    recorder.set_behavior("axon-a", 200, Duration::from_secs(3));
+    complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
+    let notifier = recorder.notifier_for(&pool, &queue);
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while queue.message_count(&queue.pair.dlq_url).await < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "axon-a's commands never reached the DLQ"
+        );
+        poll_once(&queue.client, &queue.pair.url, &notifier, 1)
+            .await
+            .unwrap();
+    }
+
+    let dead: Vec<String> = queue
+        .drain(&queue.pair.dlq_url)
+        .await
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["device_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(dead, ["axon-a", "axon-a", "axon-a"]);
+    let records: Vec<(String, String)> = sqlx::query_as(
+        "SELECT device_id, status FROM recorder_deliveries ORDER BY device_id, status",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        records.contains(&("axon-b".to_owned(), "delivered".to_owned())),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .filter(|(device, _)| device == "axon-a")
+            .all(|(_, status)| status == "dead_lettered"),
+        "{records:?}"
+    );
+    assert!(records.iter().any(|(device, _)| device == "axon-a"));
+}

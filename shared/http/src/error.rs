@@ -49,6 +49,7 @@ fn busy_message(busy: Busy) -> &'static str {
         Busy::IdleTransaction => "the request's transaction was cut off; retry the request",
         Busy::Conflict => "the request conflicted with a concurrent one; retry the request",
         Busy::Pool => "no database connection is free; retry the request",
+        Busy::ConnectionLost => "the database connection was lost; retry the request",
     }
 }
 

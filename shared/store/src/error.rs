@@ -32,6 +32,10 @@ pub enum Busy {
     Conflict,
     /// No pooled connection within the acquire timeout.
     Pool,
+    /// The database connection broke mid-request (a failover, a proxy or server restart, an
+    /// operator ending the session). Before the commit nothing was applied; a break during the
+    /// commit itself leaves it unknown, which is what `Idempotency-Key` retries are for.
+    ConnectionLost,
 }
 
 impl StoreError {
@@ -46,11 +50,18 @@ impl StoreError {
     pub fn busy(&self) -> Option<Busy> {
         match self {
             Self::Database(sqlx::Error::PoolTimedOut) => Some(Busy::Pool),
+            Self::Database(sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                Some(Busy::ConnectionLost)
+            }
             Self::Database(sqlx::Error::Database(db)) => match db.code()?.as_ref() {
                 "55P03" => Some(Busy::LockWait),
                 "57014" => Some(Busy::Statement),
                 "25P03" => Some(Busy::IdleTransaction),
                 "40P01" | "40001" => Some(Busy::Conflict),
+                // admin_shutdown, crash_shutdown, cannot_connect_now; class 08: connection
+                // exceptions.
+                "57P01" | "57P02" | "57P03" => Some(Busy::ConnectionLost),
+                code if code.starts_with("08") => Some(Busy::ConnectionLost),
                 _ => None,
             },
             _ => None,

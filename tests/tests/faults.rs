@@ -1,0 +1,159 @@
+//! Fault injection (SPEC §6): a connection killed mid-transaction, and a pool with no free
+//! connection, each turn into a retryable 503 with nothing applied.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use keystone_store::{Database, TransactionLimits};
+use keystone_tests::*;
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+#[track_caller]
+fn assert_retryable(response: &TestResponse, message: &str) {
+    response.assert_error(StatusCode::SERVICE_UNAVAILABLE, message);
+    assert_eq!(
+        response
+            .headers
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_connection_killed_in_a_finalizing_transaction_applies_nothing_and_a_retry_applies_once(
+    pool: PgPool,
+) {
+    // Target 2: completing both tasks of group A finalizes the order, which cancels the Axon
+    // workstation's ready task and queues its recorder notification.
+    let s = Scenario::new(&pool, 2, 2, 0).await;
+    let axon = s.add_seat("AX-K", None, Some("axon-k")).await;
+    let axon_batch = s.add_batch(s.order_id, axon.workstation_id).await;
+    s.add_tasks(axon_batch, s.group_b, 1, "ready").await;
+    let router = router(pool.clone());
+    let before = snapshot(&pool).await;
+
+    // Workstations are locked last, after the tasks, the batches, the order and the outbox
+    // are written: holding the collector's workstation stops the request right there.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM workstations WHERE id = $1 FOR UPDATE")
+        .bind(s.seat.workstation_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let request = {
+        let (router, token, body) = (router.clone(), s.seat.token.clone(), s.group_a.body(2));
+        tokio::spawn(async move {
+            complete(
+                &router,
+                &token,
+                s.batch_id,
+                body,
+                &[("idempotency-key", "phone-1")],
+            )
+            .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let victim: i32 = loop {
+        let waiting: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query LIKE '%FROM workstations%FOR UPDATE%'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if let Some(pid) = waiting {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the workstation lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let finalized_inside: i64 = sqlx::query_scalar("SELECT count(*) FROM recorder_outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(finalized_inside, 0, "uncommitted work is invisible");
+
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(victim)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let response = request.await.unwrap();
+    holder.rollback().await.unwrap();
+
+    assert_retryable(
+        &response,
+        "the database connection was lost; retry the request",
+    );
+    assert_eq!(
+        snapshot(&pool).await,
+        before,
+        "nothing of the request is visible"
+    );
+
+    let retried = complete(
+        &router,
+        &s.seat.token,
+        s.batch_id,
+        s.group_a.body(2),
+        &[("idempotency-key", "phone-1")],
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    assert_eq!(retried.body["order"]["status"], json!("completed"));
+    let again = complete(
+        &router,
+        &s.seat.token,
+        s.batch_id,
+        s.group_a.body(2),
+        &[("idempotency-key", "phone-1")],
+    )
+    .await;
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.text, retried.text);
+    let notifications: i64 = sqlx::query_scalar("SELECT count(*) FROM recorder_outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(notifications, 1, "finalized exactly once");
+    assert_eq!(batch_status(&pool, axon_batch).await, "completed");
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn no_free_connection_answers_503_within_the_acquire_timeout(
+    _: PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let s = Scenario::new(&pool, 100, 3, 0).await;
+    let router = router_with(Database::new(pool.clone(), TransactionLimits::default()));
+    let held = pool.acquire().await.unwrap();
+
+    let started = Instant::now();
+    let response = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
+
+    assert_retryable(
+        &response,
+        "no database connection is free; retry the request",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    let retried = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+}
