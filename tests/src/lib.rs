@@ -78,6 +78,21 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// A 503 with `message` and `Retry-After: 1` (SPEC §6: nothing applied, retry).
+    #[track_caller]
+    pub fn assert_retryable(&self, message: &str) -> &Self {
+        self.assert_error(StatusCode::SERVICE_UNAVAILABLE, message);
+        assert_eq!(
+            self.headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1"),
+            "{:?}",
+            self.headers
+        );
+        self
+    }
+
     #[track_caller]
     pub fn assert_error(&self, status: StatusCode, message: &str) -> &Self {
         assert_eq!(self.status, status, "body: {}", self.text);

@@ -24,6 +24,15 @@ pub fn sqs_endpoint() -> String {
         .expect("AWS_ENDPOINT_URL_SQS is unset: run the tests through tests/run.sh, which starts moto_server")
 }
 
+/// An SQS client whose endpoint is a loopback port nobody listens on: SQS unreachable.
+pub async fn unreachable_sqs_client() -> aws_sdk_sqs::Client {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port");
+    sqs_client(Some(&format!("http://127.0.0.1:{port}"))).await
+}
+
 /// A queue pair of this test's own.
 pub struct TestQueue {
     pub client: aws_sdk_sqs::Client,

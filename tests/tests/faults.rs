@@ -10,18 +10,6 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-#[track_caller]
-fn assert_retryable(response: &TestResponse, message: &str) {
-    response.assert_error(StatusCode::SERVICE_UNAVAILABLE, message);
-    assert_eq!(
-        response
-            .headers
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap()),
-        Some("1")
-    );
-}
-
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_connection_killed_in_a_finalizing_transaction_applies_nothing_and_a_retry_applies_once(
     pool: PgPool,
@@ -88,10 +76,7 @@ async fn a_connection_killed_in_a_finalizing_transaction_applies_nothing_and_a_r
     let response = request.await.unwrap();
     holder.rollback().await.unwrap();
 
-    assert_retryable(
-        &response,
-        "the database connection was lost; retry the request",
-    );
+    response.assert_retryable("the database connection was lost; retry the request");
     assert_eq!(
         snapshot(&pool).await,
         before,
@@ -144,10 +129,7 @@ async fn no_free_connection_answers_503_within_the_acquire_timeout(
     let started = Instant::now();
     let response = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
 
-    assert_retryable(
-        &response,
-        "no database connection is free; retry the request",
-    );
+    response.assert_retryable("no database connection is free; retry the request");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use keystone_queue::poller::poll_once;
+use keystone_queue::relay;
 use keystone_queue::relay::RELAY_MAX_ROUNDS;
-use keystone_queue::{relay, sqs_client};
 use keystone_tests::notify::*;
 use keystone_tests::*;
 use serde_json::{Value, json};
@@ -179,12 +179,7 @@ async fn an_order_completion_reaches_each_device_exactly_once(pool: PgPool) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn with_sqs_down_the_request_succeeds_and_the_relay_publishes_later(pool: PgPool) {
     let w = world(&pool).await;
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead_client = sqs_client(Some(&format!("http://127.0.0.1:{dead_port}"))).await;
+    let dead_client = unreachable_sqs_client().await;
     let queue = TestQueue::create("down", 5, 30).await;
     let dead =
         keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), pool.clone().into());
@@ -642,12 +637,7 @@ async fn refused_rows_are_parked_and_newer_ones_keep_flowing(pool: PgPool) {
     let lease = Duration::from_secs(60);
 
     // SQS unreachable for a long while: every row fails many times, none is parked.
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead_client = sqs_client(Some(&format!("http://127.0.0.1:{dead_port}"))).await;
+    let dead_client = unreachable_sqs_client().await;
     let queue = TestQueue::create("parking", 5, 30).await;
     let dead = keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), db.clone())
         .with_park_after(2);

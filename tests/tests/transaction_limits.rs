@@ -31,20 +31,6 @@ async fn hold_order_lock(
     holder
 }
 
-#[track_caller]
-fn assert_busy(response: &TestResponse, message: &str) {
-    response.assert_error(StatusCode::SERVICE_UNAVAILABLE, message);
-    assert_eq!(
-        response
-            .headers
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap()),
-        Some("1"),
-        "{:?}",
-        response.headers
-    );
-}
-
 /// A complete-tasks request under `limits` meets the order row locked by another transaction:
 /// it answers 503 with `message` well before the test's patience runs out, applies nothing, and
 /// leaves no lock behind (the same request succeeds once the holder is gone).
@@ -61,7 +47,7 @@ async fn assert_turned_away_while_the_order_is_locked(
     let started = Instant::now();
     let response = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
 
-    assert_busy(&response, message);
+    response.assert_retryable(message);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -133,8 +119,7 @@ async fn an_admin_request_is_bounded_too(pool: PgPool) {
     )
     .await;
 
-    assert_busy(
-        &response,
+    response.assert_retryable(
         "timed out waiting for a lock held by another request; retry the request",
     );
     holder.rollback().await.unwrap();

@@ -165,18 +165,14 @@ impl RecorderNotifier {
         let recorded = if delivered {
             deliveries::mark_delivered(&self.db, notification, status.unwrap_or_default()).await
         } else {
-            deliveries::release_delivery(&self.db, notification, status, &error).await
+            let last = self.is_last_receive(&message).await;
+            if last {
+                tracing::error!(notification, error = %error, "last allowed delivery failed; SQS moves it to the DLQ");
+            }
+            deliveries::record_failed_attempt(&self.db, notification, status, &error, last).await
         };
         if let Err(e) = recorded {
             tracing::error!(notification, error = %e, "cannot record the delivery outcome");
-        }
-        if !delivered && self.is_last_receive(&message).await {
-            tracing::error!(notification, error = %error, "last allowed delivery failed; SQS moves it to the DLQ");
-            if let Err(e) =
-                deliveries::mark_dead_lettered(&self.db, notification, status, &error).await
-            {
-                tracing::error!(notification, error = %e, "cannot record the dead letter");
-            }
         }
         match (delivered, status) {
             (true, Some(status)) => {

@@ -89,51 +89,29 @@ pub async fn mark_delivered(
     Ok(())
 }
 
-/// Gives up the lease after a failed attempt so the next delivery of the message retries.
+/// Gives up the lease after a failed attempt so the next delivery of the message retries;
+/// with `last_attempt` (the receive the queue's redrive policy allows last), records it as
+/// dead-lettered instead: SQS moves the message to the DLQ next (SPEC §7 "Delivery records").
 ///
 /// # Errors
 /// Database failures.
-pub async fn release_delivery(
+pub async fn record_failed_attempt(
     db: &Database,
     notification_id: &str,
     response_status: Option<u16>,
     error: &str,
+    last_attempt: bool,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     sqlx::query(
-        "UPDATE recorder_deliveries SET lease_until = NULL, last_error = $2, response_status = $3 \
+        "UPDATE recorder_deliveries SET lease_until = NULL, last_error = $2, response_status = $3, \
+             status = CASE WHEN $4 THEN 'dead_lettered' ELSE status END \
          WHERE notification_id = $1 AND status <> 'delivered'",
     )
     .bind(notification_id)
     .bind(error)
     .bind(response_status.and_then(|s| i16::try_from(s).ok()))
-    .persistent(named_statements())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Records that the last allowed delivery of a notification failed: SQS moves the message to
-/// the dead-letter queue next (SPEC §7 "Delivery records").
-///
-/// # Errors
-/// Database failures.
-pub async fn mark_dead_lettered(
-    db: &Database,
-    notification_id: &str,
-    response_status: Option<u16>,
-    error: &str,
-) -> Result<(), StoreError> {
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "UPDATE recorder_deliveries SET status = 'dead_lettered', lease_until = NULL, \
-             last_error = $2, response_status = $3 \
-         WHERE notification_id = $1 AND status <> 'delivered'",
-    )
-    .bind(notification_id)
-    .bind(error)
-    .bind(response_status.and_then(|s| i16::try_from(s).ok()))
+    .bind(last_attempt)
     .persistent(named_statements())
     .execute(&mut *tx)
     .await?;
