@@ -14,7 +14,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 7] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 9] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -50,6 +50,16 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 7] = [
         method: my_batches::METHOD,
         path: my_batches::ROUTE,
     },
+    HttpFunction {
+        binary: "order-notifications",
+        method: order_notifications::METHOD,
+        path: order_notifications::ROUTE,
+    },
+    HttpFunction {
+        binary: "notifications-redrive",
+        method: notifications_redrive::METHOD,
+        path: notifications_redrive::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, with the shared fallbacks and body limit.
@@ -61,6 +71,8 @@ pub fn routes() -> Router<AppState> {
             .merge(finalize_order::routes())
             .merge(auth_login::routes())
             .merge(auth_me::routes())
-            .merge(my_batches::routes()),
+            .merge(my_batches::routes())
+            .merge(order_notifications::routes())
+            .merge(notifications_redrive::routes()),
     )
 }

@@ -173,7 +173,12 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
         queue_url.clone(),
         db.clone(),
     ));
-    let state = AppState::from_config_with(&config, db.clone()).with_outbox(publisher.clone());
+    let state = AppState::from_config_with(&config, db.clone())
+        .with_outbox(publisher.clone())
+        .with_redrive(Arc::new(DeadLetterRoute::new(
+            client.clone(),
+            queue_url.clone(),
+        )));
 
     let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

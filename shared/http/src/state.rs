@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::keys::JwtKeyRing;
 use keystone_store::Database;
+use keystone_store::notifications::DeadLetterRedrive;
 use keystone_store::outbox::OutboxPublisher;
 
 use crate::config::{AdminCredentials, Config, ConfigError};
@@ -16,6 +17,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeyRing>,
     pub login: Arc<LoginSettings>,
     pub outbox: Option<Arc<dyn OutboxPublisher>>,
+    /// Moves dead letters back to the queue (the redrive function and the local stack).
+    pub redrive: Option<Arc<dyn DeadLetterRedrive>>,
 }
 
 /// What the login function needs beyond the keys.
@@ -41,6 +44,7 @@ impl AppState {
             jwt: Arc::new(jwt.into()),
             login: Arc::new(LoginSettings::default()),
             outbox: None,
+            redrive: None,
         }
     }
 
@@ -54,6 +58,13 @@ impl AppState {
     #[must_use]
     pub fn with_outbox(mut self, publisher: Arc<dyn OutboxPublisher>) -> Self {
         self.outbox = Some(publisher);
+        self
+    }
+
+    /// Lets the redrive endpoint move dead letters back to the queue.
+    #[must_use]
+    pub fn with_redrive(mut self, redrive: Arc<dyn DeadLetterRedrive>) -> Self {
+        self.redrive = Some(redrive);
         self
     }
 

@@ -1,8 +1,15 @@
 //! The queue's dead-letter side, as its redrive policy says (SPEC §7): where poison goes at
 //! once, and on which receive a failed delivery is the last one.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use keystone_store::notifications::DeadLetterRedrive;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -158,5 +165,106 @@ impl DeadLetterRoute {
             .await
             .map_err(|e| DisplayErrorContext(&e).to_string())?;
         Ok(())
+    }
+}
+
+/// Most receive rounds one redrive runs (ten messages each), so a call always ends.
+const REDRIVE_MAX_ROUNDS: usize = 100;
+
+impl DeadLetterRoute {
+    /// Receives from the dead-letter queue and sends back to the queue, ten at a time, each
+    /// message in its own group (the device) and under a new deduplication id (the original
+    /// one may still be inside SQS's five-minute window); deletes only what was sent. Works on
+    /// any SQS-speaking server, unlike `StartMessageMoveTask`.
+    ///
+    /// # Errors
+    /// No dead-letter queue, or SQS failures, as text; what moved before stays moved.
+    pub async fn move_dead_letters_back(&self) -> Result<u64, String> {
+        let target = self
+            .target()
+            .await
+            .ok_or("the queue has no dead-letter queue")?;
+        let mut moved = 0_u64;
+        for _ in 0..REDRIVE_MAX_ROUNDS {
+            let messages = self
+                .client
+                .receive_message()
+                .queue_url(&target.url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                .send()
+                .await
+                .map_err(|e| DisplayErrorContext(&e).to_string())?
+                .messages
+                .unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            let mut entries = Vec::with_capacity(messages.len());
+            for (index, message) in messages.iter().enumerate() {
+                let group = message
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                    .map_or("redrive", String::as_str);
+                let dedup: String = format!("redrive-{}", message.message_id().unwrap_or(""))
+                    .chars()
+                    .take(128)
+                    .collect();
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .message_body(message.body().unwrap_or("(no body)"))
+                        .message_group_id(group)
+                        .message_deduplication_id(dedup)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| DisplayErrorContext(&e).to_string())?;
+            let deletions: Vec<DeleteMessageBatchRequestEntry> = sent
+                .successful()
+                .iter()
+                .filter_map(|ok| {
+                    let index: usize = ok.id().parse().ok()?;
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(ok.id())
+                        .receipt_handle(messages.get(index)?.receipt_handle()?)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            for failure in sent.failed() {
+                tracing::warn!(
+                    code = failure.code(),
+                    "a dead letter could not be sent back"
+                );
+            }
+            if deletions.is_empty() {
+                break;
+            }
+            moved += u64::try_from(deletions.len()).unwrap_or(0);
+            self.client
+                .delete_message_batch()
+                .queue_url(&target.url)
+                .set_entries(Some(deletions))
+                .send()
+                .await
+                .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        }
+        Ok(moved)
+    }
+}
+
+impl DeadLetterRedrive for DeadLetterRoute {
+    fn redrive(&self) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
+        Box::pin(self.move_dead_letters_back())
     }
 }

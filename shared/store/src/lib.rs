@@ -23,6 +23,7 @@ mod finalize;
 mod idempotency;
 pub mod identity;
 pub mod locking;
+pub mod notifications;
 pub mod outbox;
 mod task_edits;
 
