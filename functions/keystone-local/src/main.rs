@@ -203,6 +203,16 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
         },
     )?
     .with_dead_letters(DeadLetterRoute::new(client.clone(), queue_url.clone()));
+    if let Err(e) = keystone_http::telemetry::install("keystone-local") {
+        tracing::warn!(error = %e, "metrics are off");
+    }
+    let metrics_task = tokio::spawn(async {
+        let mut ticks = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            ticks.tick().await;
+            keystone_http::telemetry::flush();
+        }
+    });
     let relay_task = tokio::spawn(relay_forever(publisher));
     let consumer_task = tokio::spawn(consume_forever(client, queue_url, notifier));
 
@@ -214,6 +224,8 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
     tracing::info!("shutting down");
     relay_task.abort();
     consumer_task.abort();
+    metrics_task.abort();
+    keystone_http::telemetry::flush();
     db.pool().close().await;
     Ok(served?)
 }

@@ -12,6 +12,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    if let Err(e) = keystone_http::telemetry::install(keystone_http::lambda::function_name()) {
+        tracing::warn!(error = %e, "metrics are off");
+    }
     let environment = keystone_secrets::resolve().await?;
     let env = |name: &str| environment.get(name);
     let db = DbConfig::from_lookup(&env)?;
@@ -24,9 +27,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let publisher = publisher.clone();
         async move {
-            relay(&publisher, RELAY_BATCH, RELAY_MAX_ROUNDS)
-                .await
-                .map_err(lambda_runtime::Error::from)
+            let outcome = relay(&publisher, RELAY_BATCH, RELAY_MAX_ROUNDS).await;
+            if outcome.is_err() {
+                metrics::counter!("RelayErrors").increment(1);
+            }
+            keystone_http::telemetry::flush();
+            outcome.map_err(lambda_runtime::Error::from)
         }
     }))
     .await

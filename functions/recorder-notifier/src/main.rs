@@ -13,6 +13,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    if let Err(e) = keystone_http::telemetry::install(keystone_http::lambda::function_name()) {
+        tracing::warn!(error = %e, "metrics are off");
+    }
     let environment = keystone_secrets::resolve().await?;
     let env = |name: &str| environment.get(name);
     let db = DbConfig::from_lookup(&env)?;
@@ -27,7 +30,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let notifier = notifier.clone();
-        async move { Ok::<_, lambda_runtime::Error>(notifier.handle(event.payload).await) }
+        async move {
+            let response = notifier.handle(event.payload).await;
+            keystone_http::telemetry::flush();
+            Ok::<_, lambda_runtime::Error>(response)
+        }
     }))
     .await
 }

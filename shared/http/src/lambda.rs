@@ -29,6 +29,10 @@ where
     E: Into<lambda_http::Error>,
 {
     lambda_http::tracing::init_default_subscriber();
+    let function = function_name();
+    if let Err(e) = crate::telemetry::install(function) {
+        tracing::warn!(error = %e, "metrics are off");
+    }
     let environment = keystone_secrets::resolve()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot read secrets"))?;
@@ -39,5 +43,19 @@ where
         state = state.with_rotating_jwt_keys(&config, source);
     }
     let state = extend(state).await.map_err(Into::into)?;
-    lambda_http::run(app(state)).await
+    // One invocation is one request: flush its metrics as it ends.
+    let app = app(state).layer(axum::middleware::map_response(
+        |response: axum::response::Response| async move {
+            crate::telemetry::flush();
+            response
+        },
+    ));
+    lambda_http::run(app).await
+}
+
+/// The function's name for the metrics' `Function` dimension: the Lambda's own name, read
+/// once (leaked: one small string per process).
+pub fn function_name() -> &'static str {
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned());
+    Box::leak(name.into_boxed_str())
 }

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod keys;
 pub mod lambda;
 pub mod state;
+pub mod telemetry;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
@@ -25,6 +26,7 @@ pub fn finish_router<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) 
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(telemetry::track_request))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 

@@ -160,7 +160,9 @@ impl RecorderNotifier {
             }
         }
 
+        let started = std::time::Instant::now();
         let (status, error) = self.call_recorder(&command).await;
+        metrics::histogram!("RecorderRpcLatency").record(started.elapsed().as_secs_f64() * 1_000.0);
         let delivered = status.is_some_and(|s| (200..300).contains(&s) || s == 400 || s == 409);
         let recorded = if delivered {
             deliveries::mark_delivered(&self.db, notification, status.unwrap_or_default()).await
@@ -168,6 +170,9 @@ impl RecorderNotifier {
             let last = self.is_last_receive(&message).await;
             if last {
                 tracing::error!(notification, error = %error, "last allowed delivery failed; SQS moves it to the DLQ");
+                metrics::counter!("NotificationsDeadLettered").increment(1);
+            } else {
+                metrics::counter!("NotificationsRetried").increment(1);
             }
             deliveries::record_failed_attempt(&self.db, notification, status, &error, last).await
         };
@@ -177,6 +182,7 @@ impl RecorderNotifier {
         match (delivered, status) {
             (true, Some(status)) => {
                 tracing::info!(notification, status, "recorder accepted the command");
+                metrics::counter!("NotificationsDelivered").increment(1);
                 Outcome::Delivered { status }
             }
             _ => {
@@ -202,6 +208,7 @@ impl RecorderNotifier {
         match sent {
             Ok(()) => {
                 tracing::error!(reason, "malformed message sent to the DLQ");
+                metrics::counter!("NotificationsDeadLettered").increment(1);
                 Outcome::DeadLettered {
                     reason: reason.to_owned(),
                 }

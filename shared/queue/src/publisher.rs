@@ -141,6 +141,8 @@ impl SqsPublisher {
         let report = self.send(rows).await;
         if !report.sent.is_empty() {
             outbox::mark_published(&self.db, &report.sent).await?;
+            metrics::counter!("NotificationsPublished")
+                .increment(u64::try_from(report.sent.len()).unwrap_or(u64::MAX));
         }
         for failure in &report.failed {
             tracing::warn!(

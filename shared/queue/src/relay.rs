@@ -57,6 +57,11 @@ pub async fn relay(
     }
     outcome.purged_idempotency_keys =
         outbox::purge_idempotency_keys(publisher.db(), IDEMPOTENCY_KEY_TTL).await?;
-    tracing::info!(?outcome, "relay run finished");
+    // What is left after this run: the alarms on the backlog's age and on parked rows.
+    let (oldest_age_seconds, parked) = outbox::backlog(publisher.db()).await?;
+    metrics::gauge!("OutboxOldestUnpublishedAgeSeconds").set(oldest_age_seconds);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("OutboxParkedRows").set(parked as f64);
+    tracing::info!(?outcome, oldest_age_seconds, parked, "relay run finished");
     Ok(outcome)
 }

@@ -160,6 +160,7 @@ pub async fn complete_task_group(
         .advance_batch(batch_id, BatchChange::TasksCompleted)
         .await?;
     let advance = scope.advance_order().await?;
+    let finalized = advance.completion.is_some();
     let outbox_ids = match advance.completion {
         Some(completion) => scope.finalize_order(completion).await?.outbox_ids,
         None => Vec::new(),
@@ -211,6 +212,10 @@ pub async fn complete_task_group(
         idempotency::store_response(settled.conn(), collector_id, key, 200, &body).await?;
     }
     settled.commit().await?;
+    crate::telemetry::tasks_completed(request.quantity);
+    if finalized {
+        crate::telemetry::order_finalized(outbox_ids.len());
+    }
     tracing::info!(order_status = %order.status, batch_status = %batch_status, "tasks completed");
     Ok(StoredResponse {
         status: 200,

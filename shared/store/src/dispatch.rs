@@ -286,6 +286,9 @@ pub async fn finalize_order(
     scope.settle_workstations().await?.commit().await?;
     let finalized = finalization.is_some();
     let finalization = finalization.unwrap_or_default();
+    if finalized {
+        crate::telemetry::order_finalized(finalization.outbox_ids.len());
+    }
     tracing::info!(finalized, "order finalize requested");
     Ok(FinalizeOrderResponse {
         order: OrderProgressView {

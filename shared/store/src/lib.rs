@@ -26,6 +26,7 @@ pub mod locking;
 pub mod notifications;
 pub mod outbox;
 mod task_edits;
+mod telemetry;
 
 pub use complete_tasks::{CompleteTaskGroup, complete_task_group};
 pub use database::{Database, PasswordSource, SharedPassword, TransactionLimits};

@@ -163,10 +163,31 @@ pub async fn record_publish_failures(
     .map(|(id, notification, _)| (id, notification))
     .collect();
     tx.commit().await?;
+    crate::telemetry::notifications_parked(parked.len());
     for (outbox_id, notification_id) in parked {
         tracing::error!(outbox_id, %notification_id, "notification parked: SQS refused it too often");
     }
     Ok(())
+}
+
+/// The backlog the relay reports: age in seconds of the oldest row waiting to be published (0
+/// when none), and how many rows are parked.
+///
+/// # Errors
+/// Database failures.
+pub async fn backlog(db: &Database) -> Result<(f64, i64), StoreError> {
+    let mut tx = db.begin().await?;
+    let figures: (f64, i64) = sqlx::query_as(
+        "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) \
+                    FILTER (WHERE parked_at IS NULL)), 0)::float8, \
+                count(*) FILTER (WHERE parked_at IS NOT NULL) \
+         FROM recorder_outbox WHERE published_at IS NULL AND deleted_at IS NULL",
+    )
+    .persistent(named_statements())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(figures)
 }
 
 /// Hard-deletes idempotency keys older than `age` (SPEC §6.1 allows purging after 24 h).
