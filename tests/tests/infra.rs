@@ -305,3 +305,84 @@ fn every_environment_sets_every_template_parameter_in_samconfig() {
         }
     }
 }
+
+/// SPEC §9 "Operations": an alarm on every signal an operator must act on, all notifying the
+/// optional topic, and a dashboard whose body is JSON once CloudFormation substitutes it.
+#[test]
+fn the_template_alarms_on_every_operational_signal_and_has_a_dashboard() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let alarms: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .collect();
+    let watched = |alarm: &Value| -> Vec<String> {
+        let properties = &alarm["Properties"];
+        let mut names: Vec<String> = properties["MetricName"]
+            .as_str()
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        if let Some(metrics) = properties["Metrics"].as_sequence() {
+            names.extend(metrics.iter().filter_map(|m| {
+                m["MetricStat"]["Metric"]["MetricName"]
+                    .as_str()
+                    .map(str::to_owned)
+            }));
+        }
+        names
+    };
+    let all: Vec<String> = alarms.iter().flat_map(|a| watched(a)).collect();
+    for signal in [
+        "5xx",
+        "Errors",
+        "Throttles",
+        "OutboxOldestUnpublishedAgeSeconds",
+        "ApproximateAgeOfOldestMessage",
+        "ApproximateNumberOfMessagesVisible",
+        "OutboxParkedRows",
+        "RelayErrors",
+    ] {
+        assert!(
+            all.iter().any(|n| n == signal),
+            "no alarm on {signal}: {all:?}"
+        );
+    }
+    for alarm in &alarms {
+        let actions = serde_yaml::to_string(&alarm["Properties"]["AlarmActions"]).unwrap();
+        assert!(actions.contains("HasAlarmTopic"), "{actions}");
+    }
+    // The functions emit to the namespace and dimension the alarms read.
+    assert_eq!(keystone_http::telemetry::NAMESPACE, "Keystone");
+
+    let dashboard = &template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"];
+    let body = serde_yaml::to_string(dashboard).unwrap();
+    let Value::Tagged(tagged) = dashboard else {
+        panic!("DashboardBody is a !Sub: {body}")
+    };
+    let text = tagged.value[0].as_str().unwrap();
+    let substituted = fill_placeholders(text);
+    let parsed: serde_json::Value = serde_json::from_str(&substituted).unwrap();
+    assert!(parsed["widgets"].as_array().unwrap().len() >= 6);
+}
+
+/// `${…}` placeholders replaced by a plain word, as CloudFormation would fill them in.
+fn fill_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push('X');
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
