@@ -887,3 +887,96 @@ async fn a_device_that_always_times_out_ends_in_the_dlq_and_holds_up_no_other(po
     );
     assert!(records.iter().any(|(device, _)| device == "axon-a"));
 }
+
+/// Tracing from request to device call (SPEC §9 "Operations"): the X-Ray trace header of the
+/// request that finalized the order rides with its outbox rows and SQS messages (as
+/// `AWSTraceHeader`, which links the consumer's trace, and as Keystone's attribute); without
+/// one, a correlation id does.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn the_request_trace_context_reaches_the_consumer(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("trace", 5, 30).await;
+    let router = router_publishing_to(&pool, queue.publisher(&pool));
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+    let response = complete(
+        &router,
+        &w.s.seat.token,
+        w.s.batch_id,
+        w.s.group_a.body(2),
+        &[("x-amzn-trace-id", header)],
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+
+    let stored: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT trace_context FROM recorder_outbox ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, vec![Some(header.to_owned()); 4]);
+    let messages = queue
+        .client
+        .receive_message()
+        .queue_url(&queue.pair.url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert!(!messages.is_empty());
+    for message in &messages {
+        let record = as_lambda_record(message);
+        let mut record = record;
+        record.message_attributes = message
+            .message_attributes()
+            .map(|attributes| {
+                attributes
+                    .iter()
+                    .map(|(name, value)| {
+                        let mut attribute =
+                            aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+                        attribute.string_value = value.string_value().map(str::to_owned);
+                        attribute.data_type = Some(value.data_type().to_owned());
+                        (name.clone(), attribute)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            keystone_queue::consumer::trace_context(&record).as_deref(),
+            Some(header)
+        );
+    }
+
+    // No trace header: the request's correlation id instead.
+    let other = Scenario::new(&pool, 1, 1, 0).await;
+    let seat = other.add_seat("AX-T", None, Some("axon-t")).await;
+    let batch = other.add_batch(other.order_id, seat.workstation_id).await;
+    other.add_tasks(batch, other.group_b, 1, "ready").await;
+    let response = complete(
+        &router,
+        &other.seat.token,
+        other.batch_id,
+        other.group_a.body(1),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    let contexts: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT trace_context FROM recorder_outbox WHERE order_id = $1")
+            .bind(other.order_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        contexts.iter().all(|c| c
+            .as_deref()
+            .is_some_and(|c| c.starts_with("Keystone-Request="))),
+        "{contexts:?}"
+    );
+}

@@ -11,6 +11,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_cloudwatch_embedded::Collector;
+use tracing::Instrument;
 
 /// The CloudWatch namespace of every Keystone metric.
 pub const NAMESPACE: &str = "Keystone";
@@ -55,24 +56,69 @@ pub fn flush() {
     }
 }
 
-/// Middleware: one latency sample and one request count per request, by route template (not
-/// the raw path, so ids do not explode the dimensions) and status class.
+/// The trace context of a request: the X-Ray trace header when there is one (a caller's
+/// `X-Amzn-Trace-Id`, or the Lambda invocation's when tracing is active), else a correlation
+/// id from API Gateway's request id (or a fresh one locally). It goes on every log line of the
+/// request and with every recorder command the request queues.
+fn trace_context(request: &Request) -> String {
+    use lambda_http::RequestExt;
+    let header = request
+        .headers()
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("Root=") && v.len() <= 256);
+    if let Some(header) = header {
+        return header.to_owned();
+    }
+    if let Some(trace) = request
+        .lambda_context_ref()
+        .and_then(|c| c.xray_trace_id.clone())
+        .filter(|t| t.starts_with("Root="))
+    {
+        return trace;
+    }
+    let request_id = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+            context.request_id.clone()
+        }
+        _ => None,
+    };
+    format!(
+        "Keystone-Request={}",
+        request_id.unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+    )
+}
+
+/// Middleware around every request: its trace context (on a span, so every log line of the
+/// request carries it, and on the rows it writes for later), one log line when it ends (method,
+/// route, status, latency), and one latency sample and one count by route template (not the
+/// raw path, so ids do not explode the dimensions) and status class.
 pub async fn track_request(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let context = trace_context(&request);
+    let span = tracing::info_span!("request", %method, route = %route, trace = %context);
     let started = Instant::now();
-    let response = next.run(request).await;
-    let class = match response.status().as_u16() {
+    let response = keystone_store::trace_context::scope(
+        Some(context),
+        next.run(request).instrument(span.clone()),
+    )
+    .await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
+    let status = response.status().as_u16();
+    let class = match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
     };
+    span.in_scope(|| tracing::info!(status, latency_ms = elapsed_ms, "request served"));
     metrics::histogram!("RequestLatency", "Route" => route.clone(), "StatusClass" => class)
-        .record(started.elapsed().as_secs_f64() * 1_000.0);
+        .record(elapsed_ms);
     metrics::counter!("Requests", "Route" => route, "StatusClass" => class).increment(1);
     response
 }

@@ -93,7 +93,11 @@ impl RecorderNotifier {
         let mut messages = messages.into_iter();
         while let Some(message) = messages.next() {
             let id = message.message_id.clone().unwrap_or_default();
-            let span = tracing::info_span!("sqs_message", message_id = %id);
+            let span = tracing::info_span!(
+                "sqs_message",
+                message_id = %id,
+                trace = %trace_context(&message).unwrap_or_default()
+            );
             if let Outcome::Failed { .. } = self.process(message).instrument(span).await {
                 failed.push(id);
                 let held_back: Vec<String> =
@@ -262,6 +266,17 @@ impl RecorderNotifier {
             Err(e) => (None, format!("recorder unreachable: {e}")),
         }
     }
+}
+
+/// The trace context the queuing request gave the message: Lambda passes the `AWSTraceHeader`
+/// system attribute (X-Ray links the traces itself), and Keystone's own message attribute
+/// carries any trace context for the logs.
+pub fn trace_context(message: &SqsMessage) -> Option<String> {
+    message
+        .message_attributes
+        .get(crate::publisher::TRACE_CONTEXT_ATTRIBUTE)
+        .and_then(|a| a.string_value.clone())
+        .or_else(|| message.attributes.get("AWSTraceHeader").cloned())
 }
 
 /// The records split by `MessageGroupId`, groups in order of first appearance and messages in

@@ -6,7 +6,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 use keystone_store::Database;
 use keystone_store::StoreError;
 use keystone_store::outbox::{self, OutboxPublisher, OutboxRow, PublishFailure};
@@ -22,6 +25,9 @@ pub struct PublishReport {
     pub sent: Vec<i64>,
     pub failed: Vec<PublishFailure>,
 }
+
+/// The message attribute carrying the queuing request's trace context.
+pub const TRACE_CONTEXT_ATTRIBUTE: &str = "keystone_trace_context";
 
 /// Refusals after which a row is parked (SPEC §7 "Parking"); `OUTBOX_PARK_AFTER` overrides.
 pub const DEFAULT_PARK_AFTER: i32 = 10;
@@ -161,11 +167,34 @@ fn entry(row: &OutboxRow) -> Result<SendMessageBatchRequestEntry, String> {
     let body = RecorderCommand::from_row(row)
         .and_then(|command| serde_json::to_string(&command))
         .map_err(|e| format!("cannot encode message: {e}"))?;
-    SendMessageBatchRequestEntry::builder()
+    let mut entry = SendMessageBatchRequestEntry::builder()
         .id(row.id.to_string())
         .message_body(body)
         .message_group_id(message_group_id(&row.device_id))
-        .message_deduplication_id(&row.notification_id)
+        .message_deduplication_id(&row.notification_id);
+    if let Some(context) = row.trace_context.as_deref().filter(|c| !c.is_empty()) {
+        // An X-Ray header rides as AWSTraceHeader, which links the consumer's trace to the
+        // request's; any trace context also rides as an attribute for the consumer's logs.
+        if context.starts_with("Root=") {
+            entry = entry.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(context)
+                    .build()
+                    .map_err(|e| format!("cannot build the trace header: {e}"))?,
+            );
+        }
+        entry = entry.message_attributes(
+            TRACE_CONTEXT_ATTRIBUTE,
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(context)
+                .build()
+                .map_err(|e| format!("cannot build the trace attribute: {e}"))?,
+        );
+    }
+    entry
         .build()
         .map_err(|e| format!("cannot build entry: {e}"))
 }

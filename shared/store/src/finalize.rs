@@ -59,9 +59,10 @@ impl BatchScope {
                  RETURNING t.id, t.task_id, t.batch_id, t.workstation_id, v.previous_status), \
              notices AS ( \
                  INSERT INTO recorder_outbox \
-                     (notification_id, action, device_id, task_id, batch_id, order_id) \
+                     (notification_id, action, device_id, task_id, batch_id, order_id, \
+                      trace_context) \
                  SELECT 'order:' || $1::bigint || ':task:' || c.task_id || ':' || a.action, \
-                        a.action, r.device_id, c.task_id, b.batch_id, $1 \
+                        a.action, r.device_id, c.task_id, b.batch_id, $1, $2 \
                  FROM cancelled c \
                  JOIN batches b ON b.id = c.batch_id \
                  JOIN workstations w ON w.id = COALESCE(c.workstation_id, b.workstation_id) \
@@ -80,6 +81,7 @@ impl BatchScope {
                     (SELECT COALESCE(array_agg(id ORDER BY id), '{}') FROM notices)",
         )
         .bind(order_id)
+        .bind(crate::trace_context::current())
         .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;

@@ -27,6 +27,7 @@ pub mod notifications;
 pub mod outbox;
 mod task_edits;
 mod telemetry;
+pub mod trace_context;
 
 pub use complete_tasks::{CompleteTaskGroup, complete_task_group};
 pub use database::{Database, PasswordSource, SharedPassword, TransactionLimits};

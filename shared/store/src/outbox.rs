@@ -25,6 +25,8 @@ pub struct OutboxRow {
     pub order_id: i64,
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    /// The trace context of the request that queued it (an X-Ray header or a correlation id).
+    pub trace_context: Option<String>,
 }
 
 /// Sends rows a request just committed, right after the commit (best effort: whatever it
@@ -82,7 +84,7 @@ async fn lease_rows(
              publish_attempts = o.publish_attempts + 1 \
          FROM picked WHERE o.id = picked.id \
          RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, \
-                   o.batch_id, o.order_id, o.reason, o.created_at",
+                   o.batch_id, o.order_id, o.reason, o.created_at, o.trace_context",
     )
     .bind(ids)
     .bind(limit)
