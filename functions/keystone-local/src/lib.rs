@@ -76,3 +76,34 @@ pub fn routes() -> Router<AppState> {
             .merge(notifications_redrive::routes()),
     )
 }
+
+/// CORS for a browser client on another origin (the Synapse dev server): `origins` is a
+/// comma-separated list (`KEYSTONE_CORS_ORIGINS`), or any origin when unset, which is what a
+/// local stack wants. In AWS the HTTP API's own CORS configuration is the only one.
+pub fn cors(origins: Option<&str>) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow_origin = match origins
+        .map(str::trim)
+        .filter(|o| !o.is_empty() && *o != "*")
+    {
+        Some(list) => AllowOrigin::list(
+            list.split(',')
+                .filter_map(|origin| HeaderValue::from_str(origin.trim()).ok()),
+        ),
+        None => AllowOrigin::any(),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("idempotent-replayed"),
+            header::RETRY_AFTER,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}

@@ -218,7 +218,10 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
 
     print_banner(&db, &state, &base).await?;
     tracing::info!(address = %base, "keystone-local ready");
-    let served = axum::serve(listener, app.with_state(state))
+    let app = app.with_state(state).layer(keystone_local::cors(
+        env("KEYSTONE_CORS_ORIGINS").as_deref(),
+    ));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     tracing::info!("shutting down");
