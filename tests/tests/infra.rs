@@ -386,3 +386,28 @@ fn fill_placeholders(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Every function is watched by an errors alarm and a throttles alarm (CloudWatch allows ten
+/// metrics per alarm, so they are split in groups).
+#[test]
+fn every_function_is_in_an_errors_and_a_throttles_alarm() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    for metric in ["Errors", "Throttles"] {
+        let mut watched = BTreeSet::new();
+        for resource in resources.values() {
+            let Some(metrics) = resource["Properties"]["Metrics"].as_sequence() else {
+                continue;
+            };
+            for m in metrics {
+                let stat = &m["MetricStat"]["Metric"];
+                if stat["MetricName"].as_str() == Some(metric) {
+                    let dimension = serde_yaml::to_string(&stat["Dimensions"][0]["Value"]).unwrap();
+                    watched.insert(dimension.trim().trim_start_matches("!Ref ").to_owned());
+                }
+            }
+        }
+        let functions: BTreeSet<String> = function_resources(&template).into_keys().collect();
+        assert_eq!(watched, functions, "{metric}");
+    }
+}

@@ -14,7 +14,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 9] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 11] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -60,6 +60,16 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 9] = [
         method: notifications_redrive::METHOD,
         path: notifications_redrive::ROUTE,
     },
+    HttpFunction {
+        binary: "get-order",
+        method: get_order::METHOD,
+        path: get_order::ROUTE,
+    },
+    HttpFunction {
+        binary: "get-batch",
+        method: get_batch::METHOD,
+        path: get_batch::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, with the shared fallbacks and body limit.
@@ -73,7 +83,9 @@ pub fn routes() -> Router<AppState> {
             .merge(auth_me::routes())
             .merge(my_batches::routes())
             .merge(order_notifications::routes())
-            .merge(notifications_redrive::routes()),
+            .merge(notifications_redrive::routes())
+            .merge(get_order::routes())
+            .merge(get_batch::routes()),
     )
 }
 

@@ -25,6 +25,7 @@ pub mod identity;
 pub mod locking;
 pub mod notifications;
 pub mod outbox;
+pub mod progress;
 mod task_edits;
 mod telemetry;
 pub mod trace_context;

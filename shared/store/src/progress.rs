@@ -1,0 +1,241 @@
+//! Progress views (SPEC §5.13): an order's figures and batch counts, and a batch's summary with
+//! per-status and per-group counts. Read-only, one snapshot, a fixed number of statements.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use keystone_domain::DomainError;
+use serde::Serialize;
+
+use crate::database::named_statements;
+use crate::{Database, StoreError};
+
+/// Counts of every task status, zero for the absent ones.
+fn task_status_counts(rows: impl IntoIterator<Item = (String, i64)>) -> BTreeMap<String, i64> {
+    const STATUSES: [&str; 7] = [
+        "pending",
+        "ready",
+        "in_progress",
+        "uploading",
+        "completed",
+        "failed",
+        "cancelled",
+    ];
+    let mut counts: BTreeMap<String, i64> = STATUSES.iter().map(|s| ((*s).to_owned(), 0)).collect();
+    for (status, count) in rows {
+        *counts.entry(status).or_insert(0) += count;
+    }
+    counts
+}
+
+/// The 200 body of `GET /api/v1/orders/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderProgress {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub priority: String,
+    pub target_count: i64,
+    pub task_count: i64,
+    pub completed_count: i64,
+    pub remaining_assignable: i64,
+    pub batch_counts: BTreeMap<String, i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    name: String,
+    status: String,
+    priority: String,
+    target_count: i32,
+    task_count: i64,
+    completed_count: i64,
+    batch_counts: serde_json::Value,
+}
+
+/// An order's figures (SPEC §3 derived figures) and its live batches by status.
+///
+/// # Errors
+/// [`DomainError::OrderNotFound`]; database failures.
+pub async fn order_progress(db: &Database, order_id: i64) -> Result<OrderProgress, StoreError> {
+    let mut tx = db.begin_read_only_snapshot().await?;
+    let row: Option<OrderRow> = sqlx::query_as(
+        "SELECT o.name, o.status, o.priority, o.target_count, \
+                (SELECT count(*) FROM tasks t WHERE t.order_id = o.id AND t.deleted_at IS NULL) \
+                    AS task_count, \
+                (SELECT count(*) FROM tasks t WHERE t.order_id = o.id AND t.deleted_at IS NULL \
+                    AND t.status = 'completed') AS completed_count, \
+                (SELECT COALESCE(jsonb_object_agg(status, n), '{}'::jsonb) FROM ( \
+                    SELECT b.status, count(*) AS n FROM batches b \
+                    WHERE b.order_id = o.id AND b.deleted_at IS NULL GROUP BY b.status) s) \
+                    AS batch_counts \
+         FROM orders o WHERE o.id = $1 AND o.deleted_at IS NULL",
+    )
+    .bind(order_id)
+    .persistent(named_statements())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let row = row.ok_or(DomainError::OrderNotFound)?;
+    let mut batch_counts: BTreeMap<String, i64> =
+        ["pending", "active", "completed", "cancelled", "recalled"]
+            .iter()
+            .map(|s| ((*s).to_owned(), 0))
+            .collect();
+    if let serde_json::Value::Object(counts) = row.batch_counts {
+        for (status, count) in counts {
+            batch_counts.insert(status, count.as_i64().unwrap_or(0));
+        }
+    }
+    let target_count = i64::from(row.target_count);
+    Ok(OrderProgress {
+        id: order_id.to_string(),
+        name: row.name,
+        status: row.status,
+        priority: row.priority,
+        target_count,
+        task_count: row.task_count,
+        completed_count: row.completed_count,
+        remaining_assignable: target_count - row.task_count,
+        batch_counts,
+    })
+}
+
+/// One task group of a batch, with its tasks by status.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupProgress {
+    pub sop_id: String,
+    pub subscene_id: String,
+    pub sop_slug: String,
+    pub scene_name: String,
+    pub subscene_name: String,
+    pub task_count: i64,
+    pub status_counts: BTreeMap<String, i64>,
+}
+
+/// The 200 body of `GET /api/v1/batches/{id}`: the §5.3 summary plus counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchProgress {
+    pub id: String,
+    pub batch_id: String,
+    pub order_id: String,
+    pub workstation_id: String,
+    pub organization_id: String,
+    pub name: String,
+    pub notes: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub status: String,
+    pub task_count: i64,
+    pub completed_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub status_counts: BTreeMap<String, i64>,
+    pub task_groups: Vec<GroupProgress>,
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    batch_id: String,
+    order_id: i64,
+    workstation_id: i64,
+    organization_id: i64,
+    name: String,
+    notes: Option<String>,
+    metadata: Option<serde_json::Value>,
+    status: String,
+    created_at: DateTime<Utc>,
+    collector_id: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    sop_id: i64,
+    subscene_id: i64,
+    sop_slug: String,
+    scene_name: String,
+    subscene_name: String,
+    status: String,
+    count: i64,
+}
+
+/// A live batch with its tasks counted by status and by group, and the collector seated at its
+/// workstation (who may read it too).
+///
+/// # Errors
+/// [`DomainError::BatchNotFound`]; database failures.
+pub async fn batch_progress(
+    db: &Database,
+    batch_id: i64,
+) -> Result<(BatchProgress, Option<i64>), StoreError> {
+    let mut tx = db.begin_read_only_snapshot().await?;
+    let batch: Option<BatchRow> = sqlx::query_as(
+        "SELECT b.batch_id, b.order_id, b.workstation_id, b.organization_id, b.name, b.notes, \
+                b.metadata, b.status, b.created_at, w.data_collector_id AS collector_id \
+         FROM batches b LEFT JOIN workstations w ON w.id = b.workstation_id AND w.deleted_at IS NULL \
+         WHERE b.id = $1 AND b.deleted_at IS NULL",
+    )
+    .bind(batch_id)
+    .persistent(named_statements())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(batch) = batch else {
+        return Err(DomainError::BatchNotFound.into());
+    };
+    let groups: Vec<GroupRow> = sqlx::query_as(
+        "SELECT t.sop_id, t.subscene_id, COALESCE(s.slug, '') AS sop_slug, \
+                COALESCE(max(t.scene_name), '') AS scene_name, \
+                COALESCE(max(t.subscene_name), '') AS subscene_name, t.status, count(*) AS count \
+         FROM tasks t LEFT JOIN sops s ON s.id = t.sop_id AND s.deleted_at IS NULL \
+         WHERE t.batch_id = $1 AND t.deleted_at IS NULL \
+         GROUP BY t.sop_id, t.subscene_id, s.slug, t.status \
+         ORDER BY t.sop_id, t.subscene_id, t.status",
+    )
+    .bind(batch_id)
+    .persistent(named_statements())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    let mut task_groups: Vec<GroupProgress> = Vec::new();
+    for row in &groups {
+        let (sop_id, subscene_id) = (row.sop_id.to_string(), row.subscene_id.to_string());
+        let index = match task_groups
+            .iter()
+            .position(|g| g.sop_id == sop_id && g.subscene_id == subscene_id)
+        {
+            Some(index) => index,
+            None => {
+                task_groups.push(GroupProgress {
+                    sop_id,
+                    subscene_id,
+                    sop_slug: row.sop_slug.clone(),
+                    scene_name: row.scene_name.clone(),
+                    subscene_name: row.subscene_name.clone(),
+                    task_count: 0,
+                    status_counts: task_status_counts([]),
+                });
+                task_groups.len() - 1
+            }
+        };
+        let group = &mut task_groups[index];
+        group.task_count += row.count;
+        *group.status_counts.entry(row.status.clone()).or_insert(0) += row.count;
+    }
+    let status_counts = task_status_counts(groups.iter().map(|g| (g.status.clone(), g.count)));
+    let view = BatchProgress {
+        id: batch_id.to_string(),
+        batch_id: batch.batch_id,
+        order_id: batch.order_id.to_string(),
+        workstation_id: batch.workstation_id.to_string(),
+        organization_id: batch.organization_id.to_string(),
+        name: batch.name,
+        notes: batch.notes,
+        metadata: batch.metadata,
+        status: batch.status,
+        task_count: status_counts.values().sum(),
+        completed_count: status_counts.get("completed").copied().unwrap_or(0),
+        created_at: batch.created_at,
+        status_counts,
+        task_groups,
+    };
+    Ok((view, batch.collector_id))
+}
