@@ -14,7 +14,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 11] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 12] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -70,6 +70,11 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 11] = [
         method: get_batch::METHOD,
         path: get_batch::ROUTE,
     },
+    HttpFunction {
+        binary: "cancel-batch",
+        method: cancel_batch::METHOD,
+        path: cancel_batch::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, with the shared fallbacks and body limit.
@@ -85,7 +90,8 @@ pub fn routes() -> Router<AppState> {
             .merge(order_notifications::routes())
             .merge(notifications_redrive::routes())
             .merge(get_order::routes())
-            .merge(get_batch::routes()),
+            .merge(get_batch::routes())
+            .merge(cancel_batch::routes()),
     )
 }
 

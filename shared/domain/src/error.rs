@@ -83,6 +83,8 @@ pub enum DomainError {
     WorkstationOrganizationMismatch,
     #[error("order is {order_status}; cannot create a batch")]
     OrderClosedForBatches { order_status: OrderStatus },
+    #[error("batch is {current_status}; only pending or active batches can be cancelled")]
+    BatchNotCancellable { current_status: BatchStatus },
     #[error("batch is {current_status}; only pending or active batches can be edited")]
     BatchNotEditable { current_status: BatchStatus },
     #[error(

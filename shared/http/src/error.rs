@@ -109,6 +109,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::BatchChangedConcurrently
         | E::OrderClosedForBatches { .. }
         | E::BatchNotEditable { .. }
+        | E::BatchNotCancellable { .. }
         | E::OrderCompletedNoInsert
         | E::OrderCancelledNoInsert => StatusCode::CONFLICT,
         E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -164,7 +165,9 @@ fn rule_fields(rule: &DomainError) -> Value {
         E::UnknownSubscene { subscene_id } => json!({ "subscene_id": subscene_id }),
         E::OrderCancelledNoInsert => json!({ "order_status": "cancelled" }),
         E::OrderCompletedNoInsert => json!({ "order_status": "completed" }),
-        E::BatchNotEditable { current_status } => json!({ "current_status": current_status }),
+        E::BatchNotEditable { current_status } | E::BatchNotCancellable { current_status } => {
+            json!({ "current_status": current_status })
+        }
         E::BelowLockedTasks {
             sop_id,
             subscene_id,

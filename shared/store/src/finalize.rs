@@ -19,7 +19,84 @@ pub struct Finalization {
     pub outbox_ids: Vec<i64>,
 }
 
+/// Why recorder commands are sent (the message's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotificationReason {
+    OrderCompleted,
+    BatchCancelled,
+}
+
+impl NotificationReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderCompleted => "order_completed",
+            Self::BatchCancelled => "batch_cancelled",
+        }
+    }
+}
+
 impl BatchScope {
+    /// Cancels the runnable tasks (pending, ready, in progress) of the order's open batches —
+    /// only of `batch_id` when given — and writes one recorder notification per cancelled
+    /// `ready` (`clear`) or `in_progress` (`cancel`) task on an Axon robot with a device id,
+    /// with `reason`. One statement whatever the number of tasks; the outbox insert is
+    /// `ON CONFLICT DO NOTHING` on the deterministic notification key.
+    ///
+    /// # Locks
+    /// The task rows, after the batch locks the caller holds.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub(crate) async fn cancel_runnable_tasks(
+        &mut self,
+        batch_id: Option<i64>,
+        reason: NotificationReason,
+    ) -> Result<(i64, Vec<i64>), StoreError> {
+        Ok(sqlx::query_as(
+            "WITH victims AS ( \
+                 SELECT t.id, t.status AS previous_status FROM tasks t \
+                 JOIN batches b ON b.id = t.batch_id \
+                 WHERE b.order_id = $1 AND b.deleted_at IS NULL \
+                   AND ($3::bigint IS NULL OR b.id = $3) \
+                   AND b.status IN ('pending', 'active') \
+                   AND t.deleted_at IS NULL AND t.status IN ('pending', 'ready', 'in_progress') \
+                 ORDER BY t.id FOR UPDATE OF t), \
+             cancelled AS ( \
+                 UPDATE tasks t SET status = 'cancelled' FROM victims v \
+                 WHERE t.id = v.id \
+                 RETURNING t.id, t.task_id, t.batch_id, t.workstation_id, v.previous_status), \
+             notices AS ( \
+                 INSERT INTO recorder_outbox \
+                     (notification_id, action, device_id, task_id, batch_id, order_id, \
+                      trace_context, reason) \
+                 SELECT 'order:' || $1::bigint || ':task:' || c.task_id || ':' || a.action, \
+                        a.action, r.device_id, c.task_id, b.batch_id, $1, $2, $4 \
+                 FROM cancelled c \
+                 JOIN batches b ON b.id = c.batch_id \
+                 JOIN workstations w ON w.id = COALESCE(c.workstation_id, b.workstation_id) \
+                      AND w.deleted_at IS NULL \
+                 JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
+                 JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
+                 CROSS JOIN LATERAL (SELECT CASE c.previous_status WHEN 'ready' THEN 'clear' \
+                                            ELSE 'cancel' END AS action) a \
+                 WHERE c.previous_status IN ('ready', 'in_progress') \
+                   AND r.device_id IS NOT NULL AND r.device_id <> '' \
+                   AND keystone_requires_axon(rt.capabilities) \
+                 ORDER BY c.id \
+                 ON CONFLICT (notification_id) DO NOTHING \
+                 RETURNING id) \
+             SELECT (SELECT count(*) FROM cancelled), \
+                    (SELECT COALESCE(array_agg(id ORDER BY id), '{}') FROM notices)",
+        )
+        .bind(self.order.id)
+        .bind(crate::trace_context::current())
+        .bind(batch_id)
+        .bind(reason.as_str())
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
     /// Finalizes the order this transaction just completed: cancels every runnable task of
     /// its open batches, completes those batches, queues their workstations for
     /// re-derivation, and writes one recorder notification per cancelled `ready` (`clear`) or
@@ -45,46 +122,9 @@ impl BatchScope {
             ));
         }
         let order_id = self.order.id;
-        let (cancelled_task_count, outbox_ids): (i64, Vec<i64>) = sqlx::query_as(
-            "WITH victims AS ( \
-                 SELECT t.id, t.status AS previous_status FROM tasks t \
-                 JOIN batches b ON b.id = t.batch_id \
-                 WHERE b.order_id = $1 AND b.deleted_at IS NULL \
-                   AND b.status IN ('pending', 'active') \
-                   AND t.deleted_at IS NULL AND t.status IN ('pending', 'ready', 'in_progress') \
-                 ORDER BY t.id FOR UPDATE OF t), \
-             cancelled AS ( \
-                 UPDATE tasks t SET status = 'cancelled' FROM victims v \
-                 WHERE t.id = v.id \
-                 RETURNING t.id, t.task_id, t.batch_id, t.workstation_id, v.previous_status), \
-             notices AS ( \
-                 INSERT INTO recorder_outbox \
-                     (notification_id, action, device_id, task_id, batch_id, order_id, \
-                      trace_context) \
-                 SELECT 'order:' || $1::bigint || ':task:' || c.task_id || ':' || a.action, \
-                        a.action, r.device_id, c.task_id, b.batch_id, $1, $2 \
-                 FROM cancelled c \
-                 JOIN batches b ON b.id = c.batch_id \
-                 JOIN workstations w ON w.id = COALESCE(c.workstation_id, b.workstation_id) \
-                      AND w.deleted_at IS NULL \
-                 JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
-                 JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
-                 CROSS JOIN LATERAL (SELECT CASE c.previous_status WHEN 'ready' THEN 'clear' \
-                                            ELSE 'cancel' END AS action) a \
-                 WHERE c.previous_status IN ('ready', 'in_progress') \
-                   AND r.device_id IS NOT NULL AND r.device_id <> '' \
-                   AND keystone_requires_axon(rt.capabilities) \
-                 ORDER BY c.id \
-                 ON CONFLICT (notification_id) DO NOTHING \
-                 RETURNING id) \
-             SELECT (SELECT count(*) FROM cancelled), \
-                    (SELECT COALESCE(array_agg(id ORDER BY id), '{}') FROM notices)",
-        )
-        .bind(order_id)
-        .bind(crate::trace_context::current())
-        .persistent(named_statements())
-        .fetch_one(&mut *self.tx)
-        .await?;
+        let (cancelled_task_count, outbox_ids) = self
+            .cancel_runnable_tasks(None, NotificationReason::OrderCompleted)
+            .await?;
 
         let completed: Vec<(i64, String, i64)> = sqlx::query_as(
             "UPDATE batches SET status = 'completed', \

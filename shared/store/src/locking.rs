@@ -436,6 +436,33 @@ impl BatchScope {
         Ok(Some(status))
     }
 
+    /// The transaction's connection, for reads of rows this scope has locked.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Moves a locked pending or active batch to cancelled (`ended_at` now) and queues its
+    /// workstation for re-derivation. A conditional UPDATE: no row moves unless it was open.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error when the batch was not open after all.
+    pub(crate) async fn cancel_locked_batch(&mut self, batch_id: i64) -> Result<(), StoreError> {
+        self.require_locked(batch_id)?;
+        let workstation: Option<i64> = sqlx::query_scalar(
+            "UPDATE batches SET status = 'cancelled', ended_at = COALESCE(ended_at, now()) \
+             WHERE id = $1 AND status IN ('pending', 'active') RETURNING workstation_id",
+        )
+        .bind(batch_id)
+        .persistent(named_statements())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let workstation = workstation.ok_or_else(|| {
+            StoreError::Invariant(format!("batch {batch_id} was not open under its lock"))
+        })?;
+        self.record_batch_status(batch_id, BatchStatus::Cancelled, workstation);
+        Ok(())
+    }
+
     pub(crate) fn record_batch_status(
         &mut self,
         batch_id: i64,
