@@ -361,6 +361,22 @@ impl Scenario {
         }
     }
 
+    /// A collector at an Axon robot `device_id` (robot type without capabilities: Axon) with a
+    /// pending batch of this order holding group B tasks in the given statuses.
+    pub async fn add_axon_batch(
+        &self,
+        operator_id: &str,
+        device_id: &str,
+        tasks: &[(&str, i64)],
+    ) -> (Seat, i64) {
+        let seat = self.add_seat(operator_id, None, Some(device_id)).await;
+        let batch = self.add_batch(self.order_id, seat.workstation_id).await;
+        for (status, count) in tasks {
+            self.add_tasks(batch, self.group_b, *count, status).await;
+        }
+        (seat, batch)
+    }
+
     /// A pending batch of `order_id` on `workstation_id`.
     pub async fn add_batch(&self, order_id: i64, workstation_id: i64) -> i64 {
         sqlx::query_scalar(

@@ -16,12 +16,18 @@ fn cancel_path(batch_id: i64) -> String {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn cancelling_a_batch_cascades_and_tells_the_recorders_once(pool: PgPool) {
     let s = Scenario::new(&pool, 100, 2, 0).await;
-    let axon = s.add_seat("AX-C", None, Some("axon-c")).await;
-    let batch = s.add_batch(s.order_id, axon.workstation_id).await;
-    s.add_tasks(batch, s.group_b, 1, "completed").await;
-    s.add_tasks(batch, s.group_b, 1, "ready").await;
-    s.add_tasks(batch, s.group_b, 1, "in_progress").await;
-    s.add_tasks(batch, s.group_b, 2, "pending").await;
+    let (axon, batch) = s
+        .add_axon_batch(
+            "AX-C",
+            "axon-c",
+            &[
+                ("completed", 1),
+                ("ready", 1),
+                ("in_progress", 1),
+                ("pending", 2),
+            ],
+        )
+        .await;
     sqlx::query("UPDATE batches SET status = 'active' WHERE id = $1")
         .bind(batch)
         .execute(&pool)

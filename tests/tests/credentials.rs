@@ -56,9 +56,8 @@ async fn end_sessions_of(pool: &PgPool, user: &str) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn the_functions_run_as_the_least_privileged_application_role(pool: PgPool) {
     let s = Scenario::new(&pool, 3, 2, 0).await;
-    let axon = s.add_seat("AX-1", None, Some("axon-app")).await;
-    let axon_batch = s.add_batch(s.order_id, axon.workstation_id).await;
-    s.add_tasks(axon_batch, s.group_b, 1, "in_progress").await;
+    s.add_axon_batch("AX-1", "axon-app", &[("in_progress", 1)])
+        .await;
     let user = application_login(&pool, "app-password-1").await;
     let app_pool = PgPoolOptions::new()
         .max_connections(4)

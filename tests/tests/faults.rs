@@ -17,9 +17,7 @@ async fn a_connection_killed_in_a_finalizing_transaction_applies_nothing_and_a_r
     // Target 2: completing both tasks of group A finalizes the order, which cancels the Axon
     // workstation's ready task and queues its recorder notification.
     let s = Scenario::new(&pool, 2, 2, 0).await;
-    let axon = s.add_seat("AX-K", None, Some("axon-k")).await;
-    let axon_batch = s.add_batch(s.order_id, axon.workstation_id).await;
-    s.add_tasks(axon_batch, s.group_b, 1, "ready").await;
+    let (_, axon_batch) = s.add_axon_batch("AX-K", "axon-k", &[("ready", 1)]).await;
     let router = router(pool.clone());
     let before = snapshot(&pool).await;
 

@@ -219,9 +219,7 @@ async fn with_sqs_down_the_request_succeeds_and_the_relay_publishes_later(pool: 
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn relays_running_at_once_never_publish_a_row_twice(pool: PgPool) {
     let s = Scenario::new(&pool, 1, 1, 0).await;
-    let axon = s.add_seat("AX-R", None, Some("axon-r")).await;
-    let batch = s.add_batch(s.order_id, axon.workstation_id).await;
-    s.add_tasks(batch, s.group_b, 45, "ready").await;
+    s.add_axon_batch("AX-R", "axon-r", &[("ready", 45)]).await;
     // No publisher on the request: everything is left to the relays.
     complete(
         &router(pool.clone()),
@@ -567,9 +565,8 @@ async fn every_device_gets_a_group_id_sqs_accepts(pool: PgPool) {
     let long = "d".repeat(200);
     let devices = ["axon arm 7", "机器人-1", long.as_str(), "axon-ok"];
     for (i, device) in devices.iter().enumerate() {
-        let seat = s.add_seat(&format!("AX-{i}"), None, Some(device)).await;
-        let batch = s.add_batch(s.order_id, seat.workstation_id).await;
-        s.add_tasks(batch, s.group_b, 1, "ready").await;
+        s.add_axon_batch(&format!("AX-{i}"), device, &[("ready", 1)])
+            .await;
     }
     let queue = TestQueue::create("groups", 5, 30).await;
     let response = complete(
@@ -617,9 +614,7 @@ async fn every_device_gets_a_group_id_sqs_accepts(pool: PgPool) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn refused_rows_are_parked_and_newer_ones_keep_flowing(pool: PgPool) {
     let s = Scenario::new(&pool, 1, 1, 0).await;
-    let axon = s.add_seat("AX-P", None, Some("axon-p")).await;
-    let batch = s.add_batch(s.order_id, axon.workstation_id).await;
-    s.add_tasks(batch, s.group_b, 3, "ready").await;
+    s.add_axon_batch("AX-P", "axon-p", &[("ready", 3)]).await;
     complete(
         &router(pool.clone()),
         &s.seat.token,
@@ -955,9 +950,9 @@ async fn the_request_trace_context_reaches_the_consumer(pool: PgPool) {
 
     // No trace header: the request's correlation id instead.
     let other = Scenario::new(&pool, 1, 1, 0).await;
-    let seat = other.add_seat("AX-T", None, Some("axon-t")).await;
-    let batch = other.add_batch(other.order_id, seat.workstation_id).await;
-    other.add_tasks(batch, other.group_b, 1, "ready").await;
+    other
+        .add_axon_batch("AX-T", "axon-t", &[("ready", 1)])
+        .await;
     let response = complete(
         &router,
         &other.seat.token,

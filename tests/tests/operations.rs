@@ -23,9 +23,8 @@ const LEASE: Duration = Duration::from_secs(60);
 async fn finalized_order(pool: &PgPool, devices: &[&str]) -> (Scenario, Vec<(String, i64)>) {
     let s = Scenario::new(pool, 1, 1, 0).await;
     for (i, device) in devices.iter().enumerate() {
-        let seat = s.add_seat(&format!("AX-{i}"), None, Some(device)).await;
-        let batch = s.add_batch(s.order_id, seat.workstation_id).await;
-        s.add_tasks(batch, s.group_b, 1, "ready").await;
+        s.add_axon_batch(&format!("AX-{i}"), device, &[("ready", 1)])
+            .await;
     }
     let response = admin_post(&router(pool.clone()), &finalize_path(s.order_id), json!({})).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);

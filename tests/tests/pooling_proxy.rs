@@ -156,10 +156,9 @@ async fn every_function_works_through_a_transaction_pooling_proxy(pool: PgPool) 
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     // An Axon workstation with a ready and an in-progress task of the order, which
     // finalization must cancel on its device.
-    let axon = s.add_seat("AX-1", None, Some("axon-proxy")).await;
-    let axon_batch = s.add_batch(s.order_id, axon.workstation_id).await;
-    s.add_tasks(axon_batch, s.group_b, 1, "ready").await;
-    s.add_tasks(axon_batch, s.group_b, 1, "in_progress").await;
+    let (_, axon_batch) = s
+        .add_axon_batch("AX-1", "axon-proxy", &[("ready", 1), ("in_progress", 1)])
+        .await;
 
     // Eleven completions at once, several client connections through the proxy at a time:
     // the last one reaches the target of 12 only with the new batch's task, so first the

@@ -1,11 +1,9 @@
 //! Cancelling a batch (SPEC §5.11): work pulled back from a workstation.
 
-use chrono::{DateTime, Utc};
 use keystone_domain::{BatchStatus, DomainError};
 use serde::Serialize;
 
-use crate::database::named_statements;
-use crate::dispatch::BatchSummary;
+use crate::dispatch::{BatchSummary, read_batch_summary};
 use crate::finalize::NotificationReason;
 use crate::locking::UnitOfWork;
 use crate::{Database, StoreError};
@@ -21,21 +19,6 @@ pub struct CancelBatchResponse {
     /// Outbox rows written, for the publisher to send right after commit.
     #[serde(skip)]
     pub outbox_ids: Vec<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct SummaryRow {
-    batch_id: String,
-    order_id: i64,
-    workstation_id: i64,
-    organization_id: i64,
-    name: String,
-    notes: Option<String>,
-    metadata: Option<serde_json::Value>,
-    status: String,
-    task_count: i64,
-    completed_count: i64,
-    created_at: DateTime<Utc>,
 }
 
 /// Cancels a pending or active batch in one transaction under the §6 lock order (order, batch,
@@ -64,19 +47,9 @@ pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchRes
             return Err(DomainError::BatchNotCancellable { current_status }.into());
         }
     };
-    let row: SummaryRow = sqlx::query_as(
-        "SELECT b.batch_id, b.order_id, b.workstation_id, b.organization_id, b.name, b.notes, \
-                b.metadata, b.status, b.created_at, \
-                (SELECT count(*) FROM tasks t WHERE t.batch_id = b.id AND t.deleted_at IS NULL) \
-                    AS task_count, \
-                (SELECT count(*) FROM tasks t WHERE t.batch_id = b.id AND t.deleted_at IS NULL \
-                    AND t.status = 'completed') AS completed_count \
-         FROM batches b WHERE b.id = $1",
-    )
-    .bind(batch_id)
-    .persistent(named_statements())
-    .fetch_one(scope.conn())
-    .await?;
+    let (batch, _) = read_batch_summary(scope.conn(), batch_id)
+        .await?
+        .ok_or_else(|| StoreError::Invariant(format!("locked batch {batch_id} vanished")))?;
     scope.settle_workstations().await?.commit().await?;
     let notifications_enqueued = i64::try_from(outbox_ids.len()).unwrap_or(i64::MAX);
     tracing::info!(
@@ -86,20 +59,7 @@ pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchRes
         "batch cancel requested"
     );
     Ok(CancelBatchResponse {
-        batch: BatchSummary {
-            id: batch_id.to_string(),
-            batch_id: row.batch_id,
-            order_id: row.order_id.to_string(),
-            workstation_id: row.workstation_id.to_string(),
-            organization_id: row.organization_id.to_string(),
-            name: row.name,
-            notes: row.notes,
-            metadata: row.metadata,
-            status: row.status.parse()?,
-            task_count: row.task_count,
-            completed_count: row.completed_count,
-            created_at: row.created_at,
-        },
+        batch,
         cancelled,
         cancelled_task_count,
         notifications_enqueued,

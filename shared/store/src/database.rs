@@ -93,6 +93,9 @@ struct Rotation {
 pub struct Database {
     pool: PgPool,
     limits: TransactionLimits,
+    /// The `BEGIN …` round trips, built once from the limits.
+    begin_statement: Arc<str>,
+    begin_snapshot_statement: Arc<str>,
     rotation: Option<Arc<Rotation>>,
 }
 
@@ -116,6 +119,10 @@ impl Database {
     pub fn new(pool: PgPool, limits: TransactionLimits) -> Self {
         Self {
             pool,
+            begin_statement: limits.begin_statement("").into(),
+            begin_snapshot_statement: limits
+                .begin_statement(" ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .into(),
             limits,
             rotation: None,
         }
@@ -172,7 +179,7 @@ impl Database {
     /// No connection within the pool's acquire timeout, a password that cannot be had, or a
     /// database failure.
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.begin_in("").await
+        self.begin_in(&self.begin_statement).await
     }
 
     /// Begins a read-only transaction that sees one snapshot throughout (REPEATABLE READ), for
@@ -183,17 +190,18 @@ impl Database {
     pub async fn begin_read_only_snapshot(
         &self,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.begin_in(" ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
+        self.begin_in(&self.begin_snapshot_statement).await
     }
 
-    async fn begin_in(&self, mode: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+    async fn begin_in(
+        &self,
+        statement: &str,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
         // Boxed: sqlx's begin future nested in the retry is deep enough that every caller's
         // future hits rustc's query depth limit in release builds.
-        Box::pin(self.with_fresh_password(|| {
-            self.pool
-                .begin_with(AssertSqlSafe(self.limits.begin_statement(mode)))
-        }))
+        Box::pin(
+            self.with_fresh_password(|| self.pool.begin_with(AssertSqlSafe(statement.to_owned()))),
+        )
         .await
     }
 

@@ -150,6 +150,66 @@ pub struct BatchSummary {
     pub created_at: DateTime<Utc>,
 }
 
+#[derive(sqlx::FromRow)]
+struct BatchSummaryRow {
+    batch_id: String,
+    order_id: i64,
+    workstation_id: i64,
+    organization_id: i64,
+    name: String,
+    notes: Option<String>,
+    metadata: Option<serde_json::Value>,
+    status: String,
+    task_count: i64,
+    completed_count: i64,
+    created_at: DateTime<Utc>,
+    collector_id: Option<i64>,
+}
+
+/// A live batch's summary as it stands in this transaction, with the collector seated at its
+/// workstation (who may read it). One statement.
+///
+/// # Errors
+/// Database failures, and an unknown status in the row.
+pub(crate) async fn read_batch_summary(
+    conn: &mut sqlx::PgConnection,
+    batch_id: i64,
+) -> Result<Option<(BatchSummary, Option<i64>)>, StoreError> {
+    let row: Option<BatchSummaryRow> = sqlx::query_as(
+        "SELECT b.batch_id, b.order_id, b.workstation_id, b.organization_id, b.name, b.notes, \
+                b.metadata, b.status, b.created_at, w.data_collector_id AS collector_id, \
+                (SELECT count(*) FROM tasks t WHERE t.batch_id = b.id AND t.deleted_at IS NULL) \
+                    AS task_count, \
+                (SELECT count(*) FROM tasks t WHERE t.batch_id = b.id AND t.deleted_at IS NULL \
+                    AND t.status = 'completed') AS completed_count \
+         FROM batches b \
+         LEFT JOIN workstations w ON w.id = b.workstation_id AND w.deleted_at IS NULL \
+         WHERE b.id = $1 AND b.deleted_at IS NULL",
+    )
+    .bind(batch_id)
+    .persistent(crate::database::named_statements())
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let summary = BatchSummary {
+        id: batch_id.to_string(),
+        batch_id: row.batch_id,
+        order_id: row.order_id.to_string(),
+        workstation_id: row.workstation_id.to_string(),
+        organization_id: row.organization_id.to_string(),
+        name: row.name,
+        notes: row.notes,
+        metadata: row.metadata,
+        status: row.status.parse()?,
+        task_count: row.task_count,
+        completed_count: row.completed_count,
+        created_at: row.created_at,
+    };
+    Ok(Some((summary, row.collector_id)))
+}
+
 /// The 201 body of `POST /api/v1/batches`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CreateBatchResponse {

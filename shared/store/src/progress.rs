@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use keystone_domain::DomainError;
 use serde::Serialize;
 
 use crate::database::named_statements;
+use crate::dispatch::{BatchSummary, read_batch_summary};
 use crate::{Database, StoreError};
 
 /// Counts of every task status, zero for the absent ones.
@@ -116,34 +116,10 @@ pub struct GroupProgress {
 /// The 200 body of `GET /api/v1/batches/{id}`: the §5.3 summary plus counts.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchProgress {
-    pub id: String,
-    pub batch_id: String,
-    pub order_id: String,
-    pub workstation_id: String,
-    pub organization_id: String,
-    pub name: String,
-    pub notes: Option<String>,
-    pub metadata: Option<serde_json::Value>,
-    pub status: String,
-    pub task_count: i64,
-    pub completed_count: i64,
-    pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub summary: BatchSummary,
     pub status_counts: BTreeMap<String, i64>,
     pub task_groups: Vec<GroupProgress>,
-}
-
-#[derive(sqlx::FromRow)]
-struct BatchRow {
-    batch_id: String,
-    order_id: i64,
-    workstation_id: i64,
-    organization_id: i64,
-    name: String,
-    notes: Option<String>,
-    metadata: Option<serde_json::Value>,
-    status: String,
-    created_at: DateTime<Utc>,
-    collector_id: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -167,17 +143,7 @@ pub async fn batch_progress(
     batch_id: i64,
 ) -> Result<(BatchProgress, Option<i64>), StoreError> {
     let mut tx = db.begin_read_only_snapshot().await?;
-    let batch: Option<BatchRow> = sqlx::query_as(
-        "SELECT b.batch_id, b.order_id, b.workstation_id, b.organization_id, b.name, b.notes, \
-                b.metadata, b.status, b.created_at, w.data_collector_id AS collector_id \
-         FROM batches b LEFT JOIN workstations w ON w.id = b.workstation_id AND w.deleted_at IS NULL \
-         WHERE b.id = $1 AND b.deleted_at IS NULL",
-    )
-    .bind(batch_id)
-    .persistent(named_statements())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(batch) = batch else {
+    let Some((summary, collector_id)) = read_batch_summary(&mut tx, batch_id).await? else {
         return Err(DomainError::BatchNotFound.into());
     };
     let groups: Vec<GroupRow> = sqlx::query_as(
@@ -220,22 +186,10 @@ pub async fn batch_progress(
         group.task_count += row.count;
         *group.status_counts.entry(row.status.clone()).or_insert(0) += row.count;
     }
-    let status_counts = task_status_counts(groups.iter().map(|g| (g.status.clone(), g.count)));
     let view = BatchProgress {
-        id: batch_id.to_string(),
-        batch_id: batch.batch_id,
-        order_id: batch.order_id.to_string(),
-        workstation_id: batch.workstation_id.to_string(),
-        organization_id: batch.organization_id.to_string(),
-        name: batch.name,
-        notes: batch.notes,
-        metadata: batch.metadata,
-        status: batch.status,
-        task_count: status_counts.values().sum(),
-        completed_count: status_counts.get("completed").copied().unwrap_or(0),
-        created_at: batch.created_at,
-        status_counts,
+        summary,
+        status_counts: task_status_counts(groups.iter().map(|g| (g.status.clone(), g.count))),
         task_groups,
     };
-    Ok((view, batch.collector_id))
+    Ok((view, collector_id))
 }
