@@ -589,3 +589,25 @@ pub async fn order_task_count(pool: &PgPool, order_id: i64) -> i64 {
 pub async fn get(router: &Router, path: &str, token: Option<&str>) -> TestResponse {
     send(router, Method::GET, path, token, &[], Body::empty()).await
 }
+
+pub fn reopen_path(batch_id: impl std::fmt::Display) -> String {
+    format!("/api/v1/batches/{batch_id}/reopen-tasks")
+}
+
+/// `/api/v1/orders/{id}/{control}` for pause, resume and cancel.
+pub fn order_control_path(order_id: impl std::fmt::Display, control: &str) -> String {
+    format!("/api/v1/orders/{order_id}/{control}")
+}
+
+/// PATCHes an order's target as the admin.
+pub async fn retarget(router: &Router, order_id: i64, target_count: Value) -> TestResponse {
+    send(
+        router,
+        Method::PATCH,
+        &format!("/api/v1/orders/{order_id}"),
+        Some(&admin_token()),
+        &[],
+        json!({ "target_count": target_count }).to_string(),
+    )
+    .await
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use keystone_tests::*;
 use rand::Rng;
 use serde_json::json;
@@ -74,6 +74,8 @@ async fn sixteen_concurrent_creates_and_adjusts_never_exceed_the_target(
 }
 
 const STORM: Duration = Duration::from_secs(10);
+/// The storm order that re-targets hit.
+const RETARGETED: usize = 2;
 const WORKERS: usize = 16;
 
 struct StormOrder {
@@ -170,14 +172,35 @@ async fn a_mixed_storm_neither_deadlocks_nor_breaks_invariants(
                 let batches = open_batches(&pool, order.order_id, seat.workstation_id).await;
                 let batch = batches.first().copied();
                 let (name, response) = match (op, batch) {
-                    // Finalizing ends an order, so it only joins in the last stretch.
+                    // Finalizing and cancelling end an order, so they only join in the last
+                    // stretch.
                     (0..=1, _) if started.elapsed() > STORM * 7 / 10 => {
                         ("finalize", admin_post(&router, &finalize_path(order.order_id), json!({})).await)
                     }
-                    (0..=54, Some(batch)) => ("complete", complete(&router, &seat.token, batch, group.body(quantity), &[]).await),
-                    (55..=79, Some(batch)) => {
+                    (2, _) if started.elapsed() > STORM * 8 / 10 => {
+                        ("cancel-order", admin_post(&router, &order_control_path(order.order_id, "cancel"), json!({})).await)
+                    }
+                    (3..=40, Some(batch)) => ("complete", complete(&router, &seat.token, batch, group.body(quantity), &[]).await),
+                    (41..=50, Some(batch)) => {
+                        ("reopen", send(&router, Method::POST, &reopen_path(batch), Some(&seat.token), &[],
+                                        group.body(quantity).to_string()).await)
+                    }
+                    (51..=64, Some(batch)) => {
                         let target = quantity * 4;
                         ("adjust", admin_post(&router, &adjust_path(batch), json!({"task_groups": [group.entry(target)]})).await)
+                    }
+                    (65..=66, Some(batch)) => {
+                        ("cancel-batch", admin_post(&router, &format!("/api/v1/batches/{batch}/cancel"), json!({})).await)
+                    }
+                    (67..=70, _) => {
+                        let control = if quantity == 1 { "pause" } else { "resume" };
+                        (control, admin_post(&router, &order_control_path(order.order_id, control), json!({})).await)
+                    }
+                    // Re-targets may lower a target below the order's live tasks (SPEC §5.12
+                    // allows it), so they hit one order only, which the quota invariant skips.
+                    (71..=74, _) if pick == RETARGETED => {
+                        let target = rand::rng().random_range(1..80_i64);
+                        ("retarget", retarget(&router, order.order_id, json!(target)).await)
                     }
                     _ => {
                         let body = json!({"order_id": order.order_id, "workstation_id": seat.workstation_id,
@@ -200,7 +223,16 @@ async fn a_mixed_storm_neither_deadlocks_nor_breaks_invariants(
     }
     storm_pool.close().await;
     println!("storm outcomes: {seen:?}");
-    for op in ["complete", "adjust", "create"] {
+    for op in [
+        "complete",
+        "adjust",
+        "create",
+        "reopen",
+        "pause",
+        "resume",
+        "retarget",
+        "cancel-batch",
+    ] {
         assert!(
             seen.iter()
                 .any(|((name, status), _)| *name == op && *status < 300),
@@ -222,7 +254,7 @@ async fn a_mixed_storm_neither_deadlocks_nor_breaks_invariants(
         "SELECT 'order with more completed than live tasks', count(*) FROM orders o WHERE \
              (SELECT count(*) FILTER (WHERE status = 'completed') FROM tasks WHERE order_id = o.id AND deleted_at IS NULL) > \
              (SELECT count(*) FROM tasks WHERE order_id = o.id AND deleted_at IS NULL) \
-         UNION ALL SELECT 'order over its target', count(*) FROM orders o WHERE \
+         UNION ALL SELECT 'order over its target', count(*) FROM orders o WHERE o.id <> $1 AND \
              (SELECT count(*) FROM tasks WHERE order_id = o.id AND deleted_at IS NULL) > o.target_count \
          UNION ALL SELECT 'completed order with runnable tasks in open batches', count(*) FROM orders o \
              JOIN batches b ON b.order_id = o.id AND b.deleted_at IS NULL AND b.status IN ('pending', 'active') \
@@ -240,8 +272,23 @@ async fn a_mixed_storm_neither_deadlocks_nor_breaks_invariants(
          UNION ALL SELECT 'duplicate outbox keys', count(*) - count(DISTINCT notification_id) FROM recorder_outbox \
          UNION ALL SELECT 'workstation status out of step with its batches', count(*) FROM workstations w \
              WHERE w.status IN ('active', 'inactive') AND (w.status = 'active') <> EXISTS ( \
-                 SELECT 1 FROM batches b WHERE b.workstation_id = w.id AND b.status = 'active' AND b.deleted_at IS NULL)",
+                 SELECT 1 FROM batches b WHERE b.workstation_id = w.id AND b.status = 'active' AND b.deleted_at IS NULL) \
+         UNION ALL SELECT 'cancelled order with open batches', count(*) FROM orders o \
+             JOIN batches b ON b.order_id = o.id AND b.deleted_at IS NULL AND b.status IN ('pending', 'active') \
+             WHERE o.status = 'cancelled' \
+         UNION ALL SELECT 'cancelled batch with runnable tasks', count(*) FROM batches b \
+             JOIN tasks t ON t.batch_id = b.id AND t.deleted_at IS NULL AND t.status IN ('pending', 'ready', 'in_progress') \
+             WHERE b.status = 'cancelled' AND b.deleted_at IS NULL \
+         UNION ALL SELECT 'completion time out of step with status', count(*) FROM tasks \
+             WHERE (status = 'completed') <> (completed_at IS NOT NULL) AND status IN ('completed', 'pending') \
+         UNION ALL SELECT 'in-progress order without a completed task', count(*) FROM orders o \
+             WHERE o.status = 'in_progress' AND NOT EXISTS (SELECT 1 FROM tasks t \
+                 WHERE t.order_id = o.id AND t.deleted_at IS NULL AND t.status = 'completed') \
+         UNION ALL SELECT 'recorder command for a task that was not cancelled', count(*) \
+             FROM recorder_outbox r JOIN tasks t ON t.task_id = r.task_id AND t.deleted_at IS NULL \
+             WHERE t.status <> 'cancelled'",
     )
+    .bind(orders[RETARGETED].order_id)
     .fetch_all(&setup)
     .await
     .unwrap();

@@ -5,10 +5,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json as JsonResponse, Router};
-use keystone_auth::{AuthError, Principal};
 use keystone_domain::DomainError;
 use keystone_http::extract::BatchKind;
-use keystone_http::{ApiError, AppState, Authenticated, PathId};
+use keystone_http::{ApiError, AppState, PathId, StaffAuth};
 use keystone_store::progress::{BatchProgress, batch_progress};
 
 /// The API Gateway method and route this function serves.
@@ -27,15 +26,12 @@ pub fn app(state: AppState) -> Router {
 
 async fn batch(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    staff: StaffAuth,
     PathId { id, .. }: PathId<BatchKind>,
 ) -> Result<JsonResponse<BatchProgress>, ApiError> {
-    if let Principal::Unrecognized { .. } = principal {
-        return Err(AuthError::UnsupportedRole.into());
-    }
     let (view, seated) = batch_progress(&state.db, id).await?;
-    match principal {
-        Principal::Collector { collector_id, .. } if seated != Some(collector_id) => {
+    match staff {
+        StaffAuth::Collector { collector_id } if seated != Some(collector_id) => {
             Err(DomainError::BatchNotOnWorkstation.into())
         }
         _ => Ok(JsonResponse(view)),

@@ -14,7 +14,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 12] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 17] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -75,6 +75,31 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 12] = [
         method: cancel_batch::METHOD,
         path: cancel_batch::ROUTE,
     },
+    HttpFunction {
+        binary: "reopen-tasks",
+        method: reopen_tasks::METHOD,
+        path: reopen_tasks::ROUTE,
+    },
+    HttpFunction {
+        binary: "pause-order",
+        method: pause_order::METHOD,
+        path: pause_order::ROUTE,
+    },
+    HttpFunction {
+        binary: "resume-order",
+        method: resume_order::METHOD,
+        path: resume_order::ROUTE,
+    },
+    HttpFunction {
+        binary: "cancel-order",
+        method: cancel_order::METHOD,
+        path: cancel_order::ROUTE,
+    },
+    HttpFunction {
+        binary: "update-order",
+        method: update_order::METHOD,
+        path: update_order::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, with the shared fallbacks and body limit.
@@ -91,7 +116,12 @@ pub fn routes() -> Router<AppState> {
             .merge(notifications_redrive::routes())
             .merge(get_order::routes())
             .merge(get_batch::routes())
-            .merge(cancel_batch::routes()),
+            .merge(cancel_batch::routes())
+            .merge(reopen_tasks::routes())
+            .merge(pause_order::routes())
+            .merge(resume_order::routes())
+            .merge(cancel_order::routes())
+            .merge(update_order::routes()),
     )
 }
 

@@ -4,6 +4,7 @@
 //! status code and turns the fields into the extra members of the error body.
 
 use crate::status::{BatchStatus, OrderStatus};
+use crate::workflow::OrderControl;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
@@ -125,4 +126,26 @@ pub enum DomainError {
     /// may simply retry.
     #[error("batch changed while the request was running; retry the request")]
     BatchChangedConcurrently,
+    #[error("task group has {reopenable_count} reopenable tasks; {requested} requested")]
+    NotEnoughReopenable {
+        reopenable_count: i64,
+        requested: i64,
+    },
+    /// Finalization cancelled the order's other tasks and told devices: it cannot be undone.
+    #[error("order is {order_status}; its completed tasks cannot be reopened")]
+    OrderClosedForReopen { order_status: OrderStatus },
+    #[error("batch is {current_status}; its tasks cannot be reopened")]
+    BatchNotReopenable { current_status: BatchStatus },
+    #[error("order is {current_status}; cannot {control}")]
+    OrderControlNotAllowed {
+        control: OrderControl,
+        current_status: OrderStatus,
+    },
+    #[error("target_count must be between 1 and {max}")]
+    InvalidTargetCount { max: i64 },
+    #[error("target_count {requested} is below the order's {completed_count} completed tasks")]
+    TargetBelowCompleted {
+        completed_count: i64,
+        requested: i64,
+    },
 }

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod login;
 pub mod status;
+pub mod workflow;
 
 pub use complete::{CompleteTasksBody, CompleteTasksRequest, TaskGroupKey};
 pub use dispatch::{
@@ -23,6 +24,9 @@ pub use handoff::{HandoffPayload, Workflow};
 pub use idempotency::IdempotencyKey;
 pub use login::{LoginBody, LoginRequest};
 pub use status::{BatchStatus, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus};
+pub use workflow::{
+    COLLECTOR_REOPEN_WINDOW, OrderControl, OrderTargetBody, OrderTargetRequest, ReopenTasksRequest,
+};
 
 /// Parses a path id the way every endpoint must: ASCII digits only, a positive `i64`.
 ///

@@ -97,7 +97,10 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::WorkstationOrganizationMismatch
         | E::BelowLockedTasks { .. }
         | E::BatchQuotaExceeded { .. }
-        | E::OrderQuotaExceeded { .. } => StatusCode::BAD_REQUEST,
+        | E::OrderQuotaExceeded { .. }
+        | E::NotEnoughReopenable { .. }
+        | E::InvalidTargetCount { .. }
+        | E::TargetBelowCompleted { .. } => StatusCode::BAD_REQUEST,
         E::CollectorNotFound | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
         E::BatchNotOnWorkstation => StatusCode::FORBIDDEN,
         E::WorkstationNotAssigned | E::BatchNotFound | E::TaskGroupNotFound | E::OrderNotFound => {
@@ -111,7 +114,10 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::BatchNotEditable { .. }
         | E::BatchNotCancellable { .. }
         | E::OrderCompletedNoInsert
-        | E::OrderCancelledNoInsert => StatusCode::CONFLICT,
+        | E::OrderCancelledNoInsert
+        | E::OrderClosedForReopen { .. }
+        | E::BatchNotReopenable { .. }
+        | E::OrderControlNotAllowed { .. } => StatusCode::CONFLICT,
         E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
@@ -123,7 +129,9 @@ fn rule_fields(rule: &DomainError) -> Value {
     match rule {
         E::InvalidRequestBody { detail } => json!({ "detail": detail }),
         E::RequiresAxon => json!({ "requires_axon": true }),
-        E::OrderCancelled { order_status } | E::OrderClosedForBatches { order_status } => {
+        E::OrderCancelled { order_status }
+        | E::OrderClosedForBatches { order_status }
+        | E::OrderClosedForReopen { order_status } => {
             json!({ "order_status": order_status })
         }
         E::BatchNotOpen {
@@ -165,9 +173,23 @@ fn rule_fields(rule: &DomainError) -> Value {
         E::UnknownSubscene { subscene_id } => json!({ "subscene_id": subscene_id }),
         E::OrderCancelledNoInsert => json!({ "order_status": "cancelled" }),
         E::OrderCompletedNoInsert => json!({ "order_status": "completed" }),
-        E::BatchNotEditable { current_status } | E::BatchNotCancellable { current_status } => {
+        E::BatchNotEditable { current_status }
+        | E::BatchNotCancellable { current_status }
+        | E::BatchNotReopenable { current_status } => {
             json!({ "current_status": current_status })
         }
+        E::OrderControlNotAllowed { current_status, .. } => {
+            json!({ "current_status": current_status })
+        }
+        E::NotEnoughReopenable {
+            reopenable_count,
+            requested,
+        } => json!({ "reopenable_count": reopenable_count, "requested": requested }),
+        E::InvalidTargetCount { max } => json!({ "max": max }),
+        E::TargetBelowCompleted {
+            completed_count,
+            requested,
+        } => json!({ "completed_count": completed_count, "requested": requested }),
         E::BelowLockedTasks {
             sop_id,
             subscene_id,

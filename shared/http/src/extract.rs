@@ -107,6 +107,27 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
+/// An admin's or a data collector's token, for endpoints open to both (each then decides what
+/// the collector may see or do); any other role gets 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaffAuth {
+    Admin { operator_id: String },
+    Collector { collector_id: i64 },
+}
+
+impl FromRequestParts<AppState> for StaffAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        match principal {
+            Principal::Admin { operator_id } => Ok(Self::Admin { operator_id }),
+            Principal::Collector { collector_id, .. } => Ok(Self::Collector { collector_id }),
+            Principal::Unrecognized { .. } => Err(keystone_auth::AuthError::UnsupportedRole.into()),
+        }
+    }
+}
+
 /// What a path id names, and the error for one that is not a positive 64-bit integer.
 pub trait IdKind: Send + Sync {
     fn invalid() -> DomainError;

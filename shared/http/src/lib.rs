@@ -12,7 +12,7 @@ pub mod telemetry;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
-pub use extract::{AdminAuth, Authenticated, CollectorAuth, Json, PathId};
+pub use extract::{AdminAuth, Authenticated, CollectorAuth, Json, PathId, StaffAuth};
 pub use keys::JwtKeyRing;
 pub use state::AppState;
 

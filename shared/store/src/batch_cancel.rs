@@ -40,7 +40,11 @@ pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchRes
             let (count, outbox_ids) = scope
                 .cancel_runnable_tasks(Some(batch_id), NotificationReason::BatchCancelled)
                 .await?;
-            scope.cancel_locked_batch(batch_id).await?;
+            if scope.cancel_open_batches(Some(batch_id)).await? != 1 {
+                return Err(StoreError::Invariant(format!(
+                    "batch {batch_id} was not open under its lock"
+                )));
+            }
             (true, count, outbox_ids)
         }
         current_status => {
@@ -51,6 +55,7 @@ pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchRes
         .await?
         .ok_or_else(|| StoreError::Invariant(format!("locked batch {batch_id} vanished")))?;
     scope.settle_workstations().await?.commit().await?;
+    crate::telemetry::notifications_enqueued(outbox_ids.len());
     let notifications_enqueued = i64::try_from(outbox_ids.len()).unwrap_or(i64::MAX);
     tracing::info!(
         cancelled,

@@ -6,7 +6,7 @@ use keystone_domain::{
 };
 use serde::Serialize;
 
-use crate::idempotency::{self, Claim};
+use crate::idempotency::{self, Claim, KeyOwner};
 use crate::locking::{BatchChange, UnitOfWork};
 use crate::{Database, StoreError, StoredResponse};
 
@@ -97,8 +97,13 @@ pub async fn complete_task_group(
 
     if let Some(key) = &idempotency_key {
         let fingerprint = request.fingerprint(batch_id);
-        if let Claim::Replay(stored) =
-            idempotency::claim(work.conn(), collector_id, key, &fingerprint).await?
+        if let Claim::Replay(stored) = idempotency::claim(
+            work.conn(),
+            &KeyOwner::Collector(collector_id),
+            key,
+            &fingerprint,
+        )
+        .await?
         {
             tracing::info!("idempotent replay");
             return Ok(stored);
@@ -209,7 +214,14 @@ pub async fn complete_task_group(
 
     let mut settled = scope.settle_workstations().await?;
     if let Some(key) = &idempotency_key {
-        idempotency::store_response(settled.conn(), collector_id, key, 200, &body).await?;
+        idempotency::store_response(
+            settled.conn(),
+            &KeyOwner::Collector(collector_id),
+            key,
+            200,
+            &body,
+        )
+        .await?;
     }
     settled.commit().await?;
     crate::telemetry::tasks_completed(request.quantity);

@@ -24,6 +24,7 @@ pub struct Finalization {
 pub(crate) enum NotificationReason {
     OrderCompleted,
     BatchCancelled,
+    OrderCancelled,
 }
 
 impl NotificationReason {
@@ -31,6 +32,7 @@ impl NotificationReason {
         match self {
             Self::OrderCompleted => "order_completed",
             Self::BatchCancelled => "batch_cancelled",
+            Self::OrderCancelled => "order_cancelled",
         }
     }
 }

@@ -163,6 +163,34 @@ impl OrderScope {
         &self.order
     }
 
+    /// Pauses the locked order (created or in progress → paused) with one conditional UPDATE;
+    /// answers whether it moved.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn pause_order(&mut self) -> Result<bool, StoreError> {
+        let moved = sqlx::query(
+            "UPDATE orders SET status = 'paused' \
+             WHERE id = $1 AND status IN ('created', 'in_progress')",
+        )
+        .bind(self.order.id)
+        .persistent(named_statements())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            self.order.status = OrderStatus::Paused;
+        }
+        Ok(moved)
+    }
+
+    /// Ends the ladder for a request that changed the order row alone: no batch moved, so no
+    /// workstation needs re-deriving.
+    pub fn settle(self) -> Settled {
+        Settled { tx: self.tx }
+    }
+
     /// The organization of a live workstation, read without a lock (workstations are
     /// locked last, and only to change their status).
     ///
@@ -441,26 +469,37 @@ impl BatchScope {
         &mut self.tx
     }
 
-    /// Moves a locked pending or active batch to cancelled (`ended_at` now) and queues its
-    /// workstation for re-derivation. A conditional UPDATE: no row moves unless it was open.
+    /// Moves open (pending or active) batches of the locked order to cancelled (`ended_at`
+    /// now) — only `batch_id` when given — and queues their workstations for re-derivation.
+    /// One conditional UPDATE; answers how many batches moved.
     ///
     /// # Errors
-    /// Database failures; an invariant error when the batch was not open after all.
-    pub(crate) async fn cancel_locked_batch(&mut self, batch_id: i64) -> Result<(), StoreError> {
-        self.require_locked(batch_id)?;
-        let workstation: Option<i64> = sqlx::query_scalar(
+    /// Database failures; an invariant error when a batch it reached was not locked here.
+    pub(crate) async fn cancel_open_batches(
+        &mut self,
+        batch_id: Option<i64>,
+    ) -> Result<usize, StoreError> {
+        if batch_id.is_none() && !self.covers_all_open {
+            return Err(StoreError::Invariant(
+                "cancelling every open batch needs them all locked".to_owned(),
+            ));
+        }
+        let moved: Vec<(i64, i64)> = sqlx::query_as(
             "UPDATE batches SET status = 'cancelled', ended_at = COALESCE(ended_at, now()) \
-             WHERE id = $1 AND status IN ('pending', 'active') RETURNING workstation_id",
+             WHERE order_id = $1 AND deleted_at IS NULL AND status IN ('pending', 'active') \
+               AND ($2::bigint IS NULL OR id = $2) \
+             RETURNING id, workstation_id",
         )
+        .bind(self.order.id)
         .bind(batch_id)
         .persistent(named_statements())
-        .fetch_optional(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await?;
-        let workstation = workstation.ok_or_else(|| {
-            StoreError::Invariant(format!("batch {batch_id} was not open under its lock"))
-        })?;
-        self.record_batch_status(batch_id, BatchStatus::Cancelled, workstation);
-        Ok(())
+        for (id, workstation_id) in &moved {
+            self.require_locked(*id)?;
+            self.record_batch_status(*id, BatchStatus::Cancelled, *workstation_id);
+        }
+        Ok(moved.len())
     }
 
     pub(crate) fn record_batch_status(
@@ -499,13 +538,129 @@ impl BatchScope {
         .persistent(named_statements())
         .fetch_one(&mut *self.tx)
         .await?;
+        self.record_order_move(completed_count, moved_to.as_deref())
+    }
+
+    /// Resumes the locked paused order in one conditional UPDATE: to completed when its
+    /// completed count has reached the target (the caller then finalizes it), else to
+    /// in_progress when it has a completed task, else to created.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn resume_order(&mut self) -> Result<OrderAdvance, StoreError> {
+        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
+            "WITH progress AS ( \
+                 SELECT count(*) AS completed FROM tasks \
+                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+             moved AS ( \
+                 UPDATE orders o SET status = CASE WHEN p.completed >= o.target_count THEN 'completed' \
+                                                   WHEN p.completed > 0 THEN 'in_progress' \
+                                                   ELSE 'created' END \
+                 FROM progress p WHERE o.id = $1 AND o.status = 'paused' \
+                 RETURNING o.status) \
+             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
+        )
+        .bind(self.order.id)
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.record_order_move(completed_count, moved_to.as_deref())
+    }
+
+    /// Sets the locked order's target in one conditional UPDATE, never below its completed
+    /// count and never on a cancelled order. A running order (created or in progress) that has
+    /// reached the new target completes (the caller then finalizes it); a completed order given
+    /// a target above both its old target and its completed count runs again (in_progress, or
+    /// created with no completed task); a paused order stays paused (resuming finalizes it).
+    /// Answers `None` when the target was already `target_count`.
+    ///
+    /// # Errors
+    /// [`DomainError::TargetBelowCompleted`]; database failures.
+    pub async fn retarget_order(
+        &mut self,
+        target_count: i32,
+    ) -> Result<Option<OrderAdvance>, StoreError> {
+        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
+            "WITH progress AS ( \
+                 SELECT count(*) AS completed FROM tasks \
+                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+             moved AS ( \
+                 UPDATE orders o SET target_count = $2, status = CASE \
+                     WHEN o.status IN ('created', 'in_progress') AND p.completed >= $2 \
+                         THEN 'completed' \
+                     WHEN o.status = 'completed' AND $2 > o.target_count AND p.completed < $2 \
+                         THEN CASE WHEN p.completed > 0 THEN 'in_progress' ELSE 'created' END \
+                     ELSE o.status END \
+                 FROM progress p \
+                 WHERE o.id = $1 AND o.status <> 'cancelled' AND o.target_count <> $2 \
+                   AND p.completed <= $2 \
+                 RETURNING o.status) \
+             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
+        )
+        .bind(self.order.id)
+        .bind(target_count)
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if completed_count > i64::from(target_count) {
+            return Err(DomainError::TargetBelowCompleted {
+                completed_count,
+                requested: i64::from(target_count),
+            }
+            .into());
+        }
+        let Some(moved_to) = moved_to else {
+            return Ok(None);
+        };
+        self.order.target_count = i64::from(target_count);
+        self.record_order_move(completed_count, Some(&moved_to))
+            .map(Some)
+    }
+
+    /// Moves the locked order to cancelled (from created, in_progress or paused) in one
+    /// conditional UPDATE. The caller cancels its open batches first.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error when the order was not open under its lock.
+    pub(crate) async fn cancel_order_row(&mut self) -> Result<(), StoreError> {
+        let moved = sqlx::query(
+            "UPDATE orders SET status = 'cancelled' \
+             WHERE id = $1 AND status IN ('created', 'in_progress', 'paused')",
+        )
+        .bind(self.order.id)
+        .persistent(named_statements())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(StoreError::Invariant(format!(
+                "order {} was not open under its lock",
+                self.order.id
+            )));
+        }
+        self.order.status = OrderStatus::Cancelled;
+        Ok(())
+    }
+
+    /// Takes note of the status a conditional UPDATE of the order row returned (`None`: it did
+    /// not move) and, when it moved the order to completed from any other status, hands out the
+    /// proof that lets this transaction finalize it. The only place order moves become
+    /// [`OrderCompletion`]s besides [`Self::complete_order_by_decision`].
+    ///
+    /// # Errors
+    /// An unknown status.
+    fn record_order_move(
+        &mut self,
+        completed_count: i64,
+        moved_to: Option<&str>,
+    ) -> Result<OrderAdvance, StoreError> {
         let mut completion = None;
         if let Some(status) = moved_to {
             let status: OrderStatus = status.parse()?;
-            self.order.status = status;
-            if status == OrderStatus::Completed {
+            if status == OrderStatus::Completed && self.order.status != OrderStatus::Completed {
                 completion = Some(OrderCompletion { _private: () });
             }
+            self.order.status = status;
         }
         Ok(OrderAdvance {
             completed_count,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use keystone_domain::DomainError;
 use serde::Serialize;
+use sqlx::PgConnection;
 
 use crate::database::named_statements;
 use crate::dispatch::{BatchSummary, read_batch_summary};
@@ -59,6 +60,20 @@ struct OrderRow {
 /// [`DomainError::OrderNotFound`]; database failures.
 pub async fn order_progress(db: &Database, order_id: i64) -> Result<OrderProgress, StoreError> {
     let mut tx = db.begin_read_only_snapshot().await?;
+    let progress = read_order_progress(&mut tx, order_id).await?;
+    tx.commit().await?;
+    progress.ok_or_else(|| DomainError::OrderNotFound.into())
+}
+
+/// The order view, read on the caller's connection: a snapshot for the `GET`, or the
+/// transaction that just changed the order for the order controls (SPEC §5.12).
+///
+/// # Errors
+/// Database failures.
+pub(crate) async fn read_order_progress(
+    conn: &mut PgConnection,
+    order_id: i64,
+) -> Result<Option<OrderProgress>, StoreError> {
     let row: Option<OrderRow> = sqlx::query_as(
         "SELECT o.name, o.status, o.priority, o.target_count, \
                 (SELECT count(*) FROM tasks t WHERE t.order_id = o.id AND t.deleted_at IS NULL) \
@@ -73,10 +88,11 @@ pub async fn order_progress(db: &Database, order_id: i64) -> Result<OrderProgres
     )
     .bind(order_id)
     .persistent(named_statements())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(conn)
     .await?;
-    tx.commit().await?;
-    let row = row.ok_or(DomainError::OrderNotFound)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
     let mut batch_counts: BTreeMap<String, i64> =
         ["pending", "active", "completed", "cancelled", "recalled"]
             .iter()
@@ -88,7 +104,7 @@ pub async fn order_progress(db: &Database, order_id: i64) -> Result<OrderProgres
         }
     }
     let target_count = i64::from(row.target_count);
-    Ok(OrderProgress {
+    Ok(Some(OrderProgress {
         id: order_id.to_string(),
         name: row.name,
         status: row.status,
@@ -98,7 +114,7 @@ pub async fn order_progress(db: &Database, order_id: i64) -> Result<OrderProgres
         completed_count: row.completed_count,
         remaining_assignable: target_count - row.task_count,
         batch_counts,
-    })
+    }))
 }
 
 /// One task group of a batch, with its tasks by status.

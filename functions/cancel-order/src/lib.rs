@@ -1,0 +1,34 @@
+//! `POST /api/v1/orders/{id}/cancel` (SPEC §5.12): an admin cancels an order and every open batch of it, telling the Axon recorders. Any request body is ignored. The transaction lives in
+//! `keystone_store::order_controls`, shared by every order control.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json as JsonResponse, Router};
+use keystone_http::extract::OrderKind;
+use keystone_http::{AdminAuth, ApiError, AppState, PathId};
+use keystone_store::order_controls::{OrderCommand, OrderControlResponse, control_order};
+
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "POST";
+pub const ROUTE: &str = "/api/v1/orders/{id}/cancel";
+
+/// The function's routes, without state or fallbacks, for merging into the local stack.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(ROUTE, post(cancel))
+}
+
+/// The function's whole application, as `lambda_http` runs it.
+pub fn app(state: AppState) -> Router {
+    keystone_http::finish_router(routes()).with_state(state)
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    PathId { id, .. }: PathId<OrderKind>,
+) -> Result<JsonResponse<OrderControlResponse>, ApiError> {
+    let command = OrderCommand::Cancel;
+    let response = control_order(&state.db, id, command).await?;
+    state.publish_committed(&response.outbox_ids).await;
+    Ok(JsonResponse(response))
+}

@@ -1,0 +1,197 @@
+//! Order controls (SPEC §5.12): pause, resume, cancel and re-target an order.
+//!
+//! Each is one transaction under the §6 lock order. Pause changes the order row alone; the
+//! others lock every open batch of the order first, because resuming or re-targeting may
+//! complete (and so finalize) the order and cancelling it cancels all of them.
+
+use keystone_domain::{DomainError, OrderControl, OrderStatus, OrderTargetRequest};
+use serde::Serialize;
+
+use crate::finalize::NotificationReason;
+use crate::locking::{BatchScope, BatchSelection, OrderAdvance, UnitOfWork};
+use crate::progress::{OrderProgress, read_order_progress};
+use crate::{Database, StoreError};
+
+/// An order control the admin asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderCommand {
+    Pause,
+    Resume,
+    Cancel,
+    Retarget(OrderTargetRequest),
+}
+
+impl OrderCommand {
+    fn control(self) -> OrderControl {
+        match self {
+            Self::Pause => OrderControl::Pause,
+            Self::Resume => OrderControl::Resume,
+            Self::Cancel => OrderControl::Cancel,
+            Self::Retarget(_) => OrderControl::Retarget,
+        }
+    }
+
+    /// What the command does from `status`: act, answer unchanged, or refuse.
+    fn gate(self, status: OrderStatus) -> Gate {
+        use OrderStatus as S;
+        match (self, status) {
+            (Self::Pause, S::Created | S::InProgress)
+            | (Self::Resume, S::Paused)
+            | (Self::Cancel, S::Created | S::InProgress | S::Paused)
+            | (Self::Retarget(_), S::Created | S::InProgress | S::Paused | S::Completed) => {
+                Gate::Act
+            }
+            (Self::Pause, S::Paused)
+            | (Self::Resume, S::Created | S::InProgress)
+            | (Self::Cancel, S::Cancelled) => Gate::Unchanged,
+            (Self::Pause | Self::Resume, S::Completed | S::Cancelled)
+            | (Self::Cancel, S::Completed)
+            | (Self::Retarget(_), S::Cancelled) => Gate::Refuse,
+        }
+    }
+}
+
+enum Gate {
+    Act,
+    Unchanged,
+    Refuse,
+}
+
+/// The 200 body of every order control: the order as `GET /api/v1/orders/{id}` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderControlResponse {
+    #[serde(flatten)]
+    pub order: OrderProgress,
+    /// Whether this call changed the order.
+    #[serde(skip)]
+    pub changed: bool,
+    /// Outbox rows written (finalization or cancellation), to publish right after commit.
+    #[serde(skip)]
+    pub outbox_ids: Vec<i64>,
+}
+
+/// What the changes of one control did besides the order row.
+#[derive(Default)]
+struct Effects {
+    changed: bool,
+    finalized: bool,
+    cancelled_task_count: i64,
+    outbox_ids: Vec<i64>,
+}
+
+/// Applies an order control (SPEC §5.12) in one transaction and answers the order as it is
+/// afterwards. A call that changes nothing answers the order unchanged; a move the order's
+/// status does not allow is refused with that status.
+///
+/// # Errors
+/// [`DomainError::OrderNotFound`], [`DomainError::OrderControlNotAllowed`],
+/// [`DomainError::TargetBelowCompleted`]; database failures.
+#[tracing::instrument(skip_all, fields(order_id, control = %command.control()))]
+pub async fn control_order(
+    db: &Database,
+    order_id: i64,
+    command: OrderCommand,
+) -> Result<OrderControlResponse, StoreError> {
+    let mut scope = UnitOfWork::begin(db)
+        .await?
+        .lock_order(order_id)
+        .await?
+        .ok_or(DomainError::OrderNotFound)?;
+    let current_status = scope.order().status;
+    let gate = command.gate(current_status);
+    if let Gate::Refuse = gate {
+        return Err(DomainError::OrderControlNotAllowed {
+            control: command.control(),
+            current_status,
+        }
+        .into());
+    }
+
+    let (settled, effects) = match (gate, command) {
+        (Gate::Unchanged, _) => (scope.settle(), Effects::default()),
+        (_, OrderCommand::Pause) => {
+            let changed = scope.pause_order().await?;
+            (
+                scope.settle(),
+                Effects {
+                    changed,
+                    ..Effects::default()
+                },
+            )
+        }
+        (_, command) => {
+            let mut batches = scope
+                .lock_batches(BatchSelection {
+                    ids: Vec::new(),
+                    all_open: true,
+                })
+                .await?;
+            let effects = apply_with_batches(&mut batches, command).await?;
+            (batches.settle_workstations().await?, effects)
+        }
+    };
+    let mut settled = settled;
+    let order = read_order_progress(settled.conn(), order_id)
+        .await?
+        .ok_or_else(|| StoreError::Invariant(format!("locked order {order_id} vanished")))?;
+    settled.commit().await?;
+
+    if effects.finalized {
+        crate::telemetry::order_finalized(effects.outbox_ids.len());
+    } else if !effects.outbox_ids.is_empty() {
+        crate::telemetry::notifications_enqueued(effects.outbox_ids.len());
+    }
+    tracing::info!(
+        changed = effects.changed,
+        finalized = effects.finalized,
+        cancelled_task_count = effects.cancelled_task_count,
+        status = %order.status,
+        "order control applied"
+    );
+    Ok(OrderControlResponse {
+        order,
+        changed: effects.changed,
+        outbox_ids: effects.outbox_ids,
+    })
+}
+
+/// Resume, cancel and re-target, with every open batch of the order locked.
+async fn apply_with_batches(
+    scope: &mut BatchScope,
+    command: OrderCommand,
+) -> Result<Effects, StoreError> {
+    let advance: Option<OrderAdvance> = match command {
+        OrderCommand::Pause => {
+            return Err(StoreError::Invariant("pause locks no batch".to_owned()));
+        }
+        OrderCommand::Cancel => {
+            let (cancelled_task_count, outbox_ids) = scope
+                .cancel_runnable_tasks(None, NotificationReason::OrderCancelled)
+                .await?;
+            scope.cancel_open_batches(None).await?;
+            scope.cancel_order_row().await?;
+            return Ok(Effects {
+                changed: true,
+                finalized: false,
+                cancelled_task_count,
+                outbox_ids,
+            });
+        }
+        OrderCommand::Resume => Some(scope.resume_order().await?),
+        OrderCommand::Retarget(request) => scope.retarget_order(request.target_count).await?,
+    };
+    let Some(advance) = advance else {
+        return Ok(Effects::default());
+    };
+    let mut effects = Effects {
+        changed: true,
+        ..Effects::default()
+    };
+    if let Some(completion) = advance.completion {
+        let finalization = scope.finalize_order(completion).await?;
+        effects.finalized = true;
+        effects.cancelled_task_count = finalization.cancelled_task_count;
+        effects.outbox_ids = finalization.outbox_ids;
+    }
+    Ok(effects)
+}

@@ -1,0 +1,325 @@
+//! Reopen tasks (SPEC §5.10): undo a mistaken completion, the likeliest error of the
+//! external-device flow (a quantity typed by hand on a phone).
+
+use keystone_domain::{
+    BatchStatus, DomainError, IdempotencyKey, OrderStatus, ReopenTasksRequest, TaskGroupKey,
+};
+use serde::Serialize;
+
+use crate::complete_tasks::{BatchProgressView, OrderProgressView};
+use crate::database::named_statements;
+use crate::idempotency::{self, Claim, KeyOwner};
+use crate::locking::{BatchScope, UnitOfWork};
+use crate::{Database, StoreError, StoredResponse};
+
+/// Who asks, which decides which completions may be undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reopener {
+    /// Any completed task without an episode.
+    Admin { operator_id: String },
+    /// Only tasks of a batch on their own workstation, completed within
+    /// [`keystone_domain::COLLECTOR_REOPEN_WINDOW`].
+    Collector { collector_id: i64 },
+}
+
+/// A validated reopen call.
+#[derive(Debug, Clone)]
+pub struct ReopenTasks {
+    pub by: Reopener,
+    pub batch_id: i64,
+    pub request: ReopenTasksRequest,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// The 200 body of `POST /api/v1/batches/{id}/reopen-tasks`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReopenTasksResponse {
+    pub batch_id: String,
+    pub requested_count: i64,
+    pub reopened_count: i64,
+    pub group: ReopenedGroup,
+    /// Most recently completed first, the order they were picked in.
+    pub tasks: Vec<ReopenedTaskView>,
+    pub batch: BatchProgressView,
+    pub order: OrderProgressView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReopenedGroup {
+    pub sop_id: i64,
+    pub subscene_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReopenedTaskView {
+    pub id: String,
+    pub task_id: String,
+    pub status: &'static str,
+}
+
+/// Figures of a locked batch and of one group's reopenable tasks.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+struct ReopenFigures {
+    task_count: i64,
+    completed_count: i64,
+    group_task_count: i64,
+    reopenable_count: i64,
+}
+
+impl BatchScope {
+    /// Counts a locked batch's live and completed tasks, one group's live tasks, and the
+    /// group's tasks that may be reopened: completed, without an episode, and — with a window —
+    /// completed within it.
+    async fn reopen_figures(
+        &mut self,
+        batch_id: i64,
+        group: TaskGroupKey,
+        window_ms: Option<i64>,
+    ) -> Result<ReopenFigures, StoreError> {
+        self.require_locked(batch_id)?;
+        Ok(sqlx::query_as(
+            "SELECT count(*) AS task_count, \
+                    count(*) FILTER (WHERE status = 'completed') AS completed_count, \
+                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3) AS group_task_count, \
+                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3 \
+                        AND status = 'completed' AND episode_id IS NULL \
+                        AND ($4::bigint IS NULL \
+                             OR completed_at >= now() - $4 * interval '1 millisecond')) \
+                        AS reopenable_count \
+             FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(batch_id)
+        .bind(group.sop_id)
+        .bind(group.subscene_id)
+        .bind(window_ms)
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// Puts the `quantity` most recently completed reopenable tasks of a group (by
+    /// `completed_at DESC, id DESC`) back to pending, clearing `started_at` and `completed_at`,
+    /// in one statement whatever the quantity.
+    ///
+    /// # Locks
+    /// The picked task rows, after the batch lock this scope holds.
+    async fn reopen_completed_tasks(
+        &mut self,
+        batch_id: i64,
+        group: TaskGroupKey,
+        quantity: i64,
+        window_ms: Option<i64>,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.require_locked(batch_id)?;
+        let tasks: Vec<(i64, String)> = sqlx::query_as(
+            "WITH picked AS ( \
+                 SELECT id, completed_at FROM tasks \
+                 WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
+                   AND status = 'completed' AND deleted_at IS NULL AND episode_id IS NULL \
+                   AND ($5::bigint IS NULL \
+                        OR completed_at >= now() - $5 * interval '1 millisecond') \
+                 ORDER BY completed_at DESC NULLS LAST, id DESC LIMIT $4 FOR UPDATE), \
+             reopened AS ( \
+                 UPDATE tasks t SET status = 'pending', started_at = NULL, completed_at = NULL \
+                 FROM picked WHERE t.id = picked.id AND t.status = 'completed' \
+                 RETURNING t.id, t.task_id, picked.completed_at AS was_completed_at) \
+             SELECT id, task_id FROM reopened ORDER BY was_completed_at DESC NULLS LAST, id DESC",
+        )
+        .bind(batch_id)
+        .bind(group.sop_id)
+        .bind(group.subscene_id)
+        .bind(quantity)
+        .bind(window_ms)
+        .persistent(named_statements())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if i64::try_from(tasks.len()).ok() != Some(quantity) {
+            return Err(StoreError::Invariant(format!(
+                "asked to reopen {quantity} tasks of batch {batch_id}, reopened {}",
+                tasks.len()
+            )));
+        }
+        Ok(tasks)
+    }
+
+    /// A completed batch that got pending tasks back becomes active again (`ended_at`
+    /// cleared); answers its status now.
+    async fn reactivate_batch(&mut self, batch_id: i64) -> Result<Option<BatchStatus>, StoreError> {
+        self.require_locked(batch_id)?;
+        let workstation: Option<i64> = sqlx::query_scalar(
+            "UPDATE batches SET status = 'active', ended_at = NULL, \
+                 started_at = COALESCE(started_at, now()) \
+             WHERE id = $1 AND status = 'completed' RETURNING workstation_id",
+        )
+        .bind(batch_id)
+        .persistent(named_statements())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(workstation.map(|workstation_id| {
+            self.record_batch_status(batch_id, BatchStatus::Active, workstation_id);
+            BatchStatus::Active
+        }))
+    }
+
+    /// The order's completed count after a reopen; an in-progress order left with no completed
+    /// task goes back to created (the status `resume` would give it, SPEC §5.12).
+    async fn retreat_order(&mut self) -> Result<i64, StoreError> {
+        let (completed_count, moved): (i64, bool) = sqlx::query_as(
+            "WITH progress AS ( \
+                 SELECT count(*) AS completed FROM tasks \
+                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+             moved AS ( \
+                 UPDATE orders o SET status = 'created' FROM progress p \
+                 WHERE o.id = $1 AND o.status = 'in_progress' AND p.completed = 0 \
+                 RETURNING o.id) \
+             SELECT p.completed, EXISTS (SELECT 1 FROM moved) FROM progress p",
+        )
+        .bind(self.order.id)
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if moved {
+            self.order.status = OrderStatus::Created;
+        }
+        Ok(completed_count)
+    }
+}
+
+/// Runs SPEC §5.10 in one transaction under the §6 lock order (order, batch, its tasks, its
+/// workstation when the batch moves): the checks, the reopen, the batch back to active, the
+/// order's figures, and the idempotency record. A fixed number of statements whatever the
+/// quantity.
+///
+/// # Errors
+/// [`StoreError::Rejected`] with the first rule the request breaks; nothing is changed then.
+#[tracing::instrument(skip_all, fields(
+    batch_id = command.batch_id,
+    quantity = command.request.0.quantity,
+    admin = matches!(command.by, Reopener::Admin { .. }),
+))]
+pub async fn reopen_tasks(
+    db: &Database,
+    command: ReopenTasks,
+) -> Result<StoredResponse, StoreError> {
+    let ReopenTasks {
+        by,
+        batch_id,
+        request,
+        idempotency_key,
+    } = command;
+    let ReopenTasksRequest(wanted) = request;
+    let mut work = UnitOfWork::begin(db).await?;
+
+    let (owner, seat_workstation, window) = match &by {
+        Reopener::Admin { operator_id } => (KeyOwner::Admin(operator_id.clone()), None, None),
+        Reopener::Collector { collector_id } => {
+            let seat = crate::identity::seat_row(work.conn(), *collector_id)
+                .await?
+                .ok_or(DomainError::CollectorNotFound)?;
+            (
+                KeyOwner::Collector(*collector_id),
+                Some(seat.workstation_id),
+                Some(keystone_domain::COLLECTOR_REOPEN_WINDOW),
+            )
+        }
+    };
+    if let Some(key) = &idempotency_key {
+        let fingerprint = request.fingerprint(batch_id);
+        if let Claim::Replay(stored) =
+            idempotency::claim(work.conn(), &owner, key, &fingerprint).await?
+        {
+            tracing::info!("idempotent replay");
+            return Ok(stored);
+        }
+    }
+    let seat_workstation = match seat_workstation {
+        Some(workstation) => Some(workstation.ok_or(DomainError::WorkstationNotAssigned)?),
+        None => None,
+    };
+
+    let (mut scope, batch) = work.lock_batch_through_order(batch_id, false).await?;
+    if seat_workstation.is_some_and(|w| w != batch.workstation_id) {
+        return Err(DomainError::BatchNotOnWorkstation.into());
+    }
+    let order_status = scope.order().status;
+    if matches!(
+        order_status,
+        OrderStatus::Completed | OrderStatus::Cancelled
+    ) {
+        return Err(DomainError::OrderClosedForReopen { order_status }.into());
+    }
+    if matches!(batch.status, BatchStatus::Cancelled | BatchStatus::Recalled) {
+        return Err(DomainError::BatchNotReopenable {
+            current_status: batch.status,
+        }
+        .into());
+    }
+    let window_ms = window.map(crate::millis);
+    let figures = scope
+        .reopen_figures(batch_id, wanted.group, window_ms)
+        .await?;
+    if figures.group_task_count == 0 {
+        return Err(DomainError::TaskGroupNotFound.into());
+    }
+    if figures.reopenable_count < wanted.quantity {
+        return Err(DomainError::NotEnoughReopenable {
+            reopenable_count: figures.reopenable_count,
+            requested: wanted.quantity,
+        }
+        .into());
+    }
+
+    let reopened = scope
+        .reopen_completed_tasks(batch_id, wanted.group, wanted.quantity, window_ms)
+        .await?;
+    let batch_status = scope
+        .reactivate_batch(batch_id)
+        .await?
+        .unwrap_or(batch.status);
+    let order_completed = scope.retreat_order().await?;
+    let order = scope.order().clone();
+    let response = ReopenTasksResponse {
+        batch_id: batch.batch_id,
+        requested_count: wanted.quantity,
+        reopened_count: wanted.quantity,
+        group: ReopenedGroup {
+            sop_id: wanted.group.sop_id,
+            subscene_id: wanted.group.subscene_id,
+        },
+        tasks: reopened
+            .into_iter()
+            .map(|(id, task_id)| ReopenedTaskView {
+                id: id.to_string(),
+                task_id,
+                status: "pending",
+            })
+            .collect(),
+        batch: BatchProgressView {
+            id: batch_id.to_string(),
+            status: batch_status,
+            completed_count: figures.completed_count - wanted.quantity,
+            task_count: figures.task_count,
+        },
+        order: OrderProgressView {
+            id: order.id.to_string(),
+            status: order.status,
+            completed_count: order_completed,
+            target_count: order.target_count,
+        },
+    };
+    let body = serde_json::to_string(&response)?;
+
+    let mut settled = scope.settle_workstations().await?;
+    if let Some(key) = &idempotency_key {
+        idempotency::store_response(settled.conn(), &owner, key, 200, &body).await?;
+    }
+    settled.commit().await?;
+    crate::telemetry::tasks_reopened(wanted.quantity);
+    tracing::info!(order_status = %order.status, batch_status = %batch_status, "tasks reopened");
+    Ok(StoredResponse {
+        status: 200,
+        body,
+        replayed: false,
+        outbox_ids: Vec::new(),
+    })
+}
