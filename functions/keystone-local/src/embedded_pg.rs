@@ -156,6 +156,11 @@ impl EmbeddedPostgres {
         })
     }
 
+    /// Where the cluster's server binaries (`pgbench` among them) live.
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
     /// The URL of database `name` on this cluster.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)

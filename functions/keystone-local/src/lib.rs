@@ -2,6 +2,8 @@
 //! paths as API Gateway. The binary in `main.rs` adds the database, SQS, demo data and
 //! signals.
 
+pub mod embedded_pg;
+
 use axum::Router;
 use keystone_http::AppState;
 

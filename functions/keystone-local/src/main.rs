@@ -6,7 +6,6 @@
 //! sample request, logs one line when ready, and on SIGINT/SIGTERM stops serving and stops
 //! whatever it started.
 
-mod embedded_pg;
 mod local_sqs;
 
 use std::error::Error;
@@ -30,8 +29,8 @@ use keystone_queue::provision::create_queue_pair;
 use keystone_queue::relay::{RELAY_BATCH, RELAY_MAX_ROUNDS};
 use keystone_queue::{NotifierConfig, RecorderNotifier, SqsPublisher, relay, sqs_client};
 
-use crate::embedded_pg::EmbeddedPostgres;
 use crate::local_sqs::LocalSqs;
+use keystone_local::embedded_pg::EmbeddedPostgres;
 
 /// Used when `JWT_SECRET` is unset, so the stack runs with zero configuration. Never used by
 /// the Lambdas, which refuse to start without a secret.

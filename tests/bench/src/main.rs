@@ -1,0 +1,894 @@
+//! `keystone-bench`: the performance bench of issue 11 (see docs/performance.md).
+//!
+//! One command — `cargo run --release -p keystone-bench` — starts a private PostgreSQL from the
+//! system's binaries (or uses the server `DATABASE_URL` points at: it creates and drops its own
+//! databases there), serves every route of the local stack on a loopback port, creates its
+//! data through the API (seats and orders by SQL: no endpoint creates them), and measures:
+//!
+//! 1. complete-tasks (quantity 1) at 1, 8 and 32 clients, each on its own order and batch,
+//!    beside `pgbench` tpcb-like at the same client count on the same server;
+//! 2. one client's latency against the size of its order (small; big in one batch; big in
+//!    many batches, half done);
+//! 3. a hot order: 32 clients on one order of 8 batches;
+//! 4. adjust-batch, create-batch, finalize-order, the progress views and my-batches on big
+//!    orders against small ones.
+//!
+//! It prints one Markdown table. It is not a test: nothing is asserted on wall time, but any
+//! answer outside 2xx is counted and printed, and a run with one fails. `--smoke` runs a
+//! seconds-long version with tiny sizes (the test command runs it); `--seconds N` sets the
+//! duration of each timed load (default 5).
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use keystone_auth::{JwtKeys, Principal};
+use keystone_http::AppState;
+use keystone_local::embedded_pg::EmbeddedPostgres;
+use keystone_store::{Database, TransactionLimits};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+type AnyError = Box<dyn Error + Send + Sync>;
+
+const JWT_SECRET: &str = "keystone-bench-secret-0123456789";
+const BENCH_DB: &str = "keystone_bench";
+const PGBENCH_DB: &str = "keystone_pgbench";
+/// Most tasks one adjust-batch request may add (SPEC §5.2), and one create-batch (§5.3).
+const ADJUST_STEP: i64 = 10_000;
+const CREATE_MAX: i64 = 1_000;
+
+/// What one run measures, at full size or as a smoke run.
+#[derive(Debug, Clone)]
+struct Sizes {
+    seconds: f64,
+    client_counts: Vec<usize>,
+    tasks_per_client: i64,
+    small_order: i64,
+    big_order: i64,
+    big_order_batches: i64,
+    completions_per_client: usize,
+    hot_clients: usize,
+    hot_batches: usize,
+    hot_tasks_per_batch: i64,
+    admin_samples: usize,
+    finalize_samples: usize,
+    my_batches_open: i64,
+    my_batches_tasks: i64,
+    pgbench_scale: u32,
+}
+
+impl Sizes {
+    fn full(seconds: f64) -> Self {
+        Self {
+            seconds,
+            client_counts: vec![1, 8, 32],
+            tasks_per_client: 20_000,
+            small_order: 1_000,
+            big_order: 100_000,
+            big_order_batches: 100,
+            completions_per_client: 500,
+            hot_clients: 32,
+            hot_batches: 8,
+            hot_tasks_per_batch: 10_000,
+            admin_samples: 50,
+            finalize_samples: 3,
+            my_batches_open: 50,
+            my_batches_tasks: 1_000,
+            pgbench_scale: 32,
+        }
+    }
+
+    fn smoke() -> Self {
+        Self {
+            seconds: 0.3,
+            client_counts: vec![1, 2],
+            tasks_per_client: 400,
+            small_order: 20,
+            big_order: 2_000,
+            big_order_batches: 4,
+            completions_per_client: 5,
+            hot_clients: 4,
+            hot_batches: 2,
+            hot_tasks_per_batch: 400,
+            admin_samples: 3,
+            finalize_samples: 1,
+            my_batches_open: 3,
+            my_batches_tasks: 10,
+            pgbench_scale: 1,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let seconds = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(5.0);
+    let sizes = if smoke {
+        Sizes::smoke()
+    } else {
+        Sizes::full(seconds)
+    };
+    match run(sizes).await {
+        Ok(0) => std::process::ExitCode::SUCCESS,
+        Ok(failures) => {
+            eprintln!("keystone-bench: {failures} answers were not 2xx");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("keystone-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    )
+}
+
+/// The PostgreSQL server the bench uses: a private one, or the one `DATABASE_URL` names.
+struct Server {
+    cluster: Option<EmbeddedPostgres>,
+    admin_url: String,
+    pgbench: PathBuf,
+}
+
+impl Server {
+    async fn start() -> Result<Self, AnyError> {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return Ok(Self {
+                cluster: None,
+                admin_url: url,
+                pgbench: find_pgbench(None).ok_or("pgbench not found")?,
+            });
+        }
+        let cluster =
+            EmbeddedPostgres::start(&target_dir().join("keystone-bench/postgres")).await?;
+        let pgbench = find_pgbench(Some(cluster.bindir())).ok_or("pgbench not found")?;
+        Ok(Self {
+            admin_url: cluster.admin_url.clone(),
+            cluster: Some(cluster),
+            pgbench,
+        })
+    }
+
+    /// The URL of database `name` on the same server as the admin URL.
+    fn url(&self, name: &str) -> Result<String, AnyError> {
+        let mut url = reqwest::Url::parse(&self.admin_url)?;
+        url.set_path(&format!("/{name}"));
+        Ok(url.to_string())
+    }
+
+    async fn recreate(&self, name: &str) -> Result<(), AnyError> {
+        let admin = PgPool::connect(&self.admin_url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.stop().await;
+        }
+    }
+}
+
+fn find_pgbench(bindir: Option<&Path>) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = bindir.map(|d| d.join("pgbench")).into_iter().collect();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin/pgbench"))
+            .collect();
+        versions.sort();
+        candidates.extend(versions.into_iter().rev());
+    }
+    candidates.push(PathBuf::from("/usr/bin/pgbench"));
+    candidates.into_iter().find(|p| p.exists())
+}
+
+/// Latencies of one measured load.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    latencies: Vec<Duration>,
+    failures: usize,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn merge(&mut self, other: Self) {
+        self.latencies.extend(other.latencies);
+        self.failures += other.failures;
+    }
+
+    fn quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let index = ((sorted.len() as f64 * q) as usize).min(sorted.len() - 1);
+        sorted[index]
+    }
+
+    fn rate(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let count = self.latencies.len() as f64;
+        count / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1_000.0)
+}
+
+/// The API under test and the handles the bench needs around it.
+struct Bench {
+    base: String,
+    http: reqwest::Client,
+    pool: PgPool,
+    keys: JwtKeys,
+    admin: String,
+    world: World,
+    failures: usize,
+}
+
+/// The fixed rows every order and seat hangs off.
+#[derive(Debug, Clone, Copy)]
+struct World {
+    organization: i64,
+    scene: i64,
+    sop: i64,
+    subscene: i64,
+}
+
+/// A collector at an external-device workstation.
+#[derive(Debug, Clone)]
+struct Seat {
+    workstation: i64,
+    token: String,
+}
+
+impl Bench {
+    async fn send(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<(Duration, Value), AnyError> {
+        let started = Instant::now();
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let took = started.elapsed();
+        if !status.is_success() {
+            self.failures += 1;
+            eprintln!("{path}: {status} {body}");
+        }
+        Ok((took, body))
+    }
+
+    async fn admin_call(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(Duration, Value), AnyError> {
+        let token = self.admin.clone();
+        self.send(method, path, &token, body).await
+    }
+
+    async fn order(&self, target: i64) -> Result<i64, AnyError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO orders (organization_id, scene_id, name, target_count) \
+             VALUES ($1, $2, 'bench', $3) RETURNING id",
+        )
+        .bind(self.world.organization)
+        .bind(self.world.scene)
+        .bind(i32::try_from(target)?)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn seat(&self) -> Result<Seat, AnyError> {
+        let (collector, workstation): (i64, i64) = sqlx::query_as(
+            "WITH rt AS (SELECT id FROM robot_types WHERE name = 'BenchGloves'), \
+                  r AS (INSERT INTO robots (robot_type_id, device_id, factory_id) \
+                        SELECT id, 'bench-' || md5(random()::text), 1 FROM rt RETURNING id), \
+                  c AS (INSERT INTO data_collectors (name, operator_id) \
+                        VALUES ('bench', 'B' || md5(random()::text)) RETURNING id), \
+                  w AS (INSERT INTO workstations (robot_id, data_collector_id, organization_id, \
+                                                  factory_id, name, status) \
+                        SELECT r.id, c.id, $1, 1, 'bench', 'inactive' FROM r, c RETURNING id, data_collector_id) \
+             SELECT data_collector_id, id FROM w",
+        )
+        .bind(self.world.organization)
+        .fetch_one(&self.pool)
+        .await?;
+        let token = self.keys.issue(
+            &Principal::Collector {
+                collector_id: collector,
+                operator_id: format!("B{collector}"),
+            },
+            chrono::Duration::hours(12),
+        )?;
+        Ok(Seat { workstation, token })
+    }
+
+    /// A batch of `tasks` pending tasks of the one task group, made through the API: one
+    /// create-batch, then adjust-batch in steps of at most 10 000.
+    async fn batch(&mut self, order: i64, workstation: i64, tasks: i64) -> Result<i64, AnyError> {
+        let world = self.world;
+        let group = |quantity: i64| json!({"sop_id": world.sop, "subscene_id": world.subscene, "quantity": quantity});
+        let first = tasks.min(CREATE_MAX);
+        let (_, created) = self
+            .admin_call(
+                reqwest::Method::POST,
+                "/api/v1/batches",
+                Some(json!({"order_id": order, "workstation_id": workstation, "task_groups": [group(first)]})),
+            )
+            .await?;
+        let batch: i64 = created["batch"]["id"]
+            .as_str()
+            .ok_or_else(|| format!("create-batch answered {created}"))?
+            .parse()?;
+        let mut live = first;
+        while live < tasks {
+            live = (live + ADJUST_STEP).min(tasks);
+            self.admin_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/batches/{batch}/tasks"),
+                Some(json!({"task_groups": [group(live)]})),
+            )
+            .await?;
+        }
+        Ok(batch)
+    }
+
+    fn complete_body(&self, quantity: i64) -> Value {
+        json!({"sop_id": self.world.sop, "subscene_id": self.world.subscene, "quantity": quantity})
+    }
+
+    async fn complete(
+        &mut self,
+        seat: &Seat,
+        batch: i64,
+        quantity: i64,
+    ) -> Result<Duration, AnyError> {
+        let body = self.complete_body(quantity);
+        let token = seat.token.clone();
+        Ok(self
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/batches/{batch}/complete-tasks"),
+                &token,
+                Some(body),
+            )
+            .await?
+            .0)
+    }
+
+    /// `clients` collectors completing one task per request as fast as they can, each on its
+    /// own (seat, batch): for `duration`, or `count` requests each.
+    async fn load(
+        &self,
+        work: Vec<(Seat, i64)>,
+        duration: Option<Duration>,
+        count: usize,
+    ) -> Stats {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for (seat, batch) in work {
+            let (http, url, body, stop) = (
+                self.http.clone(),
+                format!("{}/api/v1/batches/{batch}/complete-tasks", self.base),
+                self.complete_body(1).to_string(),
+                stop.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                let mut stats = Stats::default();
+                let mut sent = 0;
+                while !stop.load(Ordering::Relaxed) && (duration.is_some() || sent < count) {
+                    let began = Instant::now();
+                    let response = http
+                        .post(&url)
+                        .bearer_auth(&seat.token)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(response) => {
+                            let status = response.status();
+                            let text = response.text().await.unwrap_or_default();
+                            if !status.is_success() {
+                                eprintln!("complete-tasks: {status} {text}");
+                            }
+                            status.is_success()
+                        }
+                        Err(e) => {
+                            eprintln!("complete-tasks: {e}");
+                            false
+                        }
+                    };
+                    stats.latencies.push(began.elapsed());
+                    if !ok {
+                        stats.failures += 1;
+                    }
+                    sent += 1;
+                }
+                stats
+            }));
+        }
+        if let Some(duration) = duration {
+            tokio::time::sleep(duration).await;
+            stop.store(true, Ordering::Relaxed);
+        }
+        let mut total = Stats::default();
+        for handle in handles {
+            if let Ok(stats) = handle.await {
+                total.merge(stats);
+            }
+        }
+        total.elapsed = started.elapsed();
+        total
+    }
+}
+
+/// `pgbench` tpcb-like on the same server: transactions per second at `clients`.
+async fn pgbench_tps(
+    server: &Server,
+    url: &str,
+    clients: usize,
+    seconds: f64,
+) -> Result<f64, AnyError> {
+    let output = tokio::process::Command::new(&server.pgbench)
+        .args([
+            "-n",
+            "-b",
+            "tpcb-like",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.to_string(),
+        ])
+        .args(["-T", &format!("{}", seconds.ceil().max(1.0))])
+        .arg(url)
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .ok_or_else(|| {
+            format!(
+                "pgbench printed no tps: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into()
+        })
+}
+
+async fn pgbench_init(server: &Server, url: &str, scale: u32) -> Result<(), AnyError> {
+    let status = tokio::process::Command::new(&server.pgbench)
+        .args(["-i", "-q", "-s", &scale.to_string()])
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await?;
+    if !status.success() {
+        return Err("pgbench -i failed".into());
+    }
+    Ok(())
+}
+
+/// The printed table, one row at a time as figures come in.
+struct Report;
+
+impl Report {
+    fn header() -> Self {
+        println!("| measurement | result | p50 | p99 |");
+        println!("|---|---|---|---|");
+        Self
+    }
+
+    fn row(&self, what: impl std::fmt::Display, result: impl std::fmt::Display, stats: &Stats) {
+        println!(
+            "| {what} | {result} | {} | {} |",
+            ms(stats.quantile(0.5)),
+            ms(stats.quantile(0.99))
+        );
+    }
+
+    /// A call on a big order against the same call on a small one: the ratio of the p50s.
+    fn versus(&self, what: impl std::fmt::Display, big: &Stats, small: &Stats) {
+        let ratio = big.quantile(0.5).as_secs_f64() / small.quantile(0.5).as_secs_f64().max(1e-9);
+        self.row(
+            what,
+            format!("×{ratio:.2} (small: p50 {})", ms(small.quantile(0.5))),
+            big,
+        );
+    }
+}
+
+async fn run(sizes: Sizes) -> Result<usize, AnyError> {
+    let server = Server::start().await?;
+    let result = measure(&server, &sizes).await;
+    server.stop().await;
+    result
+}
+
+#[allow(clippy::too_many_lines)]
+async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
+    server.recreate(BENCH_DB).await?;
+    server.recreate(PGBENCH_DB).await?;
+    let url = server.url(BENCH_DB)?;
+    let pgbench_url = server.url(PGBENCH_DB)?;
+    let max_clients = sizes
+        .client_counts
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(sizes.hot_clients);
+    let pool = PgPoolOptions::new()
+        .max_connections(u32::try_from(max_clients + 8)?)
+        .connect(&url)
+        .await?;
+    let db = Database::new(pool.clone(), TransactionLimits::default());
+    keystone_store::apply_migrations(&db).await?;
+    let keys = JwtKeys::new(&SecretString::from(JWT_SECRET), None);
+    let app = keystone_local::routes().with_state(AppState::new(db, keys.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let world: (i64, i64, i64, i64) = sqlx::query_as(
+        "WITH o AS (INSERT INTO organizations (name, slug) VALUES ('Bench', 'bench') RETURNING id), \
+              sc AS (INSERT INTO scenes (name, factory_id) VALUES ('bench', 1) RETURNING id), \
+              ss AS (INSERT INTO subscenes (scene_id, name) SELECT id, 'bench' FROM sc RETURNING id), \
+              sp AS (INSERT INTO sops (slug, version) VALUES ('bench', 'v1') RETURNING id), \
+              rt AS (INSERT INTO robot_types (name, model, capabilities) \
+                     VALUES ('BenchGloves', 'BG', '{\"requires_axon\": false}') RETURNING id) \
+         SELECT o.id, sc.id, sp.id, ss.id FROM o, sc, sp, ss, rt",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let admin = keys.issue(
+        &Principal::Admin {
+            operator_id: "admin".to_owned(),
+        },
+        chrono::Duration::hours(12),
+    )?;
+    let mut bench = Bench {
+        base,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?,
+        pool: pool.clone(),
+        keys,
+        admin,
+        world: World {
+            organization: world.0,
+            scene: world.1,
+            sop: world.2,
+            subscene: world.3,
+        },
+        failures: 0,
+    };
+    let seconds = Duration::from_secs_f64(sizes.seconds);
+    let report = Report::header();
+
+    // 1. Throughput beside pgbench: each client on its own order and batch.
+    pgbench_init(server, &pgbench_url, sizes.pgbench_scale).await?;
+    let mut own = Vec::new();
+    for _ in 0..max_clients {
+        let seat = bench.seat().await?;
+        let order = bench.order(sizes.tasks_per_client * 2).await?;
+        let batch = bench
+            .batch(order, seat.workstation, sizes.tasks_per_client)
+            .await?;
+        own.push((seat, batch));
+    }
+    for &clients in &sizes.client_counts {
+        let stats = bench.load(own[..clients].to_vec(), Some(seconds), 0).await;
+        bench.failures += stats.failures;
+        let tps = pgbench_tps(server, &pgbench_url, clients, sizes.seconds).await?;
+        report.row(
+            format!(
+                "complete-tasks, {clients} clients, own orders of {} tasks",
+                sizes.tasks_per_client
+            ),
+            format!(
+                "{:.0} req/s (pgbench {tps:.0} tps, ratio {:.2})",
+                stats.rate(),
+                stats.rate() / tps
+            ),
+            &stats,
+        );
+    }
+
+    // 2. One client against the size of its order.
+    let seat = bench.seat().await?;
+    let small = bench.order(sizes.small_order * 2).await?;
+    let small_batch = bench
+        .batch(small, seat.workstation, sizes.small_order)
+        .await?;
+    let big = bench.order(sizes.big_order * 2).await?;
+    let big_batch = bench.batch(big, seat.workstation, sizes.big_order).await?;
+    let spread = bench.order(sizes.big_order * 2).await?;
+    let per_batch = sizes.big_order / sizes.big_order_batches;
+    let mut spread_batches = Vec::new();
+    for _ in 0..sizes.big_order_batches {
+        let batch = bench.batch(spread, seat.workstation, per_batch).await?;
+        bench.complete(&seat, batch, per_batch / 2).await?;
+        spread_batches.push(batch);
+    }
+    let mut baseline = Duration::ZERO;
+    for (label, batch) in [
+        (
+            format!(
+                "one client, order of {} tasks in 1 batch",
+                sizes.small_order
+            ),
+            small_batch,
+        ),
+        (
+            format!("one client, order of {} tasks in 1 batch", sizes.big_order),
+            big_batch,
+        ),
+        (
+            format!(
+                "one client, order of {} tasks in {} batches, half done",
+                sizes.big_order, sizes.big_order_batches
+            ),
+            spread_batches[0],
+        ),
+    ] {
+        let stats = bench
+            .load(
+                vec![(seat.clone(), batch)],
+                None,
+                sizes.completions_per_client,
+            )
+            .await;
+        bench.failures += stats.failures;
+        let p50 = stats.quantile(0.5);
+        if baseline.is_zero() {
+            baseline = p50;
+        }
+        report.row(
+            label,
+            format!(
+                "×{:.2} of the small order's p50",
+                p50.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+            ),
+            &stats,
+        );
+    }
+
+    // 3. A hot order: every client on one order of a few batches.
+    let hot = bench
+        .order(sizes.hot_tasks_per_batch * i64::try_from(sizes.hot_batches)? * 2)
+        .await?;
+    let mut hot_work = Vec::new();
+    let mut hot_seats = Vec::new();
+    for _ in 0..sizes.hot_batches {
+        let seat = bench.seat().await?;
+        let batch = bench
+            .batch(hot, seat.workstation, sizes.hot_tasks_per_batch)
+            .await?;
+        hot_seats.push((seat, batch));
+    }
+    for i in 0..sizes.hot_clients {
+        hot_work.push(hot_seats[i % hot_seats.len()].clone());
+    }
+    let deadlocks_before = deadlocks(&pool).await?;
+    let stats = bench.load(hot_work, Some(seconds), 0).await;
+    bench.failures += stats.failures;
+    report.row(
+        format!(
+            "hot order: {} clients, one order of {} batches",
+            sizes.hot_clients, sizes.hot_batches
+        ),
+        format!(
+            "{:.0} req/s, {} non-2xx, {} deadlocks",
+            stats.rate(),
+            stats.failures,
+            deadlocks(&pool).await? - deadlocks_before
+        ),
+        &stats,
+    );
+
+    // 4. Admin endpoints, views and my-batches on big orders against small ones.
+    let versus = format!("{} vs {} tasks", sizes.big_order, sizes.small_order);
+    for (label, small_path, big_path) in [
+        (
+            "get-order",
+            format!("/api/v1/orders/{small}"),
+            format!("/api/v1/orders/{big}"),
+        ),
+        (
+            "get-batch",
+            format!("/api/v1/batches/{small_batch}"),
+            format!("/api/v1/batches/{big_batch}"),
+        ),
+    ] {
+        let small_stats = sample(&mut bench, sizes.admin_samples, |_| {
+            (reqwest::Method::GET, small_path.clone(), None)
+        })
+        .await?;
+        let big_stats = sample(&mut bench, sizes.admin_samples, |_| {
+            (reqwest::Method::GET, big_path.clone(), None)
+        })
+        .await?;
+        report.versus(format!("{label}, {versus}"), &big_stats, &small_stats);
+    }
+    let (sop, subscene) = (bench.world.sop, bench.world.subscene);
+    let mut adjust = Vec::new();
+    for (batch, size) in [
+        (small_batch, sizes.small_order),
+        (big_batch, sizes.big_order),
+    ] {
+        adjust.push(
+            sample(&mut bench, sizes.admin_samples, |i| {
+                (
+                    reqwest::Method::POST,
+                    format!("/api/v1/batches/{batch}/tasks"),
+                    Some(
+                        json!({"task_groups": [{"sop_id": sop, "subscene_id": subscene,
+                                                 "quantity": size + i64::from(i % 2 == 0)}]}),
+                    ),
+                )
+            })
+            .await?,
+        );
+    }
+    report.versus(
+        format!("adjust-batch (+1/−1), {versus}"),
+        &adjust[1],
+        &adjust[0],
+    );
+    let mut create = Vec::new();
+    for order in [small, big] {
+        let workstation = seat.workstation;
+        create.push(
+            sample(&mut bench, sizes.admin_samples, |_| {
+                (
+                    reqwest::Method::POST,
+                    "/api/v1/batches".to_owned(),
+                    Some(json!({"order_id": order, "workstation_id": workstation,
+                                "task_groups": [{"sop_id": sop, "subscene_id": subscene, "quantity": 1}]})),
+                )
+            })
+            .await?,
+        );
+    }
+    report.versus(
+        format!("create-batch (1 task), {versus}"),
+        &create[1],
+        &create[0],
+    );
+    let mut finalize = [Stats::default(), Stats::default()];
+    let runnable = sizes.small_order / 2;
+    for (i, size) in [sizes.small_order, sizes.big_order].into_iter().enumerate() {
+        for _ in 0..sizes.finalize_samples {
+            // Both leave the same runnable tasks to cancel: only the order's size differs.
+            let order = bench.order(size * 2).await?;
+            let batch = bench.batch(order, seat.workstation, size).await?;
+            bench.complete(&seat, batch, size - runnable).await?;
+            let (took, _) = bench
+                .admin_call(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/orders/{order}/finalize"),
+                    Some(json!({})),
+                )
+                .await?;
+            finalize[i].latencies.push(took);
+        }
+    }
+    report.versus(
+        format!("finalize-order ({runnable} runnable tasks left), {versus}"),
+        &finalize[1],
+        &finalize[0],
+    );
+    let busy = bench.seat().await?;
+    let busy_order = bench
+        .order(sizes.my_batches_open * sizes.my_batches_tasks * 2)
+        .await?;
+    for _ in 0..sizes.my_batches_open {
+        bench
+            .batch(busy_order, busy.workstation, sizes.my_batches_tasks)
+            .await?;
+    }
+    let quiet = bench.seat().await?;
+    let quiet_order = bench.order(100).await?;
+    bench.batch(quiet_order, quiet.workstation, 20).await?;
+    let mut my = Vec::new();
+    for seat in [&quiet, &busy] {
+        let token = seat.token.clone();
+        let mut stats = Stats::default();
+        for _ in 0..sizes.admin_samples {
+            stats.latencies.push(
+                bench
+                    .send(reqwest::Method::GET, "/api/v1/me/batches", &token, None)
+                    .await?
+                    .0,
+            );
+        }
+        my.push(stats);
+    }
+    report.versus(
+        format!(
+            "my-batches, {} open batches of {} vs 1 of 20",
+            sizes.my_batches_open, sizes.my_batches_tasks
+        ),
+        &my[1],
+        &my[0],
+    );
+    println!();
+    println!("{} answers outside 2xx in all", bench.failures);
+    Ok(bench.failures)
+}
+
+/// The latencies of `samples` admin calls built by `request(i)`, one after another.
+async fn sample(
+    bench: &mut Bench,
+    samples: usize,
+    request: impl Fn(usize) -> (reqwest::Method, String, Option<Value>),
+) -> Result<Stats, AnyError> {
+    let mut stats = Stats::default();
+    for i in 0..samples {
+        let (method, path, body) = request(i);
+        stats
+            .latencies
+            .push(bench.admin_call(method, &path, body).await?.0);
+    }
+    Ok(stats)
+}
+
+async fn deadlocks(pool: &PgPool) -> Result<i64, AnyError> {
+    Ok(sqlx::query_scalar(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?)
+}
