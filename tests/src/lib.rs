@@ -611,3 +611,41 @@ pub async fn retarget(router: &Router, order_id: i64, target_count: Value) -> Te
     )
     .await
 }
+
+/// Every stored progress counter (SPEC §3: orders, batches, task groups) that differs from the
+/// count over live task rows, one line each; empty when none drifted.
+pub async fn counter_drift(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('order %s stores %s/%s, tasks say %s/%s', o.id, o.task_count, \
+                       o.completed_count, x.tasks, x.completed) \
+         FROM orders o CROSS JOIN LATERAL ( \
+             SELECT count(*) AS tasks, count(*) FILTER (WHERE status = 'completed') AS completed \
+             FROM tasks WHERE order_id = o.id AND deleted_at IS NULL) x \
+         WHERE (o.task_count, o.completed_count) <> (x.tasks, x.completed) \
+         UNION ALL \
+         SELECT format('batch %s stores %s, tasks say %s', b.id, \
+                       ROW(b.task_count, b.completed_count, b.failed_count, b.cancelled_count, \
+                           b.pending_count), \
+                       ROW(x.tasks, x.completed, x.failed, x.cancelled, x.pending)) \
+         FROM batches b CROSS JOIN LATERAL ( \
+             SELECT count(*) AS tasks, \
+                    count(*) FILTER (WHERE status = 'completed') AS completed, \
+                    count(*) FILTER (WHERE status = 'failed') AS failed, \
+                    count(*) FILTER (WHERE status = 'cancelled') AS cancelled, \
+                    count(*) FILTER (WHERE status = 'pending') AS pending \
+             FROM tasks WHERE batch_id = b.id AND deleted_at IS NULL) x \
+         WHERE (b.task_count, b.completed_count, b.failed_count, b.cancelled_count, b.pending_count) \
+               <> (x.tasks, x.completed, x.failed, x.cancelled, x.pending) \
+         UNION ALL \
+         SELECT format('group %s/%s/%s %s stores %s, tasks say %s', batch_id, sop_id, subscene_id, \
+                       status, COALESCE(c.task_count, 0), COALESCE(t.n, 0)) \
+         FROM (SELECT batch_id, sop_id, subscene_id, status, count(*) AS n FROM tasks \
+               WHERE deleted_at IS NULL GROUP BY batch_id, sop_id, subscene_id, status) t \
+         FULL JOIN (SELECT * FROM task_group_counts WHERE task_count <> 0) c \
+              USING (batch_id, sop_id, subscene_id, status) \
+         WHERE COALESCE(c.task_count, 0) <> COALESCE(t.n, 0)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("counter drift query")
+}

@@ -295,4 +295,6 @@ async fn a_mixed_storm_neither_deadlocks_nor_breaks_invariants(
     for (invariant, violations) in broken {
         assert_eq!(violations, 0, "{invariant}");
     }
+    // SPEC §3: the stored counters never drift from the task rows.
+    assert_eq!(counter_drift(&setup).await, Vec::<String>::new());
 }

@@ -24,7 +24,7 @@ async fn a_connection_killed_in_a_finalizing_transaction_applies_nothing_and_a_r
     // Workstations are locked last, after the tasks, the batches, the order and the outbox
     // are written: holding the collector's workstation stops the request right there.
     let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SELECT id FROM workstations WHERE id = $1 FOR UPDATE")
+    sqlx::query("SELECT id FROM workstations WHERE id = $1 FOR NO KEY UPDATE")
         .bind(s.seat.workstation_id)
         .execute(&mut *holder)
         .await
@@ -46,7 +46,7 @@ async fn a_connection_killed_in_a_finalizing_transaction_applies_nothing_and_a_r
     let victim: i32 = loop {
         let waiting: Option<i32> = sqlx::query_scalar(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event_type = 'Lock' AND query LIKE '%FROM workstations%FOR UPDATE%'",
+             AND wait_event_type = 'Lock' AND query LIKE '%FROM workstations%FOR NO KEY UPDATE%'",
         )
         .fetch_optional(&pool)
         .await

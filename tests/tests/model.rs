@@ -550,6 +550,10 @@ async fn run_case(pool: &PgPool, target: i64, a0: i64, b0: i64, ops: &[Op]) -> R
     if target != model.target {
         return Err(format!("target {target}, model {}", model.target));
     }
+    let drift = counter_drift(pool).await;
+    if !drift.is_empty() {
+        return Err(format!("counters drifted: {drift:?}"));
+    }
     let (actual, expected) = (database_rows(pool, &s, &batches).await, model.rows());
     if actual != expected {
         return Err(format!(

@@ -33,7 +33,7 @@ pub struct CancelBatchResponse {
 #[tracing::instrument(skip_all, fields(batch_id))]
 pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchResponse, StoreError> {
     let work = UnitOfWork::begin(db).await?;
-    let (mut scope, batch) = work.lock_batch_through_order(batch_id, false).await?;
+    let (mut scope, batch) = work.lock_batch_through_order(batch_id, |_| false).await?;
     let (cancelled, cancelled_task_count, outbox_ids) = match batch.status {
         BatchStatus::Cancelled => (false, 0, Vec::new()),
         BatchStatus::Pending | BatchStatus::Active => {

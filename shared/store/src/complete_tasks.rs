@@ -114,10 +114,12 @@ pub async fn complete_task_group(
         .workstation_id
         .ok_or(DomainError::WorkstationNotAssigned)?;
 
-    // Every open batch is locked too: this request may complete the order, and finalization
-    // changes all of them. They are only ever locked under the order lock, so this costs no
-    // contention.
-    let (mut scope, batch) = work.lock_batch_through_order(batch_id, true).await?;
+    // Every open batch is locked too when this request may complete the order, because
+    // finalization changes all of them; otherwise the batch alone.
+    let quantity = request.quantity;
+    let (mut scope, batch) = work
+        .lock_batch_through_order(batch_id, |order| order.may_complete_with(quantity))
+        .await?;
 
     if batch.workstation_id != workstation_id {
         return Err(DomainError::BatchNotOnWorkstation.into());
@@ -131,7 +133,7 @@ pub async fn complete_task_group(
         }
         .into());
     }
-    let figures = scope.batch_figures(batch_id, request.group).await?;
+    let figures = batch.figures;
     if !batch.status.is_open() {
         return Err(DomainError::BatchNotOpen {
             current_status: batch.status,
@@ -147,20 +149,22 @@ pub async fn complete_task_group(
         }
         .into());
     }
-    if figures.group_task_count == 0 {
-        return Err(DomainError::TaskGroupNotFound.into());
-    }
-    if figures.group_pending_count < request.quantity {
+
+    let Some(completed) = scope
+        .complete_pending_tasks(batch_id, request.group, request.quantity)
+        .await?
+    else {
+        // Too few pending tasks: count the group to say why (the only path that counts).
+        let group = scope.group_counts(batch_id, request.group).await?;
+        if group.task_count == 0 {
+            return Err(DomainError::TaskGroupNotFound.into());
+        }
         return Err(DomainError::NotEnoughPending {
-            pending_count: figures.group_pending_count,
+            pending_count: group.pending_count,
             requested: request.quantity,
         }
         .into());
-    }
-
-    let completed = scope
-        .complete_pending_tasks(batch_id, request.group, request.quantity)
-        .await?;
+    };
     scope
         .advance_batch(batch_id, BatchChange::TasksCompleted)
         .await?;

@@ -33,7 +33,7 @@ pub async fn adjust_batch_tasks(
     request: AdjustBatchRequest,
 ) -> Result<AdjustBatchResponse, StoreError> {
     let work = UnitOfWork::begin(db).await?;
-    let (mut scope, batch) = work.lock_batch_through_order(batch_id, false).await?;
+    let (mut scope, batch) = work.lock_batch_through_order(batch_id, |_| false).await?;
     if !batch.status.is_open() {
         return Err(DomainError::BatchNotEditable {
             current_status: batch.status,
@@ -87,7 +87,7 @@ pub async fn adjust_batch_tasks(
             OrderStatus::Created | OrderStatus::InProgress | OrderStatus::Paused => {}
         }
         scope.check_group_references(&additions).await?;
-        let (batch_total, order_total) = scope.live_task_totals(Some(batch_id)).await?;
+        let (batch_total, order_total) = (batch.figures.task_count, scope.order().task_count);
         // Removals are bounded by live counts and `added` by the limit above: no overflow.
         let removed: i64 = removals.iter().map(|g| g.quantity).sum();
         let edited_total = batch_total + added - removed;
@@ -178,10 +178,7 @@ pub(crate) async fn read_batch_summary(
     let row: Option<BatchSummaryRow> = sqlx::query_as(
         "SELECT b.batch_id, b.order_id, b.workstation_id, b.organization_id, b.name, b.notes, \
                 b.metadata, b.status, b.created_at, w.data_collector_id AS collector_id, \
-                (SELECT count(*) FROM tasks t WHERE t.batch_id = b.id AND t.deleted_at IS NULL) \
-                    AS task_count, \
-                (SELECT count(*) FROM tasks t WHERE t.batch_id = b.id AND t.deleted_at IS NULL \
-                    AND t.status = 'completed') AS completed_count \
+                b.task_count, b.completed_count \
          FROM batches b \
          LEFT JOIN workstations w ON w.id = b.workstation_id AND w.deleted_at IS NULL \
          WHERE b.id = $1 AND b.deleted_at IS NULL",
@@ -252,7 +249,7 @@ pub async fn create_batch(
     }
     let mut scope = order.lock_batches(BatchSelection::default()).await?;
     scope.check_group_references(&request.groups).await?;
-    let (_, task_count) = scope.live_task_totals(None).await?;
+    let task_count = scope.order().task_count;
     let target = scope.order().target_count;
     let remaining = target - task_count;
     if total > remaining {

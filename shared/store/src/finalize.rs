@@ -56,17 +56,21 @@ impl BatchScope {
     ) -> Result<(i64, Vec<i64>), StoreError> {
         Ok(sqlx::query_as(
             "WITH victims AS ( \
-                 SELECT t.id, t.status AS previous_status FROM tasks t \
-                 JOIN batches b ON b.id = t.batch_id \
+                 SELECT r.id, r.status AS previous_status \
+                 FROM batches b CROSS JOIN LATERAL ( \
+                     SELECT t.id, t.status FROM tasks t \
+                     WHERE t.batch_id = b.id AND t.deleted_at IS NULL \
+                       AND t.status IN ('pending', 'ready', 'in_progress') \
+                     ORDER BY t.id FOR UPDATE) r \
                  WHERE b.order_id = $1 AND b.deleted_at IS NULL \
                    AND ($3::bigint IS NULL OR b.id = $3) \
-                   AND b.status IN ('pending', 'active') \
-                   AND t.deleted_at IS NULL AND t.status IN ('pending', 'ready', 'in_progress') \
-                 ORDER BY t.id FOR UPDATE OF t), \
+                   AND b.status IN ('pending', 'active')), \
+             changed AS ( \
+                 UPDATE tasks t SET status = 'cancelled' \
+                 WHERE t.id = ANY (ARRAY (SELECT id FROM victims)) \
+                 RETURNING t.id, t.task_id, t.batch_id, t.workstation_id), \
              cancelled AS ( \
-                 UPDATE tasks t SET status = 'cancelled' FROM victims v \
-                 WHERE t.id = v.id \
-                 RETURNING t.id, t.task_id, t.batch_id, t.workstation_id, v.previous_status), \
+                 SELECT c.*, v.previous_status FROM changed c JOIN victims v ON v.id = c.id), \
              notices AS ( \
                  INSERT INTO recorder_outbox \
                      (notification_id, action, device_id, task_id, batch_id, order_id, \

@@ -276,38 +276,44 @@ pub async fn my_batches(
         Some(workstation_id) => {
             let batches = sqlx::query_as(
                 "SELECT b.id, b.batch_id, b.name, b.notes, b.status, b.order_id, \
-                        o.name AS order_name, b.created_at, b.started_at, \
-                        count(t.id) AS task_count, \
-                        count(t.id) FILTER (WHERE t.status = 'completed') AS completed_count, \
-                        count(t.id) FILTER (WHERE t.status = 'pending') AS pending_count, \
-                        count(t.id) FILTER (WHERE t.status = 'failed') AS failed_count, \
-                        count(t.id) FILTER (WHERE t.status = 'cancelled') AS cancelled_count \
+                        o.name AS order_name, b.created_at, b.started_at, b.task_count, \
+                        b.completed_count, b.pending_count, b.failed_count, b.cancelled_count \
                  FROM batches b \
                  JOIN orders o ON o.id = b.order_id AND o.deleted_at IS NULL \
-                 LEFT JOIN tasks t ON t.batch_id = b.id AND t.deleted_at IS NULL \
                  WHERE b.workstation_id = $1 AND b.deleted_at IS NULL \
                    AND b.status IN ('pending', 'active') \
-                 GROUP BY b.id, o.id ORDER BY b.created_at DESC, b.id DESC",
+                 ORDER BY b.created_at DESC, b.id DESC",
             )
             .bind(workstation_id)
             .persistent(named_statements())
             .fetch_all(&mut *tx)
             .await?;
             let groups = sqlx::query_as(
-                "SELECT t.batch_id, t.sop_id, t.subscene_id, \
+                // Counts from the group counters; names from any live task of the group.
+                "SELECT g.batch_id, g.sop_id, g.subscene_id, \
                         COALESCE(s.slug, '') AS sop_slug, COALESCE(s.version, '') AS sop_version, \
-                        COALESCE(max(t.scene_name), '') AS scene_name, \
-                        COALESCE(max(t.subscene_name), '') AS subscene_name, \
-                        count(*) AS task_count, \
-                        count(*) FILTER (WHERE t.status = 'pending') AS pending_count, \
-                        count(*) FILTER (WHERE t.status = 'completed') AS completed_count \
-                 FROM tasks t \
-                 JOIN batches b ON b.id = t.batch_id \
-                 LEFT JOIN sops s ON s.id = t.sop_id AND s.deleted_at IS NULL \
-                 WHERE b.workstation_id = $1 AND b.deleted_at IS NULL \
-                   AND b.status IN ('pending', 'active') AND t.deleted_at IS NULL \
-                 GROUP BY t.batch_id, t.sop_id, t.subscene_id, s.slug, s.version \
-                 ORDER BY t.batch_id, t.sop_id, t.subscene_id",
+                        COALESCE(n.scene_name, '') AS scene_name, \
+                        COALESCE(n.subscene_name, '') AS subscene_name, \
+                        g.task_count, g.pending_count, g.completed_count \
+                 FROM ( \
+                     SELECT c.batch_id, c.sop_id, c.subscene_id, \
+                            sum(c.task_count)::bigint AS task_count, \
+                            COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'pending'), 0)::bigint \
+                                AS pending_count, \
+                            COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'completed'), 0)::bigint \
+                                AS completed_count \
+                     FROM task_group_counts c \
+                     JOIN batches b ON b.id = c.batch_id \
+                     WHERE b.workstation_id = $1 AND b.deleted_at IS NULL \
+                       AND b.status IN ('pending', 'active') \
+                     GROUP BY c.batch_id, c.sop_id, c.subscene_id \
+                     HAVING sum(c.task_count) > 0) g \
+                 LEFT JOIN sops s ON s.id = g.sop_id AND s.deleted_at IS NULL \
+                 LEFT JOIN LATERAL ( \
+                     SELECT t.scene_name, t.subscene_name FROM tasks t \
+                     WHERE t.batch_id = g.batch_id AND t.sop_id = g.sop_id \
+                       AND t.subscene_id = g.subscene_id AND t.deleted_at IS NULL LIMIT 1) n ON true \
+                 ORDER BY g.batch_id, g.sop_id, g.subscene_id",
             )
             .bind(workstation_id)
             .persistent(named_statements())

@@ -9,10 +9,15 @@
 //! ```
 //!
 //! Every step consumes the previous scope, so a transaction cannot lock an order after a
-//! batch, a batch after a workstation, or a second order at all. Lock statements are always
-//! separate from the statements that read figures afterwards: in READ COMMITTED a statement
-//! that waited for a row lock still evaluates its subqueries with the snapshot taken before
-//! the wait, so counts are read only once the locks are held.
+//! batch, a batch after a workstation, or a second order at all.
+//!
+//! Figures come from the counters on the order and batch rows (kept by triggers on `tasks`,
+//! see the progress-counters migration), returned by the statements that lock those rows: a
+//! locking read that waited returns the row as the other transaction committed it, so the
+//! counters are exact under the lock. Subqueries are different — in READ COMMITTED a statement
+//! that waited for a row lock still evaluates them with the snapshot taken before the wait —
+//! so nothing is read through a subquery of a lock statement but the id of the row to lock,
+//! which is re-checked once locked.
 
 use std::collections::BTreeSet;
 
@@ -46,40 +51,28 @@ impl UnitOfWork {
         &mut self.tx
     }
 
-    /// The order a live batch belongs to, read without a lock so the order can be locked
-    /// first. Callers re-check it once the batch is locked.
-    ///
-    /// # Errors
-    /// Database failures.
-    async fn unlocked_batch_order(&mut self, batch_id: i64) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(BATCH_ORDER_SQL)
-            .bind(batch_id)
-            .persistent(named_statements())
-            .fetch_optional(&mut *self.tx)
-            .await?)
-    }
-
     /// The lock sequence of a request that starts from a batch id (SPEC §6): read the batch's
-    /// order without a lock, lock the order, lock the batch — and with `all_open` every open
-    /// batch of the order, which finalization needs — and check the batch still belongs to
-    /// that order.
+    /// order without a lock and lock that order (one statement), then lock the batch — and,
+    /// when `all_open` says so for the locked order, every open batch of the order, which
+    /// finalization needs — and check the batch still belongs to that order.
+    ///
+    /// `all_open` sees the order as locked, counters included, so a request locks every open
+    /// batch only when it may complete the order.
     ///
     /// # Errors
     /// [`DomainError::BatchNotFound`] for a missing or deleted batch (or order);
     /// [`DomainError::BatchChangedConcurrently`] when it moved to another order meanwhile.
     pub async fn lock_batch_through_order(
-        mut self,
+        self,
         batch_id: i64,
-        all_open: bool,
+        all_open: impl FnOnce(&LockedOrder) -> bool,
     ) -> Result<(BatchScope, LockedBatch), StoreError> {
-        let order_id = self
-            .unlocked_batch_order(batch_id)
-            .await?
-            .ok_or(DomainError::BatchNotFound)?;
         let order = self
-            .lock_order(order_id)
+            .lock_order_row(LOCK_ORDER_OF_BATCH_SQL, batch_id)
             .await?
             .ok_or(DomainError::BatchNotFound)?;
+        let order_id = order.order.id;
+        let all_open = all_open(&order.order);
         let mut scope = order
             .lock_batches(BatchSelection {
                 ids: vec![batch_id],
@@ -102,16 +95,22 @@ impl UnitOfWork {
     ///
     /// # Errors
     /// Database failures, and an unknown status in the row.
-    pub async fn lock_order(mut self, order_id: i64) -> Result<Option<OrderScope>, StoreError> {
-        let row: Option<(i64, i64, String, i32)> = sqlx::query_as(
-            "SELECT id, organization_id, status, target_count FROM orders \
-             WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-        )
-        .bind(order_id)
-        .persistent(named_statements())
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        let Some((id, organization_id, status, target_count)) = row else {
+    pub async fn lock_order(self, order_id: i64) -> Result<Option<OrderScope>, StoreError> {
+        self.lock_order_row(LOCK_ORDER_SQL, order_id).await
+    }
+
+    async fn lock_order_row(
+        mut self,
+        sql: &'static str,
+        id: i64,
+    ) -> Result<Option<OrderScope>, StoreError> {
+        let row: Option<(i64, i64, String, i32, i64, i64)> = sqlx::query_as(sql)
+            .bind(id)
+            .persistent(named_statements())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some((id, organization_id, status, target_count, task_count, completed_count)) = row
+        else {
             return Ok(None);
         };
         let order = LockedOrder {
@@ -119,10 +118,23 @@ impl UnitOfWork {
             organization_id,
             status: status.parse()?,
             target_count: i64::from(target_count),
+            task_count,
+            completed_count,
         };
         Ok(Some(OrderScope { tx: self.tx, order }))
     }
 }
+
+/// The live order `$1`, locked.
+const LOCK_ORDER_SQL: &str = "SELECT id, organization_id, status, target_count, task_count, \
+     completed_count FROM orders WHERE id = $1 AND deleted_at IS NULL FOR UPDATE";
+
+/// The live order of the live batch `$1`: the batch's `order_id` is read without a lock (the
+/// subquery) and that order row is locked. Callers re-check it once the batch is locked.
+const LOCK_ORDER_OF_BATCH_SQL: &str = "SELECT id, organization_id, status, target_count, \
+     task_count, completed_count FROM orders \
+     WHERE id = (SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL) \
+       AND deleted_at IS NULL FOR UPDATE";
 
 /// The locked order, as it was when locked (and as this transaction later changed it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +143,18 @@ pub struct LockedOrder {
     pub organization_id: i64,
     pub status: OrderStatus,
     pub target_count: i64,
+    /// Live tasks and live completed tasks (the counters, exact under the lock).
+    pub task_count: i64,
+    pub completed_count: i64,
+}
+
+impl LockedOrder {
+    /// Whether completing `quantity` more tasks can complete this order: only then does the
+    /// request need every open batch locked for finalization.
+    pub fn may_complete_with(&self, quantity: i64) -> bool {
+        matches!(self.status, OrderStatus::Created | OrderStatus::InProgress)
+            && self.completed_count.saturating_add(quantity) >= self.target_count
+    }
 }
 
 /// A locked batch of the locked order.
@@ -140,6 +164,28 @@ pub struct LockedBatch {
     pub batch_id: String,
     pub workstation_id: i64,
     pub status: BatchStatus,
+    /// The batch's counters (SPEC §3), exact under the lock.
+    pub figures: BatchCounters,
+}
+
+/// Live tasks of a batch, in all and per terminal status, and pending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct BatchCounters {
+    pub task_count: i64,
+    pub completed_count: i64,
+    pub failed_count: i64,
+    pub cancelled_count: i64,
+    pub pending_count: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct LockedBatchRow {
+    id: i64,
+    batch_id: String,
+    workstation_id: i64,
+    status: String,
+    #[sqlx(flatten)]
+    figures: BatchCounters,
 }
 
 /// Which batches of the locked order to lock.
@@ -221,8 +267,9 @@ impl OrderScope {
         mut self,
         selection: BatchSelection,
     ) -> Result<BatchScope, StoreError> {
-        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
-            "SELECT id, batch_id, workstation_id, status FROM batches \
+        let rows: Vec<LockedBatchRow> = sqlx::query_as(
+            "SELECT id, batch_id, workstation_id, status, task_count, completed_count, \
+                    failed_count, cancelled_count, pending_count FROM batches \
              WHERE order_id = $1 AND deleted_at IS NULL \
                AND (id = ANY($2) OR ($3 AND status IN ('pending', 'active'))) \
              ORDER BY id FOR UPDATE",
@@ -235,12 +282,13 @@ impl OrderScope {
         .await?;
         let batches = rows
             .into_iter()
-            .map(|(id, batch_id, workstation_id, status)| {
+            .map(|row| {
                 Ok(LockedBatch {
-                    id,
-                    batch_id,
-                    workstation_id,
-                    status: status.parse()?,
+                    id: row.id,
+                    batch_id: row.batch_id,
+                    workstation_id: row.workstation_id,
+                    status: row.status.parse()?,
+                    figures: row.figures,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -254,13 +302,11 @@ impl OrderScope {
     }
 }
 
-/// Progress figures of one batch and one of its task groups, read under the batch lock.
+/// A task group's live and pending tasks, read only to explain a refused completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct BatchFigures {
+pub struct GroupCounts {
     pub task_count: i64,
-    pub completed_count: i64,
-    pub group_task_count: i64,
-    pub group_pending_count: i64,
+    pub pending_count: i64,
 }
 
 /// Proof that this transaction's conditional UPDATE moved the order to `completed`; the only
@@ -347,48 +393,46 @@ impl BatchScope {
         }
     }
 
-    /// Reads the live-task figures of a locked batch and of one of its groups.
+    /// One group's live and pending tasks in a locked batch, from the group counters.
     ///
     /// # Errors
     /// Database failures; an invariant error if the batch is not locked here.
-    pub async fn batch_figures(
+    pub async fn group_counts(
         &mut self,
         batch_id: i64,
         group: TaskGroupKey,
-    ) -> Result<BatchFigures, StoreError> {
+    ) -> Result<GroupCounts, StoreError> {
         self.require_locked(batch_id)?;
-        let figures = sqlx::query_as(
-            "SELECT count(*) AS task_count, \
-                    count(*) FILTER (WHERE status = 'completed') AS completed_count, \
-                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3) AS group_task_count, \
-                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3 AND status = 'pending') \
-                        AS group_pending_count \
-             FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL",
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(sum(task_count), 0)::bigint AS task_count, \
+                    COALESCE(sum(task_count) FILTER (WHERE status = 'pending'), 0)::bigint \
+                        AS pending_count \
+             FROM task_group_counts WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3",
         )
         .bind(batch_id)
         .bind(group.sop_id)
         .bind(group.subscene_id)
         .persistent(named_statements())
         .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(figures)
+        .await?)
     }
 
     /// Completes the `quantity` earliest pending tasks of a group (by `assigned_at`, then
-    /// `id`) in one statement, whatever the quantity.
+    /// `id`) in one statement, whatever the quantity: it locks at most `quantity` rows
+    /// (`LIMIT`), and changes them only when there are that many. Answers `None` when the group
+    /// has fewer pending tasks (nothing changed; [`Self::group_counts`] says why).
     ///
     /// # Locks
     /// The picked task rows, after the batch lock this scope holds.
     ///
     /// # Errors
-    /// Database failures; an invariant error if the batch is not locked here or fewer tasks
-    /// than asked could be completed (callers check the pending count first).
+    /// Database failures; an invariant error if the batch is not locked here.
     pub async fn complete_pending_tasks(
         &mut self,
         batch_id: i64,
         group: TaskGroupKey,
         quantity: i64,
-    ) -> Result<Vec<CompletedTask>, StoreError> {
+    ) -> Result<Option<Vec<CompletedTask>>, StoreError> {
         self.require_locked(batch_id)?;
         let tasks: Vec<CompletedTask> = sqlx::query_as(
             "WITH picked AS ( \
@@ -396,10 +440,12 @@ impl BatchScope {
                  WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
                    AND status = 'pending' AND deleted_at IS NULL \
                  ORDER BY assigned_at, id LIMIT $4 FOR UPDATE), \
+             enough AS (SELECT count(*) = $4 AS ok FROM picked), \
              done AS ( \
                  UPDATE tasks t SET status = 'completed', \
                         started_at = COALESCE(t.started_at, now()), completed_at = now() \
-                 FROM picked WHERE t.id = picked.id AND t.status = 'pending' \
+                 WHERE t.id = ANY (ARRAY (SELECT id FROM picked)) AND (SELECT ok FROM enough) \
+                   AND t.status = 'pending' \
                  RETURNING t.id, t.task_id, t.completed_at, t.scene_name, t.subscene_name, \
                            t.assigned_at) \
              SELECT id, task_id, completed_at, scene_name, subscene_name FROM done \
@@ -412,13 +458,16 @@ impl BatchScope {
         .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
+        if tasks.is_empty() {
+            return Ok(None);
+        }
         if i64::try_from(tasks.len()).ok() != Some(quantity) {
             return Err(StoreError::Invariant(format!(
                 "asked to complete {quantity} tasks of batch {batch_id}, completed {}",
                 tasks.len()
             )));
         }
-        Ok(tasks)
+        Ok(Some(tasks))
     }
 
     /// Moves a locked batch along its lifecycle after its tasks changed, in one conditional
@@ -439,9 +488,9 @@ impl BatchScope {
         self.require_locked(batch_id)?;
         let moved: Option<(String, i64)> = sqlx::query_as(
             "WITH live AS ( \
-                 SELECT count(*) > 0 AND count(*) FILTER ( \
-                            WHERE status NOT IN ('completed', 'failed', 'cancelled')) = 0 AS done \
-                 FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL) \
+                 SELECT task_count > 0 \
+                        AND task_count = completed_count + failed_count + cancelled_count AS done \
+                 FROM batches WHERE id = $1) \
              UPDATE batches b SET \
                  status = CASE WHEN l.done THEN 'completed' ELSE 'active' END, \
                  started_at = COALESCE(b.started_at, now()), \
@@ -522,9 +571,7 @@ impl BatchScope {
     /// Database failures, and an unknown status in the row.
     pub async fn advance_order(&mut self) -> Result<OrderAdvance, StoreError> {
         let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
-            "WITH progress AS ( \
-                 SELECT count(*) AS completed FROM tasks \
-                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
              moved AS ( \
                  UPDATE orders o SET status = CASE WHEN p.completed >= o.target_count \
                                                    THEN 'completed' ELSE 'in_progress' END \
@@ -549,9 +596,7 @@ impl BatchScope {
     /// Database failures.
     pub async fn resume_order(&mut self) -> Result<OrderAdvance, StoreError> {
         let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
-            "WITH progress AS ( \
-                 SELECT count(*) AS completed FROM tasks \
-                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
              moved AS ( \
                  UPDATE orders o SET status = CASE WHEN p.completed >= o.target_count THEN 'completed' \
                                                    WHEN p.completed > 0 THEN 'in_progress' \
@@ -581,9 +626,7 @@ impl BatchScope {
         target_count: i32,
     ) -> Result<Option<OrderAdvance>, StoreError> {
         let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
-            "WITH progress AS ( \
-                 SELECT count(*) AS completed FROM tasks \
-                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
              moved AS ( \
                  UPDATE orders o SET target_count = $2, status = CASE \
                      WHEN o.status IN ('created', 'in_progress') AND p.completed >= $2 \
@@ -679,8 +722,7 @@ impl BatchScope {
             "WITH moved AS ( \
                  UPDATE orders SET status = 'completed' \
                  WHERE id = $1 AND status IN ('created', 'in_progress', 'paused') RETURNING id) \
-             SELECT (SELECT count(*) FROM tasks \
-                     WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+             SELECT (SELECT completed_count FROM orders WHERE id = $1), \
                     EXISTS (SELECT 1 FROM moved)",
         )
         .bind(self.order.id)
@@ -706,9 +748,12 @@ impl BatchScope {
     pub async fn settle_workstations(mut self) -> Result<Settled, StoreError> {
         if !self.touched_workstations.is_empty() {
             let ids: Vec<i64> = self.touched_workstations.iter().copied().collect();
+            // NO KEY UPDATE, the lock the status UPDATE needs: it does not conflict with the
+            // KEY SHARE locks foreign-key checks take on workstations (a batch row updated
+            // twice in one transaction re-checks its references), so those never wait here.
             sqlx::query(
                 "SELECT id FROM workstations WHERE id = ANY($1) AND deleted_at IS NULL \
-                 ORDER BY id FOR UPDATE",
+                 ORDER BY id FOR NO KEY UPDATE",
             )
             .bind(&ids)
             .persistent(named_statements())

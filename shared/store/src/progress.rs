@@ -75,11 +75,7 @@ pub(crate) async fn read_order_progress(
     order_id: i64,
 ) -> Result<Option<OrderProgress>, StoreError> {
     let row: Option<OrderRow> = sqlx::query_as(
-        "SELECT o.name, o.status, o.priority, o.target_count, \
-                (SELECT count(*) FROM tasks t WHERE t.order_id = o.id AND t.deleted_at IS NULL) \
-                    AS task_count, \
-                (SELECT count(*) FROM tasks t WHERE t.order_id = o.id AND t.deleted_at IS NULL \
-                    AND t.status = 'completed') AS completed_count, \
+        "SELECT o.name, o.status, o.priority, o.target_count, o.task_count, o.completed_count, \
                 (SELECT COALESCE(jsonb_object_agg(status, n), '{}'::jsonb) FROM ( \
                     SELECT b.status, count(*) AS n FROM batches b \
                     WHERE b.order_id = o.id AND b.deleted_at IS NULL GROUP BY b.status) s) \
@@ -162,14 +158,20 @@ pub async fn batch_progress(
     let Some((summary, collector_id)) = read_batch_summary(&mut tx, batch_id).await? else {
         return Err(DomainError::BatchNotFound.into());
     };
+    // Counts from the group counters; names from any live task of the group (its
+    // denormalized copy, as every task of the group carries it).
     let groups: Vec<GroupRow> = sqlx::query_as(
-        "SELECT t.sop_id, t.subscene_id, COALESCE(s.slug, '') AS sop_slug, \
-                COALESCE(max(t.scene_name), '') AS scene_name, \
-                COALESCE(max(t.subscene_name), '') AS subscene_name, t.status, count(*) AS count \
-         FROM tasks t LEFT JOIN sops s ON s.id = t.sop_id AND s.deleted_at IS NULL \
-         WHERE t.batch_id = $1 AND t.deleted_at IS NULL \
-         GROUP BY t.sop_id, t.subscene_id, s.slug, t.status \
-         ORDER BY t.sop_id, t.subscene_id, t.status",
+        "SELECT c.sop_id, c.subscene_id, COALESCE(s.slug, '') AS sop_slug, \
+                COALESCE(n.scene_name, '') AS scene_name, \
+                COALESCE(n.subscene_name, '') AS subscene_name, c.status, c.task_count AS count \
+         FROM task_group_counts c \
+         LEFT JOIN sops s ON s.id = c.sop_id AND s.deleted_at IS NULL \
+         LEFT JOIN LATERAL ( \
+             SELECT t.scene_name, t.subscene_name FROM tasks t \
+             WHERE t.batch_id = c.batch_id AND t.sop_id = c.sop_id \
+               AND t.subscene_id = c.subscene_id AND t.deleted_at IS NULL LIMIT 1) n ON true \
+         WHERE c.batch_id = $1 AND c.task_count > 0 \
+         ORDER BY c.sop_id, c.subscene_id, c.status",
     )
     .bind(batch_id)
     .persistent(named_statements())

@@ -57,36 +57,21 @@ pub struct ReopenedTaskView {
     pub status: &'static str,
 }
 
-/// Figures of a locked batch and of one group's reopenable tasks.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-struct ReopenFigures {
-    task_count: i64,
-    completed_count: i64,
-    group_task_count: i64,
-    reopenable_count: i64,
-}
-
 impl BatchScope {
-    /// Counts a locked batch's live and completed tasks, one group's live tasks, and the
-    /// group's tasks that may be reopened: completed, without an episode, and — with a window —
-    /// completed within it.
-    async fn reopen_figures(
+    /// How many tasks of a group may be reopened: completed, without an episode, and — with a
+    /// window — completed within it. Counted only to explain a refused reopen.
+    async fn reopenable_count(
         &mut self,
         batch_id: i64,
         group: TaskGroupKey,
         window_ms: Option<i64>,
-    ) -> Result<ReopenFigures, StoreError> {
+    ) -> Result<i64, StoreError> {
         self.require_locked(batch_id)?;
-        Ok(sqlx::query_as(
-            "SELECT count(*) AS task_count, \
-                    count(*) FILTER (WHERE status = 'completed') AS completed_count, \
-                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3) AS group_task_count, \
-                    count(*) FILTER (WHERE sop_id = $2 AND subscene_id = $3 \
-                        AND status = 'completed' AND episode_id IS NULL \
-                        AND ($4::bigint IS NULL \
-                             OR completed_at >= now() - $4 * interval '1 millisecond')) \
-                        AS reopenable_count \
-             FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL",
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM tasks \
+             WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
+               AND status = 'completed' AND deleted_at IS NULL AND episode_id IS NULL \
+               AND ($4::bigint IS NULL OR completed_at >= now() - $4 * interval '1 millisecond')",
         )
         .bind(batch_id)
         .bind(group.sop_id)
@@ -99,7 +84,8 @@ impl BatchScope {
 
     /// Puts the `quantity` most recently completed reopenable tasks of a group (by
     /// `completed_at DESC, id DESC`) back to pending, clearing `started_at` and `completed_at`,
-    /// in one statement whatever the quantity.
+    /// in one statement whatever the quantity: it locks at most `quantity` rows and changes
+    /// them only when there are that many. `None` when there are fewer (nothing changed).
     ///
     /// # Locks
     /// The picked task rows, after the batch lock this scope holds.
@@ -109,7 +95,7 @@ impl BatchScope {
         group: TaskGroupKey,
         quantity: i64,
         window_ms: Option<i64>,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
+    ) -> Result<Option<Vec<(i64, String)>>, StoreError> {
         self.require_locked(batch_id)?;
         let tasks: Vec<(i64, String)> = sqlx::query_as(
             "WITH picked AS ( \
@@ -119,11 +105,14 @@ impl BatchScope {
                    AND ($5::bigint IS NULL \
                         OR completed_at >= now() - $5 * interval '1 millisecond') \
                  ORDER BY completed_at DESC NULLS LAST, id DESC LIMIT $4 FOR UPDATE), \
+             enough AS (SELECT count(*) = $4 AS ok FROM picked), \
              reopened AS ( \
                  UPDATE tasks t SET status = 'pending', started_at = NULL, completed_at = NULL \
-                 FROM picked WHERE t.id = picked.id AND t.status = 'completed' \
-                 RETURNING t.id, t.task_id, picked.completed_at AS was_completed_at) \
-             SELECT id, task_id FROM reopened ORDER BY was_completed_at DESC NULLS LAST, id DESC",
+                 WHERE t.id = ANY (ARRAY (SELECT id FROM picked)) AND (SELECT ok FROM enough) \
+                   AND t.status = 'completed' \
+                 RETURNING t.id, t.task_id) \
+             SELECT r.id, r.task_id FROM reopened r JOIN picked p ON p.id = r.id \
+             ORDER BY p.completed_at DESC NULLS LAST, r.id DESC",
         )
         .bind(batch_id)
         .bind(group.sop_id)
@@ -133,13 +122,16 @@ impl BatchScope {
         .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
+        if tasks.is_empty() {
+            return Ok(None);
+        }
         if i64::try_from(tasks.len()).ok() != Some(quantity) {
             return Err(StoreError::Invariant(format!(
                 "asked to reopen {quantity} tasks of batch {batch_id}, reopened {}",
                 tasks.len()
             )));
         }
-        Ok(tasks)
+        Ok(Some(tasks))
     }
 
     /// A completed batch that got pending tasks back becomes active again (`ended_at`
@@ -165,9 +157,7 @@ impl BatchScope {
     /// task goes back to created (the status `resume` would give it, SPEC §5.12).
     async fn retreat_order(&mut self) -> Result<i64, StoreError> {
         let (completed_count, moved): (i64, bool) = sqlx::query_as(
-            "WITH progress AS ( \
-                 SELECT count(*) AS completed FROM tasks \
-                 WHERE order_id = $1 AND deleted_at IS NULL AND status = 'completed'), \
+            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
              moved AS ( \
                  UPDATE orders o SET status = 'created' FROM progress p \
                  WHERE o.id = $1 AND o.status = 'in_progress' AND p.completed = 0 \
@@ -237,7 +227,7 @@ pub async fn reopen_tasks(
         None => None,
     };
 
-    let (mut scope, batch) = work.lock_batch_through_order(batch_id, false).await?;
+    let (mut scope, batch) = work.lock_batch_through_order(batch_id, |_| false).await?;
     if seat_workstation.is_some_and(|w| w != batch.workstation_id) {
         return Err(DomainError::BatchNotOnWorkstation.into());
     }
@@ -255,23 +245,22 @@ pub async fn reopen_tasks(
         .into());
     }
     let window_ms = window.map(crate::millis);
-    let figures = scope
-        .reopen_figures(batch_id, wanted.group, window_ms)
-        .await?;
-    if figures.group_task_count == 0 {
-        return Err(DomainError::TaskGroupNotFound.into());
-    }
-    if figures.reopenable_count < wanted.quantity {
+    let Some(reopened) = scope
+        .reopen_completed_tasks(batch_id, wanted.group, wanted.quantity, window_ms)
+        .await?
+    else {
+        // Too few reopenable tasks: count to say why (the only path that counts).
+        if scope.group_counts(batch_id, wanted.group).await?.task_count == 0 {
+            return Err(DomainError::TaskGroupNotFound.into());
+        }
         return Err(DomainError::NotEnoughReopenable {
-            reopenable_count: figures.reopenable_count,
+            reopenable_count: scope
+                .reopenable_count(batch_id, wanted.group, window_ms)
+                .await?,
             requested: wanted.quantity,
         }
         .into());
-    }
-
-    let reopened = scope
-        .reopen_completed_tasks(batch_id, wanted.group, wanted.quantity, window_ms)
-        .await?;
+    };
     let batch_status = scope
         .reactivate_batch(batch_id)
         .await?
@@ -297,8 +286,8 @@ pub async fn reopen_tasks(
         batch: BatchProgressView {
             id: batch_id.to_string(),
             status: batch_status,
-            completed_count: figures.completed_count - wanted.quantity,
-            task_count: figures.task_count,
+            completed_count: batch.figures.completed_count - wanted.quantity,
+            task_count: batch.figures.task_count,
         },
         order: OrderProgressView {
             id: order.id.to_string(),

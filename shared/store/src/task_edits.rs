@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::StoreError;
 use crate::database::named_statements;
-use crate::locking::{BatchScope, LockedBatch};
+use crate::locking::{BatchCounters, BatchScope, LockedBatch};
 
 /// Live and locked task counts of one requested group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +69,23 @@ impl BatchScope {
     ) -> Result<Vec<GroupFigures>, StoreError> {
         self.require_locked(batch_id)?;
         let (sops, subscenes, _) = split(groups);
+        // Live and non-pending tasks come from the group counters; pending tasks with an
+        // episode (rare) from their partial index.
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT count(t.id), count(t.id) FILTER ( \
-                        WHERE t.status <> 'pending' OR t.episode_id IS NOT NULL) \
+            "SELECT COALESCE(c.live, 0)::bigint, \
+                    (COALESCE(c.not_pending, 0) + ( \
+                        SELECT count(*) FROM tasks t \
+                        WHERE t.batch_id = $1 AND t.sop_id = g.sop_id \
+                          AND t.subscene_id = g.subscene_id AND t.deleted_at IS NULL \
+                          AND t.status = 'pending' AND t.episode_id IS NOT NULL))::bigint \
              FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS g(sop_id, subscene_id, ord) \
-             LEFT JOIN tasks t ON t.batch_id = $1 AND t.deleted_at IS NULL \
-                  AND t.sop_id = g.sop_id AND t.subscene_id = g.subscene_id \
-             GROUP BY g.ord ORDER BY g.ord",
+             LEFT JOIN LATERAL ( \
+                 SELECT sum(task_count) AS live, \
+                        sum(task_count) FILTER (WHERE status <> 'pending') AS not_pending \
+                 FROM task_group_counts \
+                 WHERE batch_id = $1 AND sop_id = g.sop_id AND subscene_id = g.subscene_id) c \
+                 ON true \
+             ORDER BY g.ord",
         )
         .bind(batch_id)
         .bind(&sops)
@@ -92,25 +102,6 @@ impl BatchScope {
                 locked,
             })
             .collect())
-    }
-
-    /// Live tasks of a locked batch and of the locked order.
-    ///
-    /// # Errors
-    /// Database failures.
-    pub async fn live_task_totals(
-        &mut self,
-        batch_id: Option<i64>,
-    ) -> Result<(i64, i64), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT (SELECT count(*) FROM tasks WHERE batch_id = $1 AND deleted_at IS NULL), \
-                    (SELECT count(*) FROM tasks WHERE order_id = $2 AND deleted_at IS NULL)",
-        )
-        .bind(batch_id)
-        .bind(self.order.id)
-        .persistent(named_statements())
-        .fetch_one(&mut *self.tx)
-        .await?)
     }
 
     /// The first sop and subscene of `groups` (in request order) that does not exist live.
@@ -171,6 +162,8 @@ impl BatchScope {
             batch_id: row.batch_id.clone(),
             workstation_id: batch.workstation_id,
             status: BatchStatus::Pending,
+            // A new batch has no task yet; its inserts count themselves.
+            figures: BatchCounters::default(),
         });
         Ok(row)
     }
@@ -270,17 +263,16 @@ impl BatchScope {
             "WITH wanted AS ( \
                  SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) \
                       AS w(sop_id, subscene_id, how_many)), \
-             ranked AS ( \
-                 SELECT t.id, w.how_many, row_number() OVER ( \
-                            PARTITION BY t.sop_id, t.subscene_id \
-                            ORDER BY t.created_at DESC, t.id DESC) AS rn \
-                 FROM tasks t JOIN wanted w ON w.sop_id = t.sop_id AND w.subscene_id = t.subscene_id \
-                 WHERE t.batch_id = $1 AND t.deleted_at IS NULL \
-                   AND t.status = 'pending' AND t.episode_id IS NULL), \
+             newest AS ( \
+                 SELECT n.id FROM wanted w CROSS JOIN LATERAL ( \
+                     SELECT t.id FROM tasks t \
+                     WHERE t.batch_id = $1 AND t.sop_id = w.sop_id AND t.subscene_id = w.subscene_id \
+                       AND t.deleted_at IS NULL AND t.status = 'pending' AND t.episode_id IS NULL \
+                     ORDER BY t.created_at DESC, t.id DESC LIMIT w.how_many) n), \
              victims AS ( \
-                 SELECT t.id FROM tasks t JOIN ranked r ON r.id = t.id \
-                 WHERE r.rn <= r.how_many ORDER BY t.id FOR UPDATE OF t) \
-             UPDATE tasks t SET deleted_at = now() FROM victims v WHERE t.id = v.id \
+                 SELECT t.id FROM tasks t JOIN newest n ON n.id = t.id \
+                 ORDER BY t.id FOR UPDATE OF t) \
+             UPDATE tasks t SET deleted_at = now() WHERE t.id = ANY (ARRAY (SELECT id FROM victims)) \
              RETURNING t.task_id",
         )
         .bind(batch_id)
