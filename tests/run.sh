@@ -40,4 +40,9 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
+
+# A seconds-long run of the performance bench (docs/performance.md): its figures are printed,
+# never asserted; it fails only when an answer is not 2xx.
+echo "==> keystone-bench --smoke"
+cargo run --quiet --locked -p keystone-bench -- --smoke || status=$?
 exit "$status"

@@ -138,7 +138,14 @@ async fn only_the_transaction_that_moved_the_order_gets_to_finalize_it(pool: PgP
         })
         .await
         .unwrap();
-    assert!(first.advance_order().await.unwrap().completion.is_some());
+    assert!(
+        first
+            .complete_order_by_decision()
+            .await
+            .unwrap()
+            .completion
+            .is_some()
+    );
     first
         .settle_workstations()
         .await
@@ -160,7 +167,7 @@ async fn only_the_transaction_that_moved_the_order_gets_to_finalize_it(pool: PgP
         })
         .await
         .unwrap();
-    let again = second.advance_order().await.unwrap();
+    let again = second.complete_order_by_decision().await.unwrap();
     assert!(
         again.completion.is_none(),
         "a completed order is never completed twice"

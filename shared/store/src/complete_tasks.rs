@@ -7,7 +7,7 @@ use keystone_domain::{
 use serde::Serialize;
 
 use crate::idempotency::{self, Claim, KeyOwner};
-use crate::locking::{BatchChange, UnitOfWork};
+use crate::locking::UnitOfWork;
 use crate::{Database, StoreError, StoredResponse};
 
 /// A validated complete-tasks call.
@@ -150,7 +150,7 @@ pub async fn complete_task_group(
         .into());
     }
 
-    let Some(completed) = scope
+    let Some(completion) = scope
         .complete_pending_tasks(batch_id, request.group, request.quantity)
         .await?
     else {
@@ -165,21 +165,21 @@ pub async fn complete_task_group(
         }
         .into());
     };
-    scope
-        .advance_batch(batch_id, BatchChange::TasksCompleted)
-        .await?;
-    let advance = scope.advance_order().await?;
+    let advance = completion.order;
     let finalized = advance.completion.is_some();
     let outbox_ids = match advance.completion {
-        Some(completion) => scope.finalize_order(completion).await?.outbox_ids,
+        Some(proof) => scope.finalize_order(proof).await?.outbox_ids,
         None => Vec::new(),
     };
+    let completed = completion.tasks;
 
     let (scene_name, subscene_name) = completed
         .first()
         .map(|t| (t.scene_name.clone(), t.subscene_name.clone()))
         .unwrap_or_default();
-    let batch_status = scope.batch(batch_id).map_or(batch.status, |b| b.status);
+    let batch_status = scope
+        .batch(batch_id)
+        .map_or(completion.batch_status, |b| b.status);
     let order = scope.order().clone();
     let response = CompleteTasksResponse {
         batch_id: batch.batch_id,
@@ -204,7 +204,7 @@ pub async fn complete_task_group(
         batch: BatchProgressView {
             id: batch_id.to_string(),
             status: batch_status,
-            completed_count: figures.completed_count + request.quantity,
+            completed_count: completion.batch_completed_count,
             task_count: figures.task_count,
         },
         order: OrderProgressView {

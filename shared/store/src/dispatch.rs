@@ -9,7 +9,7 @@ use keystone_domain::{
 use serde::Serialize;
 
 use crate::complete_tasks::OrderProgressView;
-use crate::locking::{BatchChange, BatchSelection, UnitOfWork};
+use crate::locking::{BatchSelection, UnitOfWork};
 use crate::task_edits::{CreatedTaskView, NewBatch};
 use crate::{Database, StoreError};
 
@@ -118,9 +118,7 @@ pub async fn adjust_batch_tasks(
     } else {
         scope.insert_pending_tasks(batch_id, &additions).await?
     };
-    scope
-        .advance_batch(batch_id, BatchChange::TasksEdited)
-        .await?;
+    scope.complete_batch_if_done(batch_id).await?;
     scope.settle_workstations().await?.commit().await?;
     tracing::info!(
         created = created_tasks.len(),

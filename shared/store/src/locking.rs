@@ -325,7 +325,7 @@ pub struct OrderAdvance {
 }
 
 /// A task completed by [`BatchScope::complete_pending_tasks`].
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedTask {
     pub id: i64,
     pub task_id: String,
@@ -334,13 +334,26 @@ pub struct CompletedTask {
     pub subscene_name: String,
 }
 
-/// What happened to a batch's tasks, which decides how the batch may move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchChange {
-    /// A collector completed tasks: a pending batch starts.
-    TasksCompleted,
-    /// An admin added or removed tasks: the batch only completes, if nothing is left to do.
-    TasksEdited,
+/// What [`BatchScope::complete_pending_tasks`] did.
+#[derive(Debug)]
+pub struct Completion {
+    pub tasks: Vec<CompletedTask>,
+    /// The batch's status and completed count afterwards.
+    pub batch_status: BatchStatus,
+    pub batch_completed_count: i64,
+    /// The order's completed count afterwards, and the proof when this completed it.
+    pub order: OrderAdvance,
+}
+
+#[derive(sqlx::FromRow)]
+struct CompletedRow {
+    id: i64,
+    task_id: String,
+    completed_at: chrono::DateTime<chrono::Utc>,
+    scene_name: String,
+    subscene_name: String,
+    batch_workstation_id: Option<i64>,
+    order_moved_to: Option<String>,
 }
 
 /// A transaction holding the order lock and its batch locks.
@@ -418,23 +431,57 @@ impl BatchScope {
     }
 
     /// Completes the `quantity` earliest pending tasks of a group (by `assigned_at`, then
-    /// `id`) in one statement, whatever the quantity: it locks at most `quantity` rows
-    /// (`LIMIT`), and changes them only when there are that many. Answers `None` when the group
-    /// has fewer pending tasks (nothing changed; [`Self::group_counts`] says why).
+    /// `id`) and moves the batch and the order along (SPEC §5.1), in one statement whatever the
+    /// quantity. It locks at most `quantity` task rows (`LIMIT`) and changes anything only when
+    /// there are that many; `None` when the group has fewer pending tasks (nothing changed;
+    /// [`Self::group_counts`] says why).
+    ///
+    /// The moves are decided from the counters this scope locked (exact under the locks) plus
+    /// `quantity`, and applied as conditional UPDATEs in the same statement:
+    /// - the batch: pending → active (stamping `started_at`), and → completed (stamping
+    ///   `ended_at`) once no live task is unfinished;
+    /// - the order: created → in_progress, and → completed once `completed_count >=
+    ///   target_count`, handing out the [`OrderCompletion`] that finalization needs. Paused and
+    ///   cancelled orders never move.
     ///
     /// # Locks
     /// The picked task rows, after the batch lock this scope holds.
     ///
     /// # Errors
-    /// Database failures; an invariant error if the batch is not locked here.
+    /// Database failures; an invariant error if the batch is not locked here or a decided move
+    /// did not happen.
     pub async fn complete_pending_tasks(
         &mut self,
         batch_id: i64,
         group: TaskGroupKey,
         quantity: i64,
-    ) -> Result<Option<Vec<CompletedTask>>, StoreError> {
-        self.require_locked(batch_id)?;
-        let tasks: Vec<CompletedTask> = sqlx::query_as(
+    ) -> Result<Option<Completion>, StoreError> {
+        let batch = self
+            .batch(batch_id)
+            .cloned()
+            .ok_or_else(|| StoreError::Invariant(format!("batch {batch_id} is not locked")))?;
+        let figures = batch.figures;
+        let completed_after = figures.completed_count.saturating_add(quantity);
+        let done = figures.task_count > 0
+            && figures.task_count
+                == completed_after
+                    .saturating_add(figures.failed_count)
+                    .saturating_add(figures.cancelled_count);
+        let batch_to = match (batch.status, done) {
+            (BatchStatus::Pending | BatchStatus::Active, true) => Some(BatchStatus::Completed),
+            (BatchStatus::Pending, false) => Some(BatchStatus::Active),
+            _ => None,
+        };
+        let order_completed_after = self.order.completed_count.saturating_add(quantity);
+        let reaches_target = order_completed_after >= self.order.target_count;
+        let order_to = match self.order.status {
+            OrderStatus::Created | OrderStatus::InProgress if reaches_target => {
+                Some(OrderStatus::Completed)
+            }
+            OrderStatus::Created => Some(OrderStatus::InProgress),
+            _ => None,
+        };
+        let rows: Vec<CompletedRow> = sqlx::query_as(
             "WITH picked AS ( \
                  SELECT id FROM tasks \
                  WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
@@ -447,61 +494,95 @@ impl BatchScope {
                  WHERE t.id = ANY (ARRAY (SELECT id FROM picked)) AND (SELECT ok FROM enough) \
                    AND t.status = 'pending' \
                  RETURNING t.id, t.task_id, t.completed_at, t.scene_name, t.subscene_name, \
-                           t.assigned_at) \
-             SELECT id, task_id, completed_at, scene_name, subscene_name FROM done \
-             ORDER BY assigned_at, id",
+                           t.assigned_at), \
+             batch_moved AS ( \
+                 UPDATE batches SET status = $6, started_at = COALESCE(started_at, now()), \
+                        ended_at = CASE WHEN $6 = 'completed' THEN COALESCE(ended_at, now()) \
+                                        ELSE ended_at END \
+                 WHERE id = $1 AND status = $5 AND $6::text IS NOT NULL \
+                   AND (SELECT ok FROM enough) \
+                 RETURNING workstation_id), \
+             order_moved AS ( \
+                 UPDATE orders SET status = $9 \
+                 WHERE id = $7 AND status = $8 AND $9::text IS NOT NULL \
+                   AND (SELECT ok FROM enough) \
+                 RETURNING status) \
+             SELECT d.id, d.task_id, d.completed_at, d.scene_name, d.subscene_name, \
+                    (SELECT workstation_id FROM batch_moved) AS batch_workstation_id, \
+                    (SELECT status FROM order_moved) AS order_moved_to \
+             FROM done d ORDER BY d.assigned_at, d.id",
         )
         .bind(batch_id)
         .bind(group.sop_id)
         .bind(group.subscene_id)
         .bind(quantity)
+        .bind(batch.status.as_str())
+        .bind(batch_to.map(BatchStatus::as_str))
+        .bind(self.order.id)
+        .bind(self.order.status.as_str())
+        .bind(order_to.map(OrderStatus::as_str))
         .persistent(named_statements())
         .fetch_all(&mut *self.tx)
         .await?;
-        if tasks.is_empty() {
+        let Some(first) = rows.first() else {
             return Ok(None);
-        }
-        if i64::try_from(tasks.len()).ok() != Some(quantity) {
+        };
+        if i64::try_from(rows.len()).ok() != Some(quantity) {
             return Err(StoreError::Invariant(format!(
                 "asked to complete {quantity} tasks of batch {batch_id}, completed {}",
-                tasks.len()
+                rows.len()
             )));
         }
-        Ok(Some(tasks))
+        let (batch_workstation, order_moved_to) =
+            (first.batch_workstation_id, first.order_moved_to.clone());
+        if batch_to.is_some() != batch_workstation.is_some()
+            || order_to.is_some() != order_moved_to.is_some()
+        {
+            return Err(StoreError::Invariant(format!(
+                "batch {batch_id} or its order did not make the move decided under their locks"
+            )));
+        }
+        if let (Some(status), Some(workstation_id)) = (batch_to, batch_workstation) {
+            self.record_batch_status(batch_id, status, workstation_id);
+        }
+        let advance = self.record_order_move(order_completed_after, order_moved_to.as_deref())?;
+        Ok(Some(Completion {
+            tasks: rows
+                .into_iter()
+                .map(|row| CompletedTask {
+                    id: row.id,
+                    task_id: row.task_id,
+                    completed_at: row.completed_at,
+                    scene_name: row.scene_name,
+                    subscene_name: row.subscene_name,
+                })
+                .collect(),
+            batch_status: batch_to.unwrap_or(batch.status),
+            batch_completed_count: completed_after,
+            order: advance,
+        }))
     }
 
-    /// Moves a locked batch along its lifecycle after its tasks changed, in one conditional
-    /// UPDATE; returns the new status when it moved.
-    ///
-    /// - Completing tasks starts a pending batch (→ active, stamping `started_at`).
-    /// - Either way, once the batch has live tasks and none is unfinished it becomes
-    ///   completed (stamping `started_at` if empty and `ended_at`). A batch left with no live
-    ///   task at all is not completed.
+    /// Completes a locked open batch whose tasks an admin edited (SPEC §5.2), once it has live
+    /// tasks and none is unfinished (stamping `started_at` if empty and `ended_at`), in one
+    /// conditional UPDATE over its counters; returns the new status when it moved. An edit
+    /// never starts a batch, and a batch left with no live task at all is not completed.
     ///
     /// # Errors
     /// Database failures; an invariant error if the batch is not locked here.
-    pub async fn advance_batch(
+    pub async fn complete_batch_if_done(
         &mut self,
         batch_id: i64,
-        cause: BatchChange,
     ) -> Result<Option<BatchStatus>, StoreError> {
         self.require_locked(batch_id)?;
         let moved: Option<(String, i64)> = sqlx::query_as(
-            "WITH live AS ( \
-                 SELECT task_count > 0 \
-                        AND task_count = completed_count + failed_count + cancelled_count AS done \
-                 FROM batches WHERE id = $1) \
-             UPDATE batches b SET \
-                 status = CASE WHEN l.done THEN 'completed' ELSE 'active' END, \
-                 started_at = COALESCE(b.started_at, now()), \
-                 ended_at = CASE WHEN l.done THEN COALESCE(b.ended_at, now()) ELSE b.ended_at END \
-             FROM live l \
-             WHERE b.id = $1 \
-               AND ((b.status = 'pending' AND ($2 OR l.done)) OR (b.status = 'active' AND l.done)) \
-             RETURNING b.status, b.workstation_id",
+            "UPDATE batches SET status = 'completed', \
+                 started_at = COALESCE(started_at, now()), ended_at = COALESCE(ended_at, now()) \
+             WHERE id = $1 AND status IN ('pending', 'active') AND task_count > 0 \
+               AND task_count = completed_count + failed_count + cancelled_count \
+             RETURNING status, workstation_id",
         )
         .bind(batch_id)
-        .bind(cause == BatchChange::TasksCompleted)
         .persistent(named_statements())
         .fetch_optional(&mut *self.tx)
         .await?;
@@ -561,31 +642,6 @@ impl BatchScope {
             batch.status = status;
         }
         self.touched_workstations.insert(workstation_id);
-    }
-
-    /// Moves the locked order along after task completions: created → in_progress once it
-    /// has a completed task, and on to completed once `completed_count >= target_count`.
-    /// Paused and cancelled orders are never moved. One statement.
-    ///
-    /// # Errors
-    /// Database failures, and an unknown status in the row.
-    pub async fn advance_order(&mut self) -> Result<OrderAdvance, StoreError> {
-        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
-            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
-             moved AS ( \
-                 UPDATE orders o SET status = CASE WHEN p.completed >= o.target_count \
-                                                   THEN 'completed' ELSE 'in_progress' END \
-                 FROM progress p \
-                 WHERE o.id = $1 AND ((o.status = 'created' AND p.completed > 0) \
-                       OR (o.status = 'in_progress' AND p.completed >= o.target_count)) \
-                 RETURNING o.status) \
-             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
-        )
-        .bind(self.order.id)
-        .persistent(named_statements())
-        .fetch_one(&mut *self.tx)
-        .await?;
-        self.record_order_move(completed_count, moved_to.as_deref())
     }
 
     /// Resumes the locked paused order in one conditional UPDATE: to completed when its

@@ -628,6 +628,7 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
             .await?;
         own.push((seat, batch));
     }
+    settle(&pool).await?;
     for &clients in &sizes.client_counts {
         let stats = bench.load(own[..clients].to_vec(), Some(seconds), 0).await;
         bench.failures += stats.failures;
@@ -662,6 +663,7 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         bench.complete(&seat, batch, per_batch / 2).await?;
         spread_batches.push(batch);
     }
+    settle(&pool).await?;
     let mut baseline = Duration::ZERO;
     for (label, batch) in [
         (
@@ -721,6 +723,7 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
     for i in 0..sizes.hot_clients {
         hot_work.push(hot_seats[i % hot_seats.len()].clone());
     }
+    settle(&pool).await?;
     let deadlocks_before = deadlocks(&pool).await?;
     let stats = bench.load(hot_work, Some(seconds), 0).await;
     bench.failures += stats.failures;
@@ -739,6 +742,7 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
     );
 
     // 4. Admin endpoints, views and my-batches on big orders against small ones.
+    settle(&pool).await?;
     let versus = format!("{} vs {} tasks", sizes.big_order, sizes.small_order);
     for (label, small_path, big_path) in [
         (
@@ -815,6 +819,7 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
             let order = bench.order(size * 2).await?;
             let batch = bench.batch(order, seat.workstation, size).await?;
             bench.complete(&seat, batch, size - runnable).await?;
+            settle(&pool).await?;
             let (took, _) = bench
                 .admin_call(
                     reqwest::Method::POST,
@@ -839,9 +844,13 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
             .batch(busy_order, busy.workstation, sizes.my_batches_tasks)
             .await?;
     }
+    // The same number of batches, of 20 tasks each: only the tasks per batch differ.
     let quiet = bench.seat().await?;
-    let quiet_order = bench.order(100).await?;
-    bench.batch(quiet_order, quiet.workstation, 20).await?;
+    let quiet_order = bench.order(sizes.my_batches_open * 40).await?;
+    for _ in 0..sizes.my_batches_open {
+        bench.batch(quiet_order, quiet.workstation, 20).await?;
+    }
+    settle(&pool).await?;
     let mut my = Vec::new();
     for seat in [&quiet, &busy] {
         let token = seat.token.clone();
@@ -858,7 +867,7 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
     }
     report.versus(
         format!(
-            "my-batches, {} open batches of {} vs 1 of 20",
+            "my-batches, {} open batches of {} tasks vs of 20",
             sizes.my_batches_open, sizes.my_batches_tasks
         ),
         &my[1],
@@ -883,6 +892,16 @@ async fn sample(
             .push(bench.admin_call(method, &path, body).await?.0);
     }
     Ok(stats)
+}
+
+/// What autovacuum does between a day's work and the next: the bench creates in seconds what
+/// production writes over hours, so it vacuums and analyzes before measuring instead of
+/// measuring dead index entries and statistics that say the tables are empty.
+async fn settle(pool: &PgPool) -> Result<(), AnyError> {
+    sqlx::raw_sql("VACUUM (ANALYZE) tasks, batches, orders, task_group_counts")
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 async fn deadlocks(pool: &PgPool) -> Result<i64, AnyError> {
