@@ -263,15 +263,12 @@ impl BatchScope {
             "WITH wanted AS ( \
                  SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) \
                       AS w(sop_id, subscene_id, how_many)), \
-             newest AS ( \
+             victims AS ( \
                  SELECT n.id FROM wanted w CROSS JOIN LATERAL ( \
                      SELECT t.id FROM tasks t \
                      WHERE t.batch_id = $1 AND t.sop_id = w.sop_id AND t.subscene_id = w.subscene_id \
                        AND t.deleted_at IS NULL AND t.status = 'pending' AND t.episode_id IS NULL \
-                     ORDER BY t.created_at DESC, t.id DESC LIMIT w.how_many) n), \
-             victims AS ( \
-                 SELECT t.id FROM tasks t JOIN newest n ON n.id = t.id \
-                 ORDER BY t.id FOR UPDATE OF t) \
+                     ORDER BY t.created_at DESC, t.id DESC LIMIT w.how_many FOR UPDATE) n) \
              UPDATE tasks t SET deleted_at = now() WHERE t.id = ANY (ARRAY (SELECT id FROM victims)) \
              RETURNING t.task_id",
         )

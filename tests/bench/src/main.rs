@@ -469,6 +469,60 @@ impl Bench {
     }
 }
 
+/// CPU time used so far by this process (the HTTP client and the API server) and by every
+/// PostgreSQL process on the machine (live ones, plus what the postmaster collected from
+/// exited backends), read from `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTime {
+    bench: f64,
+    postgres: f64,
+    children: f64,
+}
+
+impl CpuTime {
+    fn now() -> Self {
+        let ticks = 100.0;
+        let fields = |stat: &str| -> Option<Vec<f64>> {
+            let rest = stat.rsplit_once(')')?.1;
+            Some(
+                rest.split_whitespace()
+                    .map(|f| f.parse::<f64>().unwrap_or(0.0))
+                    .collect(),
+            )
+        };
+        let own = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| fields(&s))
+            .unwrap_or_default();
+        // After `)`: state is index 0, utime 11, stime 12, cutime 13, cstime 14.
+        let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
+        let mut postgres = 0.0;
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.filter_map(Result::ok) {
+                let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                    continue;
+                };
+                if let Some(v) = fields(&stat).filter(|_| stat.contains("(postgres)")) {
+                    postgres += at(&v, 11) + at(&v, 12) + at(&v, 13) + at(&v, 14);
+                }
+            }
+        }
+        Self {
+            bench: (at(&own, 11) + at(&own, 12)) / ticks,
+            postgres: postgres / ticks,
+            children: (at(&own, 13) + at(&own, 14)) / ticks,
+        }
+    }
+
+    fn since(self, start: Self) -> Self {
+        Self {
+            bench: self.bench - start.bench,
+            postgres: self.postgres - start.postgres,
+            children: self.children - start.children,
+        }
+    }
+}
+
 /// `pgbench` tpcb-like on the same server: transactions per second at `clients`.
 async fn pgbench_tps(
     server: &Server,
@@ -630,9 +684,13 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
     }
     settle(&pool).await?;
     for &clients in &sizes.client_counts {
+        let cpu = CpuTime::now();
         let stats = bench.load(own[..clients].to_vec(), Some(seconds), 0).await;
+        let api_cpu = CpuTime::now().since(cpu);
         bench.failures += stats.failures;
+        let cpu = CpuTime::now();
         let tps = pgbench_tps(server, &pgbench_url, clients, sizes.seconds).await?;
+        let pgbench_cpu = CpuTime::now().since(cpu);
         report.row(
             format!(
                 "complete-tasks, {clients} clients, own orders of {} tasks",
@@ -644,6 +702,17 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
                 stats.rate() / tps
             ),
             &stats,
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let requests = stats.latencies.len().max(1) as f64;
+        let transactions = (tps * sizes.seconds.ceil().max(1.0)).max(1.0);
+        println!(
+            "| … CPU per request, {clients} clients | API process (client + server) {:.3} ms, \
+             PostgreSQL {:.3} ms; per pgbench transaction: pgbench {:.3} ms, PostgreSQL {:.3} ms | | |",
+            api_cpu.bench * 1_000.0 / requests,
+            api_cpu.postgres * 1_000.0 / requests,
+            pgbench_cpu.children * 1_000.0 / transactions,
+            pgbench_cpu.postgres * 1_000.0 / transactions,
         );
     }
 
