@@ -35,10 +35,13 @@ CREATE TABLE task_group_counts (
 GRANT SELECT, INSERT, UPDATE ON task_group_counts TO keystone_app;
 
 -- Adds signed per-(order, batch, group, status) deltas of live tasks to every counter.
+-- PL/pgSQL, not SQL: a non-inlined SQL function is planned again on every call, which cost
+-- more than the counting itself; PL/pgSQL keeps the plan for the session.
 CREATE FUNCTION keystone_add_task_counts(
     order_ids BIGINT[], batch_ids BIGINT[], sop_ids BIGINT[], subscene_ids BIGINT[],
     statuses TEXT[], deltas BIGINT[]
-) RETURNS void LANGUAGE sql AS $$
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     WITH d AS (
         SELECT * FROM unnest(order_ids, batch_ids, sop_ids, subscene_ids, statuses, deltas)
             AS d (order_id, batch_id, sop_id, subscene_id, status, delta)
@@ -82,6 +85,7 @@ CREATE FUNCTION keystone_add_task_counts(
     ORDER BY batch_id, sop_id, subscene_id, status
     ON CONFLICT (batch_id, sop_id, subscene_id, status)
         DO UPDATE SET task_count = g.task_count + excluded.task_count;
+END
 $$;
 
 -- One trigger function for the three events; each passes the rows it sees as signed deltas
