@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::dispatch::{BatchSummary, read_batch_summary};
 use crate::finalize::NotificationReason;
-use crate::locking::UnitOfWork;
+use crate::locking::{OpenBatches, UnitOfWork};
 use crate::{Database, StoreError};
 
 /// The 200 body of `POST /api/v1/batches/{id}/cancel`.
@@ -33,7 +33,9 @@ pub struct CancelBatchResponse {
 #[tracing::instrument(skip_all, fields(batch_id))]
 pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchResponse, StoreError> {
     let work = UnitOfWork::begin(db).await?;
-    let (mut scope, batch) = work.lock_batch_through_order(batch_id, |_| false).await?;
+    let (mut scope, batch) = work
+        .lock_batch_through_order(batch_id, OpenBatches::Never)
+        .await?;
     let (cancelled, cancelled_task_count, outbox_ids) = match batch.status {
         BatchStatus::Cancelled => (false, 0, Vec::new()),
         BatchStatus::Pending | BatchStatus::Active => {

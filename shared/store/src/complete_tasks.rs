@@ -7,7 +7,7 @@ use keystone_domain::{
 use serde::Serialize;
 
 use crate::idempotency::{self, Claim, KeyOwner};
-use crate::locking::UnitOfWork;
+use crate::locking::{OpenBatches, UnitOfWork};
 use crate::{Database, StoreError, StoredResponse};
 
 /// A validated complete-tasks call.
@@ -118,7 +118,7 @@ pub async fn complete_task_group(
     // finalization changes all of them; otherwise the batch alone.
     let quantity = request.quantity;
     let (mut scope, batch) = work
-        .lock_batch_through_order(batch_id, |order| order.may_complete_with(quantity))
+        .lock_batch_through_order(batch_id, OpenBatches::IfCompleting(quantity))
         .await?;
 
     if batch.workstation_id != workstation_id {

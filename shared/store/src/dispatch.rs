@@ -9,7 +9,7 @@ use keystone_domain::{
 use serde::Serialize;
 
 use crate::complete_tasks::OrderProgressView;
-use crate::locking::{BatchSelection, UnitOfWork};
+use crate::locking::{BatchSelection, OpenBatches, UnitOfWork};
 use crate::task_edits::{CreatedTaskView, NewBatch};
 use crate::{Database, StoreError};
 
@@ -33,7 +33,9 @@ pub async fn adjust_batch_tasks(
     request: AdjustBatchRequest,
 ) -> Result<AdjustBatchResponse, StoreError> {
     let work = UnitOfWork::begin(db).await?;
-    let (mut scope, batch) = work.lock_batch_through_order(batch_id, |_| false).await?;
+    let (mut scope, batch) = work
+        .lock_batch_through_order(batch_id, OpenBatches::Never)
+        .await?;
     if !batch.status.is_open() {
         return Err(DomainError::BatchNotEditable {
             current_status: batch.status,

@@ -52,33 +52,83 @@ impl UnitOfWork {
     }
 
     /// The lock sequence of a request that starts from a batch id (SPEC §6): read the batch's
-    /// order without a lock and lock that order (one statement), then lock the batch — and,
-    /// when `all_open` says so for the locked order, every open batch of the order, which
-    /// finalization needs — and check the batch still belongs to that order.
+    /// order without a lock, lock the order, then lock the batch and check it still belongs to
+    /// that order — one statement, where the batch's `LATERAL` lock depends on the locked order
+    /// row, so the order is always locked first.
     ///
-    /// `all_open` sees the order as locked, counters included, so a request locks every open
-    /// batch only when it may complete the order.
+    /// With [`OpenBatches::IfCompleting`] and an order that this many completions could
+    /// complete (decided on the locked row's counters), every open batch of the order is
+    /// locked instead, in ascending id and in a statement of its own (whose snapshot sees
+    /// batches committed while this one waited for the order): finalization changes them all.
     ///
     /// # Errors
     /// [`DomainError::BatchNotFound`] for a missing or deleted batch (or order);
     /// [`DomainError::BatchChangedConcurrently`] when it moved to another order meanwhile.
     pub async fn lock_batch_through_order(
-        self,
+        mut self,
         batch_id: i64,
-        all_open: impl FnOnce(&LockedOrder) -> bool,
+        open: OpenBatches,
     ) -> Result<(BatchScope, LockedBatch), StoreError> {
-        let order = self
-            .lock_order_row(LOCK_ORDER_OF_BATCH_SQL, batch_id)
-            .await?
-            .ok_or(DomainError::BatchNotFound)?;
-        let order_id = order.order.id;
-        let all_open = all_open(&order.order);
-        let mut scope = order
-            .lock_batches(BatchSelection {
-                ids: vec![batch_id],
-                all_open,
-            })
+        let completing = match open {
+            OpenBatches::Never => None,
+            OpenBatches::IfCompleting(quantity) => Some(quantity),
+        };
+        let row: Option<OrderAndBatchRow> = sqlx::query_as(LOCK_ORDER_AND_BATCH_SQL)
+            .bind(batch_id)
+            .bind(completing)
+            .persistent(named_statements())
+            .fetch_optional(&mut *self.tx)
             .await?;
+        let row = row.ok_or(DomainError::BatchNotFound)?;
+        let order = LockedOrder {
+            id: row.order_id,
+            organization_id: row.organization_id,
+            status: row.order_status.parse()?,
+            target_count: i64::from(row.target_count),
+            task_count: row.order_task_count,
+            completed_count: row.order_completed_count,
+        };
+        let order_id = order.id;
+        let order_scope = OrderScope { tx: self.tx, order };
+        let mut scope = if row.all_open {
+            order_scope
+                .lock_batches(BatchSelection {
+                    ids: vec![batch_id],
+                    all_open: true,
+                })
+                .await?
+        } else {
+            let batches = match (
+                row.batch_pk,
+                row.batch_id,
+                row.workstation_id,
+                row.batch_status,
+            ) {
+                (Some(id), Some(public_id), Some(workstation_id), Some(status)) => {
+                    vec![LockedBatch {
+                        id,
+                        batch_id: public_id,
+                        workstation_id,
+                        status: status.parse()?,
+                        figures: BatchCounters {
+                            task_count: row.batch_task_count.unwrap_or_default(),
+                            completed_count: row.batch_completed_count.unwrap_or_default(),
+                            failed_count: row.batch_failed_count.unwrap_or_default(),
+                            cancelled_count: row.batch_cancelled_count.unwrap_or_default(),
+                            pending_count: row.batch_pending_count.unwrap_or_default(),
+                        },
+                    }]
+                }
+                _ => Vec::new(),
+            };
+            BatchScope {
+                tx: order_scope.tx,
+                order: order_scope.order,
+                batches,
+                covers_all_open: false,
+                touched_workstations: BTreeSet::new(),
+            }
+        };
         match scope.batch(batch_id).cloned() {
             Some(batch) => Ok((scope, batch)),
             None => Err(scope
@@ -129,12 +179,65 @@ impl UnitOfWork {
 const LOCK_ORDER_SQL: &str = "SELECT id, organization_id, status, target_count, task_count, \
      completed_count FROM orders WHERE id = $1 AND deleted_at IS NULL FOR UPDATE";
 
-/// The live order of the live batch `$1`: the batch's `order_id` is read without a lock (the
-/// subquery) and that order row is locked. Callers re-check it once the batch is locked.
-const LOCK_ORDER_OF_BATCH_SQL: &str = "SELECT id, organization_id, status, target_count, \
-     task_count, completed_count FROM orders \
-     WHERE id = (SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL) \
-       AND deleted_at IS NULL FOR UPDATE";
+/// The live order of the live batch `$1` and that batch, locked in this order: the batch's
+/// `order_id` is read without a lock (the subquery), the order row is locked (the
+/// materialized CTE, read first), and the batch is locked in a `LATERAL` subquery that needs
+/// the locked order row — unless `$2` (a number of completions) could complete the order,
+/// when the caller locks every open batch in a statement of its own. A locking read that
+/// waited returns the committed row versions, so the counters are exact; the batch's
+/// `order_id` is re-checked against the locked order.
+const LOCK_ORDER_AND_BATCH_SQL: &str = "WITH o AS MATERIALIZED ( \
+         SELECT id, organization_id, status, target_count, task_count, completed_count \
+         FROM orders \
+         WHERE id = (SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL) \
+           AND deleted_at IS NULL \
+         FOR UPDATE), \
+     d AS ( \
+         SELECT o.*, ($2::bigint IS NOT NULL AND o.status IN ('created', 'in_progress') \
+                      AND $2 >= o.target_count - o.completed_count) AS all_open \
+         FROM o) \
+     SELECT d.id AS order_id, d.organization_id, d.status AS order_status, d.target_count, \
+            d.task_count AS order_task_count, d.completed_count AS order_completed_count, \
+            d.all_open, b.id AS batch_pk, b.batch_id, b.workstation_id, \
+            b.status AS batch_status, b.task_count AS batch_task_count, \
+            b.completed_count AS batch_completed_count, b.failed_count AS batch_failed_count, \
+            b.cancelled_count AS batch_cancelled_count, b.pending_count AS batch_pending_count \
+     FROM d LEFT JOIN LATERAL ( \
+         SELECT id, batch_id, workstation_id, status, task_count, completed_count, failed_count, \
+                cancelled_count, pending_count \
+         FROM batches \
+         WHERE id = $1 AND order_id = d.id AND deleted_at IS NULL AND NOT d.all_open \
+         FOR UPDATE) b ON true";
+
+#[derive(sqlx::FromRow)]
+struct OrderAndBatchRow {
+    order_id: i64,
+    organization_id: i64,
+    order_status: String,
+    target_count: i32,
+    order_task_count: i64,
+    order_completed_count: i64,
+    all_open: bool,
+    batch_pk: Option<i64>,
+    batch_id: Option<String>,
+    workstation_id: Option<i64>,
+    batch_status: Option<String>,
+    batch_task_count: Option<i64>,
+    batch_completed_count: Option<i64>,
+    batch_failed_count: Option<i64>,
+    batch_cancelled_count: Option<i64>,
+    batch_pending_count: Option<i64>,
+}
+
+/// When a request that starts from a batch must lock every open batch of its order too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenBatches {
+    /// The request cannot complete the order (edits, cancels, reopens).
+    Never,
+    /// The request completes this many tasks: when that can reach the order's target, it may
+    /// finalize the order, which changes every open batch.
+    IfCompleting(i64),
+}
 
 /// The locked order, as it was when locked (and as this transaction later changed it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,15 +249,6 @@ pub struct LockedOrder {
     /// Live tasks and live completed tasks (the counters, exact under the lock).
     pub task_count: i64,
     pub completed_count: i64,
-}
-
-impl LockedOrder {
-    /// Whether completing `quantity` more tasks can complete this order: only then does the
-    /// request need every open batch locked for finalization.
-    pub fn may_complete_with(&self, quantity: i64) -> bool {
-        matches!(self.status, OrderStatus::Created | OrderStatus::InProgress)
-            && self.completed_count.saturating_add(quantity) >= self.target_count
-    }
 }
 
 /// A locked batch of the locked order.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::complete_tasks::{BatchProgressView, OrderProgressView};
 use crate::database::named_statements;
 use crate::idempotency::{self, Claim, KeyOwner};
-use crate::locking::{BatchScope, UnitOfWork};
+use crate::locking::{BatchScope, OpenBatches, UnitOfWork};
 use crate::{Database, StoreError, StoredResponse};
 
 /// Who asks, which decides which completions may be undone.
@@ -227,7 +227,9 @@ pub async fn reopen_tasks(
         None => None,
     };
 
-    let (mut scope, batch) = work.lock_batch_through_order(batch_id, |_| false).await?;
+    let (mut scope, batch) = work
+        .lock_batch_through_order(batch_id, OpenBatches::Never)
+        .await?;
     if seat_workstation.is_some_and(|w| w != batch.workstation_id) {
         return Err(DomainError::BatchNotOnWorkstation.into());
     }
