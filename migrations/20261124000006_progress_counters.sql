@@ -175,3 +175,6 @@ CREATE INDEX tasks_removable_by_group
     WHERE deleted_at IS NULL AND status = 'pending' AND episode_id IS NULL;
 -- Any live task of a group, for the group's denormalized names (views, handoff payload).
 CREATE INDEX tasks_by_group ON tasks (batch_id, sop_id, subscene_id) WHERE deleted_at IS NULL;
+-- Order figures are counters now: nothing looks tasks up by order any more, and every task
+-- status change would keep paying for this index.
+DROP INDEX tasks_order_status;

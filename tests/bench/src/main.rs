@@ -693,7 +693,8 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         let pgbench_cpu = CpuTime::now().since(cpu);
         report.row(
             format!(
-                "complete-tasks, {clients} clients, own orders of {} tasks",
+                "complete-tasks, {clients} client{}, own orders of {} tasks",
+                if clients == 1 { "" } else { "s" },
                 sizes.tasks_per_client
             ),
             format!(
@@ -707,8 +708,9 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         let requests = stats.latencies.len().max(1) as f64;
         let transactions = (tps * sizes.seconds.ceil().max(1.0)).max(1.0);
         println!(
-            "| … CPU per request, {clients} clients | API process (client + server) {:.3} ms, \
+            "| … CPU per request, {clients} client{} | API process (client + server) {:.3} ms, \
              PostgreSQL {:.3} ms; per pgbench transaction: pgbench {:.3} ms, PostgreSQL {:.3} ms | | |",
+            if clients == 1 { "" } else { "s" },
             api_cpu.bench * 1_000.0 / requests,
             api_cpu.postgres * 1_000.0 / requests,
             pgbench_cpu.children * 1_000.0 / transactions,
