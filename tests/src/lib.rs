@@ -649,3 +649,32 @@ pub async fn counter_drift(pool: &PgPool) -> Vec<String> {
     .await
     .expect("counter drift query")
 }
+
+/// Sets a batch's status directly, as a fixture (no rule applies).
+pub async fn set_batch_status(pool: &PgPool, batch_id: i64, status: &str) {
+    sqlx::query("UPDATE batches SET status = $2 WHERE id = $1")
+        .bind(batch_id)
+        .bind(status)
+        .execute(pool)
+        .await
+        .expect("batch status fixture");
+}
+
+/// Sets an order's status directly, as a fixture (no rule applies).
+pub async fn set_order_status(pool: &PgPool, order_id: i64, status: &str) {
+    sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
+        .bind(order_id)
+        .bind(status)
+        .execute(pool)
+        .await
+        .expect("order status fixture");
+}
+
+/// Recorder commands written to the outbox for an order.
+pub async fn outbox_count(pool: &PgPool, order_id: i64) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM recorder_outbox WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(pool)
+        .await
+        .expect("outbox count")
+}

@@ -28,11 +28,7 @@ async fn cancelling_a_batch_cascades_and_tells_the_recorders_once(pool: PgPool) 
             ],
         )
         .await;
-    sqlx::query("UPDATE batches SET status = 'active' WHERE id = $1")
-        .bind(batch)
-        .execute(&pool)
-        .await
-        .unwrap();
+    set_batch_status(&pool, batch, "active").await;
     sqlx::query("UPDATE workstations SET status = 'active' WHERE id = $1")
         .bind(axon.workstation_id)
         .execute(&pool)
@@ -149,12 +145,7 @@ async fn only_open_batches_can_be_cancelled_and_only_by_admins(pool: PgPool) {
         .await
         .assert_error(StatusCode::NOT_FOUND, "batch not found");
     for status in ["completed", "recalled"] {
-        sqlx::query("UPDATE batches SET status = $2 WHERE id = $1")
-            .bind(s.batch_id)
-            .bind(status)
-            .execute(&pool)
-            .await
-            .unwrap();
+        set_batch_status(&pool, s.batch_id, status).await;
         let before = snapshot(&pool).await;
         let response = admin_post(&router, &cancel_path(s.batch_id), json!({})).await;
         response.assert_error(

@@ -129,11 +129,7 @@ async fn cancelling_an_order_cancels_its_open_batches_and_tells_the_recorders_on
             &[("ready", 1), ("in_progress", 1), ("completed", 1)],
         )
         .await;
-    sqlx::query("UPDATE batches SET status = 'active' WHERE id = $1")
-        .bind(axon_batch)
-        .execute(&pool)
-        .await
-        .unwrap();
+    set_batch_status(&pool, axon_batch, "active").await;
     sqlx::query("UPDATE workstations SET status = 'active' WHERE id = $1")
         .bind(axon.workstation_id)
         .execute(&pool)
@@ -141,11 +137,7 @@ async fn cancelling_an_order_cancels_its_open_batches_and_tells_the_recorders_on
         .unwrap();
     let done_batch = s.add_batch(s.order_id, s.seat.workstation_id).await;
     s.add_tasks(done_batch, s.group_b, 1, "completed").await;
-    sqlx::query("UPDATE batches SET status = 'completed' WHERE id = $1")
-        .bind(done_batch)
-        .execute(&pool)
-        .await
-        .unwrap();
+    set_batch_status(&pool, done_batch, "completed").await;
     let queue = TestQueue::create("cancel-order", 5, 30).await;
     let router = keystone_local::routes()
         .with_state(state(pool.clone()).with_outbox(Arc::new(queue.publisher(&pool))));
@@ -461,12 +453,7 @@ async fn a_pause_racing_the_completing_request_never_half_finalizes(pool: PgPool
         let pausing = tokio::spawn(async move { control(&r2, s.order_id, "pause").await });
         let (completed, paused) = (completing.await.unwrap(), pausing.await.unwrap());
         assert_eq!(completed.status, StatusCode::OK, "{}", completed.text);
-        let notified: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM recorder_outbox WHERE order_id = $1")
-                .bind(s.order_id)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+        let notified = outbox_count(&pool, s.order_id).await;
         match paused.status.as_u16() {
             409 => {
                 assert_eq!(order_status(&pool, s.order_id).await, "completed");
@@ -515,12 +502,7 @@ async fn a_retarget_racing_a_completion_finalizes_exactly_once(pool: PgPool) {
         }
         assert_eq!(order_status(&pool, s.order_id).await, "completed");
         assert_eq!(batch_status(&pool, axon_batch).await, "completed");
-        let notified: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM recorder_outbox WHERE order_id = $1")
-                .bind(s.order_id)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+        let notified = outbox_count(&pool, s.order_id).await;
         assert_eq!(notified, 1, "round {round}: finalized exactly once");
     }
 }

@@ -319,12 +319,7 @@ async fn every_error_row_is_answered_and_changes_nothing(pool: PgPool) {
         .unwrap();
 
     for status in ["cancelled", "recalled"] {
-        sqlx::query("UPDATE batches SET status = $2 WHERE id = $1")
-            .bind(s.batch_id)
-            .bind(status)
-            .execute(&pool)
-            .await
-            .unwrap();
+        set_batch_status(&pool, s.batch_id, status).await;
         let refused = assert_refused(
             &pool,
             &router,
@@ -335,18 +330,9 @@ async fn every_error_row_is_answered_and_changes_nothing(pool: PgPool) {
         .await;
         assert_eq!(refused.body["current_status"], json!(status));
     }
-    sqlx::query("UPDATE batches SET status = 'active' WHERE id = $1")
-        .bind(s.batch_id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    set_batch_status(&pool, s.batch_id, "active").await;
     for status in ["completed", "cancelled"] {
-        sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
-            .bind(s.order_id)
-            .bind(status)
-            .execute(&pool)
-            .await
-            .unwrap();
+        set_order_status(&pool, s.order_id, status).await;
         let refused = assert_refused(
             &pool,
             &router,
