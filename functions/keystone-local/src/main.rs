@@ -361,6 +361,12 @@ async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(),
              -H \"Authorization: Bearer $DC001_TOKEN\" -H 'Idempotency-Key: demo-1' \\\n    \
              -d '{{\"quantity\":2,\"sop_id\":{sop},\"subscene_id\":{subscene}}}'"
         );
+        println!("\nTyped one too many? Undo the last one (a collector has 15 minutes):");
+        println!(
+            "  curl -s -X POST {base}/api/v1/batches/{batch}/reopen-tasks \\\n    \
+             -H \"Authorization: Bearer $DC001_TOKEN\" \\\n    \
+             -d '{{\"quantity\":1,\"sop_id\":{sop},\"subscene_id\":{subscene}}}'"
+        );
         println!("\nWhat DC001's phone shows:");
         println!("  curl -s {base}/api/v1/me/batches -H \"Authorization: Bearer $DC001_TOKEN\"\n");
     }
