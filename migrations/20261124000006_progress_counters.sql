@@ -23,9 +23,9 @@ ALTER TABLE batches
     ADD COLUMN pending_count BIGINT NOT NULL DEFAULT 0;
 
 -- A derived cache keyed by what it counts: no id, no soft delete (a group that lost its last
--- task keeps a row with 0).
+-- task keeps a row with 0), and its rows go with their batch if one is ever hard-deleted.
 CREATE TABLE task_group_counts (
-    batch_id BIGINT NOT NULL REFERENCES batches (id),
+    batch_id BIGINT NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
     sop_id BIGINT NOT NULL,
     subscene_id BIGINT NOT NULL,
     status TEXT NOT NULL,

@@ -51,6 +51,20 @@ async fn the_counters_follow_every_kind_of_write_to_tasks(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(counter_drift(&pool).await, Vec::<String>::new());
+    // A batch an operator removes for good takes its group counters with it.
+    let doomed = s.add_batch(s.order_id, s.seat.workstation_id).await;
+    s.add_tasks(doomed, s.group_a, 2, "pending").await;
+    sqlx::query("DELETE FROM tasks WHERE batch_id = $1")
+        .bind(doomed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM batches WHERE id = $1")
+        .bind(doomed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(counter_drift(&pool).await, Vec::<String>::new());
 
     // And every endpoint that writes tasks.
     let router = router(pool.clone());
