@@ -67,7 +67,9 @@ impl Sizes {
         Self {
             seconds,
             client_counts: vec![1, 8, 32],
-            tasks_per_client: 20_000,
+            // One client completes about 1 000 a second here; 2 000 a second leaves room.
+            #[allow(clippy::cast_possible_truncation)]
+            tasks_per_client: 20_000_i64.max((seconds * 2_000.0).ceil() as i64),
             small_order: 1_000,
             big_order: 100_000,
             big_order_batches: 100,
@@ -87,7 +89,7 @@ impl Sizes {
         Self {
             seconds: 0.3,
             client_counts: vec![1, 2],
-            tasks_per_client: 400,
+            tasks_per_client: 1_000,
             small_order: 20,
             big_order: 2_000,
             big_order_batches: 4,
@@ -673,8 +675,11 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
 
     // 1. Throughput beside pgbench: each client on its own order and batch.
     pgbench_init(server, &pgbench_url, sizes.pgbench_scale).await?;
+    // Every load gets seats of its own, each with more tasks than one client completes in the
+    // load's time, so no batch runs out mid-measurement.
+    let seats_needed: usize = sizes.client_counts.iter().sum();
     let mut own = Vec::new();
-    for _ in 0..max_clients {
+    for _ in 0..seats_needed {
         let seat = bench.seat().await?;
         let order = bench.order(sizes.tasks_per_client * 2).await?;
         let batch = bench
@@ -683,9 +688,12 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         own.push((seat, batch));
     }
     settle(&pool).await?;
+    let mut next_seat = 0;
     for &clients in &sizes.client_counts {
+        let seats = own[next_seat..next_seat + clients].to_vec();
+        next_seat += clients;
         let cpu = CpuTime::now();
-        let stats = bench.load(own[..clients].to_vec(), Some(seconds), 0).await;
+        let stats = bench.load(seats, Some(seconds), 0).await;
         let api_cpu = CpuTime::now().since(cpu);
         bench.failures += stats.failures;
         let cpu = CpuTime::now();
