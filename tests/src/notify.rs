@@ -173,6 +173,21 @@ impl FakeRecorder {
         self.state.calls.lock().expect("lock").clone()
     }
 
+    /// Hands the received messages to a consumer twice, as SQS redelivery can, asserting
+    /// neither round reports a failure; answers the device calls made in all.
+    pub async fn deliver_twice(&self, pool: &PgPool, messages: &[Message]) -> usize {
+        let records: Vec<_> = messages.iter().map(as_lambda_record).collect();
+        let notifier = self.notifier(pool);
+        for round in 0..2 {
+            let failures = notifier
+                .handle(sqs_event(records.clone()))
+                .await
+                .batch_item_failures;
+            assert!(failures.is_empty(), "round {round}: {failures:?}");
+        }
+        self.calls().len()
+    }
+
     /// A consumer calling this fleet, with a short RPC timeout.
     pub fn notifier(&self, pool: &PgPool) -> RecorderNotifier {
         self.notifier_on(pool.clone().into())

@@ -95,24 +95,8 @@ async fn cancelling_a_batch_cascades_and_tells_the_recorders_once(pool: PgPool) 
         ]
     );
     let recorder = FakeRecorder::start().await;
-    let records: Vec<_> = messages.iter().map(as_lambda_record).collect();
-    let notifier = recorder.notifier(&pool);
-    assert!(
-        notifier
-            .handle(sqs_event(records.clone()))
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
-    assert!(
-        notifier
-            .handle(sqs_event(records))
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
     assert_eq!(
-        recorder.calls().len(),
+        recorder.deliver_twice(&pool, &messages).await,
         2,
         "each device command delivered once"
     );

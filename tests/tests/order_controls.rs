@@ -178,19 +178,8 @@ async fn cancelling_an_order_cancels_its_open_batches_and_tells_the_recorders_on
     let messages = queue.drain(&queue.pair.url).await;
     assert_eq!(messages.len(), 2, "published right after the commit");
     let recorder = FakeRecorder::start().await;
-    let records: Vec<_> = messages.iter().map(as_lambda_record).collect();
-    let notifier = recorder.notifier(&pool);
-    for _ in 0..2 {
-        assert!(
-            notifier
-                .handle(sqs_event(records.clone()))
-                .await
-                .batch_item_failures
-                .is_empty()
-        );
-    }
     assert_eq!(
-        recorder.calls().len(),
+        recorder.deliver_twice(&pool, &messages).await,
         2,
         "each device command delivered once"
     );
