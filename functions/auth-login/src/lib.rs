@@ -5,15 +5,16 @@
 //! enumerated by message or timing.
 
 use axum::extract::State;
-use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
 use keystone_auth::Principal;
 use keystone_auth::password::{self, Credential};
 use keystone_domain::{DomainError, LoginBody, LoginRequest};
+use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, Json};
 use keystone_store::identity::{CollectorSummary, collector_credentials};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "POST";
@@ -23,17 +24,27 @@ pub const ROUTE: &str = "/api/v1/auth/login";
 const BLOCKED_STATUSES: [&str; 3] = ["inactive", "disabled", "suspended"];
 
 /// The routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, post(login))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(login))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
 
+keystone_http::error_responses!(
+    /// SPEC §5.6's rules.
+    Errors = ErrorResponses {
+        access: Access::Public,
+        path_id: None,
+        json_body: true,
+        rules: vec![DomainError::MissingCredentials, DomainError::InvalidCredentials],
+    }
+);
+
 /// The 200 body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -49,6 +60,21 @@ async fn verify_blocking(check: impl FnOnce() -> bool + Send + 'static) -> Resul
         .map_err(|e| ApiError::Internal(Box::new(e)))
 }
 
+#[utoipa::path(
+    post,
+    path = ROUTE,
+    tag = "auth",
+    operation_id = "log_in",
+    summary = "Log in",
+    description = "Exchanges an account (a collector's operator id, or the configured admin) and \
+        its password for a bearer token. Any mismatch answers the same 401 in similar time, \
+        whether the account exists or not (SPEC §5.6).",
+    request_body(content = LoginBody, example = json!({"account": "DC001", "password": "keystone-demo"})),
+    responses(
+        (status = 200, description = "A bearer token and who it speaks for.", body = LoginResponse),
+        Errors,
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     Json(body): Json<LoginBody>,

@@ -2,31 +2,42 @@
 //! workstation, robot and robot type read fresh from the database on every call.
 
 use axum::extract::State;
-use axum::routing::get;
 use axum::{Json as JsonResponse, Router};
 use keystone_auth::{AuthError, Principal};
 use keystone_domain::{DomainError, Workflow};
+use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, Authenticated};
 use keystone_store::identity::{RobotTypeView, collector_seat};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "GET";
 pub const ROUTE: &str = "/api/v1/auth/me";
 
 /// The routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, get(me))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(me))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
+
+keystone_http::error_responses!(
+    /// SPEC §5.5's rules: any known role.
+    Errors = ErrorResponses {
+        access: Access::Staff,
+        path_id: None,
+        json_body: false,
+        rules: vec![DomainError::CollectorNotFound],
+    }
+);
 
 /// The 200 body. The admin's has exactly the SPEC §5.5 keys; a collector's adds
 /// `requires_axon` and `workflow`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
     pub collector_id: Option<String>,
     pub operator_id: String,
@@ -41,6 +52,21 @@ pub struct MeResponse {
     pub workflow: Option<Workflow>,
 }
 
+#[utoipa::path(
+    get,
+    path = ROUTE,
+    tag = "auth",
+    operation_id = "who_am_i",
+    summary = "Who am I",
+    description = "The caller, and for a data collector their workstation, robot and robot type, \
+        read from the database on every call, with `requires_axon` and `workflow` so clients \
+        need not derive them (SPEC §5.5).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller.", body = MeResponse),
+        Errors,
+    ),
+)]
 async fn me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,

@@ -3,27 +3,61 @@
 //! it queues are published right after the commit.
 
 use axum::extract::State;
-use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
+use keystone_domain::{BatchStatus, DomainError};
 use keystone_http::extract::BatchKind;
+use keystone_http::openapi::{Access, BatchIdPath, ErrorResponses};
 use keystone_http::{AdminAuth, ApiError, AppState, PathId};
 use keystone_store::batch_cancel::{CancelBatchResponse, cancel_batch};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/batches/{id}/cancel";
 
-/// The function's routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, post(cancel))
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(cancel))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
 
+keystone_http::error_responses!(
+    /// SPEC §5.11's rules.
+    Errors = ErrorResponses {
+        access: Access::Admin,
+        path_id: Some(DomainError::InvalidBatchId),
+        json_body: false,
+        rules: vec![
+            DomainError::BatchNotFound,
+            DomainError::BatchChangedConcurrently,
+            DomainError::BatchNotCancellable { current_status: BatchStatus::Completed },
+        ],
+    }
+);
+
 /// Any request body is ignored: the call itself is the decision.
+#[utoipa::path(
+    post,
+    path = ROUTE,
+    tag = "batches",
+    operation_id = "cancel_batch",
+    summary = "Cancel a batch",
+    description = "Pulls work back from a workstation: a pending or active batch and its runnable \
+        tasks become cancelled, and devices recording them are told through the outbox. \
+        Completed tasks stay completed; the order is not advanced. A batch already cancelled \
+        answers `\"cancelled\": false` and changes nothing (SPEC §5.11).",
+    security(("bearer" = [])),
+    params(BatchIdPath),
+    responses(
+        (status = 200, description = "The batch, and what cancelling it changed.", body = CancelBatchResponse),
+        Errors,
+    ),
+)]
 async fn cancel(
     State(state): State<AppState>,
     _admin: AdminAuth,

@@ -4,26 +4,69 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
 use keystone_domain::{CreateBatchBody, CreateBatchRequest};
+use keystone_domain::{DomainError, OrderStatus};
+use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{AdminAuth, ApiError, AppState, Json};
 use keystone_store::dispatch::CreateBatchResponse;
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/batches";
 
-/// The function's routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, post(create_batch))
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(create_batch))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
 
+keystone_http::error_responses!(
+    /// SPEC §5.3's rules.
+    Errors = ErrorResponses {
+        access: Access::Admin,
+        path_id: None,
+        json_body: true,
+        rules: vec![
+            DomainError::MissingField("order_id"),
+            DomainError::MissingField("workstation_id"),
+            DomainError::TaskGroupsEmpty,
+            DomainError::InvalidTaskGroupAt { index: 1 },
+            DomainError::InvalidQuantityAt { index: 1, min: 1 },
+            DomainError::DuplicateTaskGroup { first: 0, second: 2, sop_id: 1, subscene_id: 1 },
+            DomainError::TooManyTasks { requested: 1_500, max: 1_000 },
+            DomainError::UnknownOrder,
+            DomainError::UnknownWorkstation,
+            DomainError::WorkstationOrganizationMismatch,
+            DomainError::UnknownSop { sop_id: 99 },
+            DomainError::UnknownSubscene { subscene_id: 99 },
+            DomainError::OrderClosedForBatches { order_status: OrderStatus::Completed },
+            DomainError::OrderQuotaExceeded { target_count: 40, task_count: 38, remaining: 2, requested: 5 },
+        ],
+    }
+);
+
+#[utoipa::path(
+    post,
+    path = ROUTE,
+    tag = "batches",
+    operation_id = "create_batch",
+    summary = "Create a batch with its tasks",
+    description = "Creates a pending batch on a workstation and all its tasks atomically, \
+        within the order's remaining assignable count (SPEC §5.3).",
+    security(("bearer" = [])),
+    request_body(content = CreateBatchBody, example = json!({"order_id": 1, "workstation_id": 1, "notes": "second shift", "task_groups": [{"sop_id": 1, "subscene_id": 1, "quantity": 2}]})),
+    responses(
+        (status = 201, description = "The batch created, with its tasks.", body = CreateBatchResponse),
+        Errors,
+    ),
+)]
 async fn create_batch(
     State(state): State<AppState>,
     _admin: AdminAuth,

@@ -6,6 +6,7 @@ pub mod embedded_pg;
 
 use axum::Router;
 use keystone_http::AppState;
+use utoipa::openapi::OpenApi;
 
 /// An HTTP function: its binary (and SAM `BuildProperties.Binary`), method and route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,27 +105,102 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 17] = [
     },
 ];
 
-/// Every HTTP function's routes, merged, with the shared fallbacks and body limit.
+/// Every HTTP function's routes, merged, and the API document they make (SPEC §10). The
+/// document is built from the same annotated handlers the router serves, so no route can be
+/// served without being documented.
+fn functions() -> (Router<AppState>, OpenApi) {
+    complete_task_group::routes()
+        .merge(adjust_batch::routes())
+        .merge(create_batch::routes())
+        .merge(finalize_order::routes())
+        .merge(auth_login::routes())
+        .merge(auth_me::routes())
+        .merge(my_batches::routes())
+        .merge(order_notifications::routes())
+        .merge(notifications_redrive::routes())
+        .merge(get_order::routes())
+        .merge(get_batch::routes())
+        .merge(cancel_batch::routes())
+        .merge(reopen_tasks::routes())
+        .merge(pause_order::routes())
+        .merge(resume_order::routes())
+        .merge(cancel_order::routes())
+        .merge(update_order::routes())
+        .split_for_parts()
+}
+
+/// The API document of every HTTP function, as committed in `docs/openapi.json`.
+pub fn openapi() -> OpenApi {
+    keystone_http::openapi::document(functions().1)
+}
+
+/// The API document as served and committed: pretty JSON with a final newline.
+pub fn openapi_json() -> String {
+    render(&openapi())
+}
+
+fn render(document: &OpenApi) -> String {
+    let mut json = document
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render the API document: {e}\"}}"));
+    json.push('\n');
+    json
+}
+
+/// Every HTTP function's routes, merged, with the shared fallbacks and body limit, plus the
+/// API document at `/openapi.json` and its reference page at `/docs`.
 pub fn routes() -> Router<AppState> {
-    keystone_http::finish_router(
-        complete_task_group::routes()
-            .merge(adjust_batch::routes())
-            .merge(create_batch::routes())
-            .merge(finalize_order::routes())
-            .merge(auth_login::routes())
-            .merge(auth_me::routes())
-            .merge(my_batches::routes())
-            .merge(order_notifications::routes())
-            .merge(notifications_redrive::routes())
-            .merge(get_order::routes())
-            .merge(get_batch::routes())
-            .merge(cancel_batch::routes())
-            .merge(reopen_tasks::routes())
-            .merge(pause_order::routes())
-            .merge(resume_order::routes())
-            .merge(cancel_order::routes())
-            .merge(update_order::routes()),
-    )
+    let (functions, paths) = functions();
+    let document = keystone_http::openapi::document(paths);
+    keystone_http::finish_router(functions.merge(reference::routes(&document)))
+}
+
+/// `/openapi.json` and `/docs`: Swagger UI, whose assets are compiled into the binary (no CDN:
+/// devices and CI have no internet).
+mod reference {
+    use axum::Router;
+    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use utoipa::openapi::OpenApi;
+
+    const DOCS_HTML: &str = include_str!("../assets/docs.html");
+    const BUNDLE_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+    const UI_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
+
+    fn asset(
+        content_type: &'static str,
+        body: &'static [u8],
+    ) -> impl IntoResponse + Clone + Send + 'static {
+        (
+            [
+                (CONTENT_TYPE, content_type),
+                (CACHE_CONTROL, "max-age=3600"),
+            ],
+            body,
+        )
+    }
+
+    pub(super) fn routes<S: Clone + Send + Sync + 'static>(document: &OpenApi) -> Router<S> {
+        let json = super::render(document);
+        Router::new()
+            .route(
+                "/openapi.json",
+                get(move || async move { ([(CONTENT_TYPE, "application/json")], json) }),
+            )
+            .route(
+                "/docs",
+                get(|| async { ([(CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_HTML) }),
+            )
+            .route(
+                "/docs/swagger-ui-bundle.js",
+                get(|| async { asset("text/javascript; charset=utf-8", BUNDLE_JS) }),
+            )
+            .route(
+                "/docs/swagger-ui.css",
+                get(|| async { asset("text/css; charset=utf-8", UI_CSS) }),
+            )
+    }
 }
 
 /// CORS for a browser client on another origin (the Synapse dev server): `origins` is a

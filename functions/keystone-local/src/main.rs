@@ -54,7 +54,15 @@ async fn main() -> ExitCode {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: keystone-local [--demo]\n\nSee README.md for the environment variables.");
+        println!(
+            "usage: keystone-local [--demo]\n       keystone-local --openapi   \
+             print the API document (docs/openapi.json) and exit\n\n\
+             See README.md for the environment variables."
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--openapi") {
+        print!("{}", keystone_local::openapi_json());
         return ExitCode::SUCCESS;
     }
     let demo_flag = args.iter().any(|a| a == "--demo");

@@ -3,34 +3,61 @@
 //! keep each device command delivered at most once.
 
 use axum::extract::State;
-use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
+use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{AdminAuth, ApiError, AppState};
 use keystone_store::notifications::requeue_parked;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/notifications/redrive";
 
-/// The function's routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, post(redrive))
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(redrive))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
 
+keystone_http::error_responses!(
+    /// SPEC §5.9's rules: only the token's.
+    Errors = ErrorResponses {
+        access: Access::Admin,
+        path_id: None,
+        json_body: false,
+        rules: vec![],
+    }
+);
+
 /// The 200 body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RedriveResponse {
     pub dlq_messages_moved: u64,
     pub outbox_rows_requeued: u64,
 }
 
 /// Any request body is ignored: the call itself is the decision.
+#[utoipa::path(
+    post,
+    path = ROUTE,
+    tag = "notifications",
+    operation_id = "redrive_notifications",
+    summary = "Retry dead-lettered and parked device commands",
+    description = "Moves dead-lettered messages back onto the queue and puts parked outbox \
+        rows back in line. Safe to repeat: each device command is still delivered at most once \
+        (SPEC §5.9).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many messages and rows were put back.", body = RedriveResponse),
+        Errors,
+    ),
+)]
 async fn redrive(
     State(state): State<AppState>,
     _admin: AdminAuth,

@@ -3,26 +3,55 @@
 //! `keystone_store::notifications`.
 
 use axum::extract::State;
-use axum::routing::get;
 use axum::{Json as JsonResponse, Router};
+use keystone_domain::DomainError;
 use keystone_http::extract::OrderKind;
+use keystone_http::openapi::{Access, ErrorResponses, OrderIdPath};
 use keystone_http::{AdminAuth, ApiError, AppState, PathId};
 use keystone_store::notifications::{OrderNotificationsView, order_notifications};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "GET";
 pub const ROUTE: &str = "/api/v1/orders/{id}/notifications";
 
-/// The function's routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, get(notifications))
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(notifications))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
 
+keystone_http::error_responses!(
+    /// SPEC §5.8's rules.
+    Errors = ErrorResponses {
+        access: Access::Admin,
+        path_id: Some(DomainError::InvalidOrderId),
+        json_body: false,
+        rules: vec![DomainError::OrderNotFound],
+    }
+);
+
+#[utoipa::path(
+    get,
+    path = ROUTE,
+    tag = "notifications",
+    operation_id = "order_notifications",
+    summary = "What became of an order's device commands",
+    description = "Every recorder command the order caused, oldest first, with its state \
+        (`pending`, `published`, `retrying`, `delivered`, `dead_lettered`, `parked`) and a \
+        count per state (SPEC §5.8, §7).",
+    security(("bearer" = [])),
+    params(OrderIdPath),
+    responses(
+        (status = 200, description = "The order's recorder commands.", body = OrderNotificationsView),
+        Errors,
+    ),
+)]
 async fn notifications(
     State(state): State<AppState>,
     _admin: AdminAuth,

@@ -6,30 +6,77 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::post;
 use keystone_domain::{
-    CompleteTasksBody, CompleteTasksRequest, IdempotencyKey, ReopenTasksRequest,
+    BatchStatus, CompleteTasksBody, CompleteTasksRequest, DomainError, IdempotencyKey, OrderStatus,
+    ReopenTasksRequest,
 };
 use keystone_http::extract::BatchKind;
+use keystone_http::openapi::{Access, BatchIdPath, ErrorResponses, IdempotencyKeyHeader};
 use keystone_http::{ApiError, AppState, Json, PathId, StaffAuth};
+use keystone_store::reopen::ReopenTasksResponse;
 use keystone_store::reopen::{ReopenTasks, Reopener, reopen_tasks};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/batches/{id}/reopen-tasks";
 
-/// The function's routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, post(reopen))
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(reopen))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
+
+keystone_http::error_responses!(
+    /// SPEC §5.10's rules.
+    Errors = ErrorResponses {
+        access: Access::Staff,
+        path_id: Some(DomainError::InvalidBatchId),
+        json_body: true,
+        rules: vec![
+            DomainError::QuantityTooSmall,
+            DomainError::InvalidTaskGroup,
+            DomainError::InvalidIdempotencyKey,
+            DomainError::CollectorNotFound,
+            DomainError::WorkstationNotAssigned,
+            DomainError::BatchNotFound,
+            DomainError::BatchNotOnWorkstation,
+            DomainError::TaskGroupNotFound,
+            DomainError::OrderClosedForReopen { order_status: OrderStatus::Completed },
+            DomainError::BatchNotReopenable { current_status: BatchStatus::Cancelled },
+            DomainError::NotEnoughReopenable { reopenable_count: 1, requested: 2 },
+            DomainError::IdempotencyKeyReused,
+            DomainError::BatchChangedConcurrently,
+        ],
+    }
+);
 
 /// The body has complete-tasks' shape and rules (quantity >= 1, defaulting to 1; a positive
 /// group), checked in the same order: token, path id, body, idempotency key.
+#[utoipa::path(
+    post,
+    path = ROUTE,
+    tag = "collector",
+    operation_id = "reopen_tasks",
+    summary = "Undo a mistaken completion",
+    description = "The `quantity` most recently completed, episode-less tasks of a task group go \
+        back to pending; a completed batch becomes active again (SPEC §5.10). A data collector \
+        may reopen only tasks of their own workstation completed within the last 15 minutes; an \
+        admin any. Not possible once the order is completed or cancelled.",
+    security(("bearer" = [])),
+    params(BatchIdPath, IdempotencyKeyHeader),
+    request_body(content = CompleteTasksBody, example = json!({"quantity": 1, "sop_id": 1, "subscene_id": 1})),
+    responses(
+        (status = 200, description = "The tasks reopened, with the batch's and the order's progress.",
+            body = ReopenTasksResponse, headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer of an earlier request with the same `Idempotency-Key`; absent otherwise."))),
+        Errors,
+    ),
+)]
 async fn reopen(
     State(state): State<AppState>,
     staff: StaffAuth,

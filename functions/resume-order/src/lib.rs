@@ -2,26 +2,61 @@
 //! `keystone_store::order_controls`, shared by every order control.
 
 use axum::extract::State;
-use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
+use keystone_domain::{DomainError, OrderControl, OrderStatus};
 use keystone_http::extract::OrderKind;
+use keystone_http::openapi::{Access, ErrorResponses, OrderIdPath};
 use keystone_http::{AdminAuth, ApiError, AppState, PathId};
 use keystone_store::order_controls::{OrderCommand, OrderControlResponse, control_order};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/orders/{id}/resume";
 
-/// The function's routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, post(resume))
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(resume))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
 
+keystone_http::error_responses!(
+    /// SPEC §5.12's rules.
+    Errors = ErrorResponses {
+        access: Access::Admin,
+        path_id: Some(DomainError::InvalidOrderId),
+        json_body: false,
+        rules: vec![
+            DomainError::OrderNotFound,
+            DomainError::OrderControlNotAllowed {
+                control: OrderControl::Resume,
+                current_status: OrderStatus::Completed,
+            },
+        ],
+    }
+);
+
+#[utoipa::path(
+    post,
+    path = ROUTE,
+    tag = "orders",
+    operation_id = "resume_order",
+    summary = "Resume a paused order",
+    description = "A paused order goes back to in progress (created if it has no completed task), and completes \\
+        and is finalized at once when it already reached its target. Resuming an order that is not \\
+        paused changes nothing (SPEC §5.12).",
+    security(("bearer" = [])),
+    params(OrderIdPath),
+    responses(
+        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it, and whether this call changed it.", body = OrderControlResponse),
+        Errors,
+    ),
+)]
 async fn resume(
     State(state): State<AppState>,
     _admin: AdminAuth,

@@ -2,27 +2,65 @@
 //! `keystone_store::order_controls`, shared by every order control.
 
 use axum::extract::State;
-use axum::routing::patch;
 use axum::{Json as JsonResponse, Router};
+use keystone_domain::{DomainError, OrderControl, OrderStatus};
 use keystone_domain::{OrderTargetBody, OrderTargetRequest};
 use keystone_http::extract::OrderKind;
+use keystone_http::openapi::{Access, ErrorResponses, OrderIdPath};
 use keystone_http::{AdminAuth, ApiError, AppState, Json, PathId};
 use keystone_store::order_controls::{OrderCommand, OrderControlResponse, control_order};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "PATCH";
 pub const ROUTE: &str = "/api/v1/orders/{id}";
 
-/// The function's routes, without state or fallbacks, for merging into the local stack.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(ROUTE, patch(retarget))
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(retarget))
 }
 
 /// The function's whole application, as `lambda_http` runs it.
 pub fn app(state: AppState) -> Router {
-    keystone_http::finish_router(routes()).with_state(state)
+    keystone_http::finish_router(routes().into()).with_state(state)
 }
 
+keystone_http::error_responses!(
+    /// SPEC §5.12's rules for a new target.
+    Errors = ErrorResponses {
+        access: Access::Admin,
+        path_id: Some(DomainError::InvalidOrderId),
+        json_body: true,
+        rules: vec![
+            DomainError::InvalidTargetCount { max: keystone_domain::MAX_TARGET_COUNT },
+            DomainError::OrderNotFound,
+            DomainError::TargetBelowCompleted { completed_count: 12, requested: 10 },
+            DomainError::OrderControlNotAllowed {
+                control: OrderControl::Retarget,
+                current_status: OrderStatus::Cancelled,
+            },
+        ],
+    }
+);
+
+#[utoipa::path(
+    patch,
+    path = ROUTE,
+    tag = "orders",
+    operation_id = "update_order",
+    summary = "Change an order's target",
+    description = "Sets `target_count`, never below the completed count. An open order that \
+        reaches the new target completes and is finalized at once; a completed order given a \
+        larger target goes back to in progress (SPEC §5.12).",
+    security(("bearer" = [])),
+    params(OrderIdPath),
+    request_body(content = OrderTargetBody, example = json!({"target_count": 60})),
+    responses(
+        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it, and whether this call changed it.", body = OrderControlResponse),
+        Errors,
+    ),
+)]
 async fn retarget(
     State(state): State<AppState>,
     _admin: AdminAuth,

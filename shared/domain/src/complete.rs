@@ -11,17 +11,22 @@ pub struct TaskGroupKey {
     pub subscene_id: i64,
 }
 
-/// The body exactly as clients send it.
-///
-/// Fields are plain integers with defaults, so a missing field takes its default while
-/// `null`, strings and fractions fail to deserialize (SPEC §5: `null` is a wrong type).
-#[derive(Debug, Clone, Deserialize)]
+/// A task group and how many of its tasks to complete (or to reopen). `null`, strings and
+/// fractions answer 400 `invalid request body`; a missing `sop_id` or `subscene_id` answers
+/// 400 `invalid task group`.
+// Fields are plain integers with serde defaults, so a missing field reads as 0 and gets the
+// SPEC §5.1 message, while `null` fails to deserialize (SPEC §5: `null` is a wrong type).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CompleteTasksBody {
+    /// How many tasks; 1 when absent.
     #[serde(default = "default_quantity")]
+    #[schema(minimum = 1, default = 1)]
     pub quantity: i64,
     #[serde(default)]
+    #[schema(required = true, minimum = 1)]
     pub sop_id: i64,
     #[serde(default)]
+    #[schema(required = true, minimum = 1)]
     pub subscene_id: i64,
 }
 

@@ -14,14 +14,19 @@ pub const MAX_TASKS_PER_CREATE: i64 = 1000;
 /// locked, whatever the quantities asked for.
 pub const MAX_TASKS_PER_ADJUST: i64 = 10_000;
 
-/// One `task_groups` entry as clients send it. Missing ids read as 0 and are refused as an
-/// invalid group; `quantity` has no default.
-#[derive(Debug, Clone, Deserialize)]
+/// One `task_groups` entry: a task group (by its sop and subscene) and a quantity.
+// Missing ids read as 0 and are refused as an invalid group; `quantity` has no default.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct TaskGroupQuantityBody {
     #[serde(default)]
+    #[schema(required = true, minimum = 1)]
     pub sop_id: i64,
     #[serde(default)]
+    #[schema(required = true, minimum = 1)]
     pub subscene_id: i64,
+    /// The group's live task count after an adjustment (0 removes every removable task), or
+    /// the tasks to create in a new batch (at least 1).
+    #[schema(minimum = 0)]
     pub quantity: i64,
 }
 
@@ -77,9 +82,10 @@ pub fn validate_task_groups(
 }
 
 /// Body of `POST /api/v1/batches/{id}/tasks`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct AdjustBatchBody {
     #[serde(default)]
+    #[schema(required = true, min_items = 1)]
     pub task_groups: Vec<TaskGroupQuantityBody>,
 }
 
@@ -100,11 +106,13 @@ impl AdjustBatchRequest {
 }
 
 /// Body of `POST /api/v1/batches`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CreateBatchBody {
     #[serde(default)]
+    #[schema(required = true, minimum = 1)]
     pub order_id: i64,
     #[serde(default)]
+    #[schema(required = true, minimum = 1)]
     pub workstation_id: i64,
     #[serde(default)]
     pub name: Option<String>,
@@ -113,6 +121,7 @@ pub struct CreateBatchBody {
     #[serde(default)]
     pub metadata: Option<serde_json::Value>,
     #[serde(default)]
+    #[schema(required = true, min_items = 1)]
     pub task_groups: Vec<TaskGroupQuantityBody>,
 }
 

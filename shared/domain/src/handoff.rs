@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// The payload's fields, in the order they must appear. Absent values are empty strings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HandoffPayload {
     pub sop_slug: String,
     pub sop_version: String,
@@ -28,7 +28,7 @@ impl HandoffPayload {
 }
 
 /// How a workstation's robot records: through Axon, or an external device's own program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Workflow {
     Axon,

@@ -25,7 +25,8 @@ pub use idempotency::IdempotencyKey;
 pub use login::{LoginBody, LoginRequest};
 pub use status::{BatchStatus, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus};
 pub use workflow::{
-    COLLECTOR_REOPEN_WINDOW, OrderControl, OrderTargetBody, OrderTargetRequest, ReopenTasksRequest,
+    COLLECTOR_REOPEN_WINDOW, MAX_TARGET_COUNT, OrderControl, OrderTargetBody, OrderTargetRequest,
+    ReopenTasksRequest,
 };
 
 /// Parses a path id the way every endpoint must: ASCII digits only, a positive `i64`.

@@ -5,13 +5,14 @@ use serde::Deserialize;
 use crate::DomainError;
 
 /// The body as clients send it; `operator_id` is Keystone's legacy name for `account`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     #[serde(default)]
     pub account: Option<String>,
     #[serde(default)]
     pub operator_id: Option<String>,
     #[serde(default)]
+    #[schema(required = true, value_type = String)]
     pub password: Option<String>,
 }
 

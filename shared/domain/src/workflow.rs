@@ -27,11 +27,13 @@ impl ReopenTasksRequest {
     }
 }
 
-/// The body of `PATCH /api/v1/orders/{id}`. A missing `target_count` reads as 0 and is refused
-/// by [`OrderTargetRequest::validate`]; `null` or a string fails to deserialize (SPEC §5).
-#[derive(Debug, Clone, Deserialize)]
+/// The order's new target: at least 1, and not below its completed count.
+// A missing `target_count` reads as 0 and is refused by [`OrderTargetRequest::validate`];
+// `null` or a string fails to deserialize (SPEC §5).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct OrderTargetBody {
     #[serde(default)]
+    #[schema(required = true, minimum = 1, maximum = 2_147_483_647)]
     pub target_count: i64,
 }
 
@@ -40,6 +42,9 @@ pub struct OrderTargetBody {
 pub struct OrderTargetRequest {
     pub target_count: i32,
 }
+
+/// The largest target an order may have (`orders.target_count` is an `integer`).
+pub const MAX_TARGET_COUNT: i64 = i32::MAX as i64;
 
 impl OrderTargetRequest {
     /// # Errors
@@ -50,7 +55,7 @@ impl OrderTargetRequest {
             .filter(|n| *n >= 1)
             .map(|target_count| Self { target_count })
             .ok_or(DomainError::InvalidTargetCount {
-                max: i64::from(i32::MAX),
+                max: MAX_TARGET_COUNT,
             })
     }
 }

@@ -258,16 +258,36 @@ fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+impl ApiError {
+    /// The JSON body a client receives: `{"error": message, ...extra fields}` (SPEC §5). The
+    /// API document renders its error examples with this too.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".to_owned(), Value::String(self.to_string()));
+        if let Self::Rejected(rule) = self
+            && let Value::Object(extra) = rule_fields(rule)
+        {
+            body.extend(extra);
+        }
+        Value::Object(body)
+    }
+
+    /// The headers an error answer carries beyond the body's: `Retry-After` when retrying is
+    /// the remedy.
+    pub fn retry_after(&self) -> Option<u32> {
+        matches!(self, Self::Busy(..)).then_some(RETRY_AFTER_SECONDS)
+    }
+}
+
+/// What a busy answer's `Retry-After` says.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = Map::new();
-        body.insert("error".to_owned(), Value::String(self.to_string()));
+        let body = self.body();
         match &self {
             Self::Rejected(rule) => {
-                if let Value::Object(extra) = rule_fields(rule) {
-                    body.extend(extra);
-                }
                 tracing::info!(status = status.as_u16(), error = %rule, "request rejected");
             }
             Self::Internal(cause) => {
@@ -280,11 +300,11 @@ impl IntoResponse for ApiError {
                 tracing::info!(status = status.as_u16(), error = %self, "request rejected");
             }
         }
-        let mut response = (status, Json(Value::Object(body))).into_response();
-        if matches!(self, Self::Busy(..)) {
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod lambda;
+pub mod openapi;
 pub mod state;
 pub mod telemetry;
 

@@ -9,7 +9,7 @@ use crate::locking::{OpenBatches, UnitOfWork};
 use crate::{Database, StoreError};
 
 /// The 200 body of `POST /api/v1/batches/{id}/cancel`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CancelBatchResponse {
     pub batch: BatchSummary,
     /// False when the batch was already cancelled: nothing changed.

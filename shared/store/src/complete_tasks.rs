@@ -20,7 +20,7 @@ pub struct CompleteTaskGroup {
 }
 
 /// The 200 body of SPEC §5.1.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CompleteTasksResponse {
     pub batch_id: String,
     pub requested_count: i64,
@@ -33,7 +33,7 @@ pub struct CompleteTasksResponse {
     pub order: OrderProgressView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     pub sop_id: i64,
     pub subscene_id: i64,
@@ -41,7 +41,7 @@ pub struct GroupView {
     pub subscene_name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CompletedTaskView {
     pub id: String,
     pub task_id: String,
@@ -49,7 +49,7 @@ pub struct CompletedTaskView {
     pub completed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchProgressView {
     pub id: String,
     pub status: BatchStatus,
@@ -57,7 +57,7 @@ pub struct BatchProgressView {
     pub task_count: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderProgressView {
     pub id: String,
     pub status: OrderStatus,

@@ -14,7 +14,7 @@ use crate::task_edits::{CreatedTaskView, NewBatch};
 use crate::{Database, StoreError};
 
 /// The 200 body of `POST /api/v1/batches/{id}/tasks`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AdjustBatchResponse {
     pub created_tasks: Vec<CreatedTaskView>,
     pub deleted_task_ids: Vec<String>,
@@ -134,7 +134,7 @@ pub async fn adjust_batch_tasks(
 }
 
 /// A batch as create-batch answers it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchSummary {
     pub id: String,
     pub batch_id: String,
@@ -208,7 +208,7 @@ pub(crate) async fn read_batch_summary(
 }
 
 /// The 201 body of `POST /api/v1/batches`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreateBatchResponse {
     pub batch: BatchSummary,
     pub tasks: Vec<CreatedTaskView>,
@@ -294,7 +294,7 @@ pub async fn create_batch(
 }
 
 /// The 200 body of `POST /api/v1/orders/{id}/finalize`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FinalizeOrderResponse {
     pub order: OrderProgressView,
     pub finalized: bool,

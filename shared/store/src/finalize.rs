@@ -8,7 +8,7 @@ use crate::database::named_statements;
 use crate::locking::{BatchScope, OrderCompletion};
 
 /// What finalizing an order changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Finalization {
     pub cancelled_task_count: i64,
     /// Public ids of the batches finalization completed, ascending by database id.

@@ -52,7 +52,7 @@ pub async fn collector_credentials(
 }
 
 /// A robot type as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RobotTypeView {
     pub id: String,
     pub name: String,
@@ -70,7 +70,7 @@ pub struct CollectorSeatView {
 }
 
 /// A collector's live workstation and its robot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WorkstationView {
     pub id: String,
     pub name: String,
@@ -171,14 +171,14 @@ fn seat_view(row: SeatRow) -> CollectorSeatView {
 }
 
 /// The 200 body of `GET /api/v1/me/batches`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MyBatchesResponse {
     pub collector: CollectorSummary,
     pub workstation: Option<WorkstationView>,
     pub batches: Vec<MyBatch>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CollectorSummary {
     pub id: String,
     pub operator_id: String,
@@ -186,7 +186,7 @@ pub struct CollectorSummary {
 }
 
 /// An open batch with its progress and task groups.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MyBatch {
     pub id: String,
     pub batch_id: String,
@@ -206,7 +206,7 @@ pub struct MyBatch {
 }
 
 /// One task group of a batch, with the payload the collector copies into the device.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MyTaskGroup {
     pub sop_id: String,
     pub subscene_id: String,

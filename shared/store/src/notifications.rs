@@ -13,7 +13,7 @@ use crate::database::named_statements;
 use crate::{Database, StoreError};
 
 /// Where one notification stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationState {
     /// In the outbox, not yet on the queue.
@@ -41,7 +41,7 @@ impl NotificationState {
 }
 
 /// One recorder command of the order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub notification_id: String,
     pub action: String,
@@ -58,7 +58,7 @@ pub struct NotificationView {
 }
 
 /// The 200 body of `GET /api/v1/orders/{id}/notifications`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderNotificationsView {
     pub order_id: String,
     /// Every state, with zero for the absent ones.

@@ -58,7 +58,7 @@ enum Gate {
 }
 
 /// The 200 body of every order control: the order as `GET /api/v1/orders/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderControlResponse {
     #[serde(flatten)]
     pub order: OrderProgress,

@@ -30,7 +30,7 @@ fn task_status_counts(rows: impl IntoIterator<Item = (String, i64)>) -> BTreeMap
 }
 
 /// The 200 body of `GET /api/v1/orders/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderProgress {
     pub id: String,
     pub name: String,
@@ -114,7 +114,7 @@ pub(crate) async fn read_order_progress(
 }
 
 /// One task group of a batch, with its tasks by status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupProgress {
     pub sop_id: String,
     pub subscene_id: String,
@@ -126,7 +126,7 @@ pub struct GroupProgress {
 }
 
 /// The 200 body of `GET /api/v1/batches/{id}`: the §5.3 summary plus counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchProgress {
     #[serde(flatten)]
     pub summary: BatchSummary,

@@ -32,7 +32,7 @@ pub struct ReopenTasks {
 }
 
 /// The 200 body of `POST /api/v1/batches/{id}/reopen-tasks`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReopenTasksResponse {
     pub batch_id: String,
     pub requested_count: i64,
@@ -44,13 +44,13 @@ pub struct ReopenTasksResponse {
     pub order: OrderProgressView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReopenedGroup {
     pub sop_id: i64,
     pub subscene_id: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReopenedTaskView {
     pub id: String,
     pub task_id: String,

@@ -19,7 +19,7 @@ pub struct GroupFigures {
 }
 
 /// A task created by an edit, in the shape responses use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CreatedTaskView {
     pub id: String,
     pub task_id: String,

@@ -1,0 +1,400 @@
+//! The API document (SPEC §10). Operations, bodies and success schemas come from each
+//! handler's `#[utoipa::path]` annotation and the types it answers with; the error responses
+//! are rendered here by the same [`ApiError`] mapping that answers real requests
+//! ([`ApiError::status`], [`ApiError::body`]), so a documented message, status or extra field
+//! cannot differ from the one a client receives.
+
+use std::collections::BTreeMap;
+
+use keystone_auth::{AuthError, Role};
+use keystone_domain::DomainError;
+use keystone_store::{Busy, StoreError};
+use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, Response, ResponseBuilder, Schema};
+
+use crate::ApiError;
+
+/// Name of the bearer security scheme operations refer to (`security(("bearer" = []))`).
+pub const BEARER: &str = "bearer";
+
+/// Who may call an operation, which decides its authentication errors (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token (log in).
+    Public,
+    /// A data collector's token.
+    Collector,
+    /// An admin's token.
+    Admin,
+    /// An admin's or a data collector's token.
+    Staff,
+}
+
+/// Everything an operation can answer with besides its success: its access rule, whether it
+/// reads a JSON body, and the domain rules it applies, in SPEC order.
+#[derive(Debug, Clone)]
+pub struct ErrorResponses {
+    pub access: Access,
+    /// The error for a path `{id}` that is not a positive 64-bit integer, when there is one.
+    pub path_id: Option<DomainError>,
+    pub json_body: bool,
+    pub rules: Vec<DomainError>,
+}
+
+impl ErrorResponses {
+    /// Every error answer, grouped by status: one response per status whose examples are the
+    /// exact bodies and whose schema accepts exactly those shapes.
+    pub fn responses(self) -> BTreeMap<String, RefOr<Response>> {
+        let mut by_status: BTreeMap<u16, Vec<ApiError>> = BTreeMap::new();
+        for case in self.cases() {
+            by_status
+                .entry(case.status().as_u16())
+                .or_default()
+                .push(case);
+        }
+        by_status
+            .into_iter()
+            .map(|(status, cases)| (status.to_string(), error_response(&cases).into()))
+            .collect()
+    }
+
+    fn cases(self) -> Vec<ApiError> {
+        let mut cases = Vec::new();
+        if self.access != Access::Public {
+            cases.extend(
+                [
+                    AuthError::MissingCredentials,
+                    AuthError::MalformedHeader,
+                    AuthError::InvalidToken,
+                ]
+                .map(ApiError::from),
+            );
+            cases.push(
+                match self.access {
+                    Access::Collector => AuthError::RoleRequired(Role::DataCollector),
+                    Access::Admin => AuthError::RoleRequired(Role::Admin),
+                    Access::Staff | Access::Public => AuthError::UnsupportedRole,
+                }
+                .into(),
+            );
+        }
+        if let Some(invalid) = self.path_id {
+            cases.push(invalid.into());
+            // A request whose `{id}` segment is empty matches no route.
+            cases.push(ApiError::NotFound);
+        }
+        if self.json_body {
+            cases.push(
+                DomainError::InvalidRequestBody {
+                    detail: "invalid type: string \"1\", expected i64 at line 1 column 15"
+                        .to_owned(),
+                }
+                .into(),
+            );
+            cases.push(ApiError::PayloadTooLarge);
+        }
+        cases.extend(self.rules.into_iter().map(ApiError::from));
+        cases.extend(busy_cases());
+        cases
+    }
+}
+
+/// The 503 answers: the database turned the request away before applying anything. The
+/// cause is only logged, so an empty one stands in.
+fn busy_cases() -> [ApiError; 6] {
+    BUSY.map(|busy| ApiError::Busy(busy, StoreError::Invariant(String::new())))
+}
+
+/// Every reason the database can turn a request away with 503 and `Retry-After`.
+const BUSY: [Busy; 6] = [
+    Busy::LockWait,
+    Busy::Statement,
+    Busy::IdleTransaction,
+    Busy::Conflict,
+    Busy::Pool,
+    Busy::ConnectionLost,
+];
+
+/// One status's response: a description listing each message, the bodies as named examples,
+/// and a schema that is one object shape per case.
+fn error_response(cases: &[ApiError]) -> Response {
+    let mut description = String::new();
+    let mut shapes = Vec::new();
+    let mut examples = Vec::new();
+    for case in cases {
+        let body = case.body();
+        let message = case.to_string();
+        let extra: Vec<&str> = body
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .map(String::as_str)
+                    .filter(|k| *k != "error")
+                    .collect()
+            })
+            .unwrap_or_default();
+        description.push_str(&format!("- `{message}`"));
+        if !extra.is_empty() {
+            description.push_str(&format!(", with `{}`", extra.join("`, `")));
+        }
+        description.push('\n');
+        if !examples.iter().any(|(name, _)| *name == message) {
+            shapes.push(error_shape(&body));
+            examples.push((
+                message.clone(),
+                ExampleBuilder::new().value(Some(body)).build(),
+            ));
+        }
+    }
+    let schema: RefOr<Schema> = if shapes.len() == 1 {
+        shapes.remove(0)
+    } else {
+        shapes
+            .into_iter()
+            .fold(AnyOfBuilder::new(), AnyOfBuilder::item)
+            .into()
+    };
+    let content = ContentBuilder::new()
+        .schema(Some(schema))
+        .examples_from_iter(examples)
+        .build();
+    let mut response = ResponseBuilder::new()
+        .description(description.trim_end())
+        .content("application/json", content);
+    if let Some(seconds) = cases.iter().find_map(ApiError::retry_after) {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .examples([Value::from(seconds)]),
+                ))
+                .description(Some(
+                    "Seconds to wait before retrying; nothing was applied.",
+                ))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+/// The schema of one error body: `error` is the exact message (a one-value `enum`) when the body has no extra
+/// fields (the message is then fixed), else a string beside the required extra fields, typed
+/// from the rendered body.
+fn error_shape(body: &Value) -> RefOr<Schema> {
+    let Some(fields) = body.as_object() else {
+        return Schema::default().into();
+    };
+    let fixed = fields.len() == 1;
+    let mut object = ObjectBuilder::new().schema_type(Type::Object);
+    for (name, value) in fields {
+        let property = if name == "error" && fixed {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([value.clone()]))
+                .into()
+        } else {
+            value_schema(value)
+        };
+        object = object.property(name, property).required(name);
+    }
+    object.build().into()
+}
+
+fn value_schema(value: &Value) -> RefOr<Schema> {
+    let of = |kind: Type| ObjectBuilder::new().schema_type(SchemaType::new(kind));
+    match value {
+        Value::Bool(_) => of(Type::Boolean).into(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => of(Type::Integer).into(),
+        Value::Number(_) => of(Type::Number).into(),
+        Value::String(_) => of(Type::String).into(),
+        Value::Array(items) => ArrayBuilder::new()
+            .items(
+                items
+                    .first()
+                    .map_or_else(|| Schema::default().into(), value_schema),
+            )
+            .into(),
+        Value::Object(_) => of(Type::Object).into(),
+        Value::Null => of(Type::Null).into(),
+    }
+}
+
+/// The `{id}` of `/batches/{id}/…`: a positive 64-bit integer.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct BatchIdPath {
+    /// The batch's database id (`"id"` in batch views).
+    #[param(minimum = 1, example = 1)]
+    pub id: i64,
+}
+
+/// The `{id}` of `/orders/{id}/…`: a positive 64-bit integer.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OrderIdPath {
+    /// The order's database id (`"id"` in order views).
+    #[param(minimum = 1, example = 1)]
+    pub id: i64,
+}
+
+/// The optional `Idempotency-Key` header of SPEC §6.1.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// 1–255 visible ASCII characters. A repeat with the same key and request answers the stored
+    /// response with `Idempotent-Replayed: true` and changes nothing; the same key with another
+    /// request answers 422.
+    #[param(
+        rename = "Idempotency-Key",
+        value_type = String,
+        required = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+        example = "3f1c7a52-complete-1"
+    )]
+    pub idempotency_key: Option<String>,
+}
+
+/// The document's frame: title, version, the bearer scheme, the local server and the tags.
+/// Functions contribute their paths; this adds what no single function owns.
+pub fn document(paths: OpenApi) -> OpenApi {
+    use utoipa::openapi::{InfoBuilder, OpenApiBuilder, ServerBuilder, tag::TagBuilder};
+    let mut doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Keystone Serverless API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(DESCRIPTION))
+                .build(),
+        )
+        .servers(Some([ServerBuilder::new()
+            .url("http://127.0.0.1:3000")
+            .description(Some("keystone-local (README: the run command)"))
+            .build()]))
+        .tags(Some(TAGS.map(|(name, description)| {
+            TagBuilder::new()
+                .name(name)
+                .description(Some(description))
+                .build()
+        })))
+        .build();
+    doc.merge(paths);
+    share_common_responses(&mut doc);
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "HS256 JWT from `POST /api/v1/auth/login` (claims of SPEC §4).",
+                ))
+                .build(),
+        ),
+    );
+    doc
+}
+
+/// The error responses many operations answer identically, named once under
+/// `components.responses` and referred to from each operation.
+fn shared_responses() -> [(&'static str, Response); 5] {
+    let auth = [
+        AuthError::MissingCredentials,
+        AuthError::MalformedHeader,
+        AuthError::InvalidToken,
+    ]
+    .map(ApiError::from);
+    let busy = busy_cases();
+    [
+        ("AuthenticationRequired", error_response(&auth)),
+        (
+            "AdminRoleRequired",
+            error_response(&[AuthError::RoleRequired(Role::Admin).into()]),
+        ),
+        (
+            "CollectorRoleRequired",
+            error_response(&[AuthError::RoleRequired(Role::DataCollector).into()]),
+        ),
+        (
+            "KnownRoleRequired",
+            error_response(&[AuthError::UnsupportedRole.into()]),
+        ),
+        ("DatabaseBusy", error_response(&busy)),
+    ]
+}
+
+fn share_common_responses(doc: &mut OpenApi) {
+    use utoipa::openapi::Ref;
+    let shared = shared_responses();
+    let mut used = BTreeMap::new();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(inline) = response else { continue };
+                if let Some((name, found)) = shared.iter().find(|(_, r)| r == inline) {
+                    used.insert(*name, found.clone());
+                    *response = Ref::new(format!("#/components/responses/{name}")).into();
+                }
+            }
+        }
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.responses.extend(
+        used.into_iter()
+            .map(|(name, response)| (name.to_owned(), response.into())),
+    );
+}
+
+const TAGS: [(&str, &str); 5] = [
+    ("auth", "Log in and identify the caller."),
+    ("collector", "What a data collector's phone calls."),
+    ("batches", "Batches and their tasks."),
+    ("orders", "Orders: progress, finalization and controls."),
+    (
+        "notifications",
+        "Recorder commands sent to devices through the outbox.",
+    ),
+];
+
+const DESCRIPTION: &str = "\
+The Keystone Serverless API: robot data-collection teams dispatch production work and data \
+collectors complete it. Every error body is `{\"error\": \"<message>\", ...extra fields}`; each \
+response below lists its exact messages and extra fields. A 503 means the database turned the \
+request away before applying anything: retry after `Retry-After` seconds, with the same \
+`Idempotency-Key` where the operation takes one.";
+
+/// Declares a unit type whose `utoipa::IntoResponses` are the given [`ErrorResponses`], for an
+/// operation's `responses(...)` list:
+/// `keystone_http::error_responses!(Errors = ErrorResponses { .. });`
+#[macro_export]
+macro_rules! error_responses {
+    ($(#[$meta:meta])* $name:ident = $errors:expr) => {
+        $(#[$meta])*
+        struct $name;
+
+        impl ::utoipa::IntoResponses for $name {
+            fn responses() -> ::std::collections::BTreeMap<
+                String,
+                ::utoipa::openapi::RefOr<::utoipa::openapi::response::Response>,
+            > {
+                $crate::openapi::ErrorResponses::responses($errors)
+            }
+        }
+    };
+}

@@ -1,0 +1,402 @@
+//! The API contract (SPEC §10): the committed `docs/openapi.json` is the document the code
+//! generates, every operation documents its errors the way the code answers them, and the
+//! local stack serves the document and a reference page a real browser renders.
+//!
+//! Route coverage (document ↔ code ↔ template) is in `infra.rs`; the document-driven fuzzing
+//! (schemathesis) runs from the test command against `keystone-local` (`tests/support/
+//! schemathesis.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use keystone_tests::{TestResponse, admin_token, get, router};
+use serde_json::Value;
+
+fn committed_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("docs/openapi.json")
+}
+
+fn committed() -> String {
+    std::fs::read_to_string(committed_path()).unwrap()
+}
+
+/// Fails when a handler, a body or response type, or an error rule changed and the committed
+/// document was not regenerated.
+#[test]
+fn the_committed_document_is_the_generated_one() {
+    let generated = keystone_local::openapi_json();
+    let committed = committed();
+    if generated != committed {
+        let (line, (ours, theirs)) = generated
+            .lines()
+            .zip(committed.lines())
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+            .unwrap_or((
+                generated.lines().count().min(committed.lines().count()),
+                ("<end>", "<end>"),
+            ));
+        panic!(
+            "docs/openapi.json is not the document the code generates; regenerate it with\n  \
+             cargo run -p keystone-local -- --openapi > docs/openapi.json\n\
+             first difference at line {}:\n  generated: {ours}\n  committed: {theirs}",
+            line + 1
+        );
+    }
+}
+
+fn operations(document: &Value) -> Vec<(String, String, &Value)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            found.push((method.to_uppercase(), path.clone(), operation));
+        }
+    }
+    found
+}
+
+/// Follows a `$ref` to `components.responses`.
+fn resolve<'a>(document: &'a Value, response: &'a Value) -> &'a Value {
+    match response["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/responses/");
+            &document["components"]["responses"][name]
+        }
+        None => response,
+    }
+}
+
+/// The parts of SPEC §4–§6 every operation must document: the bearer scheme and the auth
+/// answers when it needs a token, 503 with `Retry-After`, 400 and 413 for a JSON body, and the
+/// idempotency headers where a key is taken; every error example is an error body.
+#[test]
+fn every_operation_documents_the_answers_every_request_can_get() {
+    let document = serde_json::to_value(keystone_local::openapi()).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (method, path, operation) in operations(&document) {
+        let name = format!("{method} {path}");
+        let responses = operation["responses"].as_object().unwrap();
+        let public = path == "/api/v1/auth/login";
+        if !public {
+            assert_eq!(
+                operation["security"],
+                serde_json::json!([{"bearer": []}]),
+                "{name}"
+            );
+            for status in ["401", "403"] {
+                assert!(responses.contains_key(status), "{name} lacks {status}");
+            }
+        }
+        let busy = resolve(&document, &responses["503"]);
+        assert!(
+            busy["headers"]["Retry-After"].is_object(),
+            "{name}: 503 Retry-After"
+        );
+        if operation.get("requestBody").is_some() {
+            for status in ["400", "413"] {
+                assert!(responses.contains_key(status), "{name} lacks {status}");
+            }
+        }
+        let takes_key = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header");
+        let success = responses
+            .iter()
+            .find(|(status, _)| status.starts_with('2'))
+            .map(|(_, r)| r)
+            .unwrap();
+        assert_eq!(
+            success["headers"]["Idempotent-Replayed"].is_object(),
+            takes_key,
+            "{name}: Idempotent-Replayed documented exactly where Idempotency-Key is taken"
+        );
+        if takes_key {
+            assert!(
+                responses.contains_key("422"),
+                "{name} lacks 422 for a reused key"
+            );
+        }
+        for (status, response) in responses.iter().filter(|(s, _)| !s.starts_with('2')) {
+            let response = resolve(&document, response);
+            let examples = response["content"]["application/json"]["examples"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{name} {status} has no examples"));
+            for (message, example) in examples {
+                assert_eq!(
+                    example["value"]["error"],
+                    message.as_str(),
+                    "{name} {status}"
+                );
+            }
+        }
+    }
+}
+
+/// The documented examples are what the code sends: a request that breaks a rule gets exactly
+/// the body documented under that rule's message.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_documented_error_is_the_body_the_code_sends(pool: sqlx::PgPool) {
+    let document = serde_json::to_value(keystone_local::openapi()).unwrap();
+    let app = router(pool);
+    let token = admin_token();
+    let example = |status: &str, message: &str| {
+        document["paths"]["/api/v1/orders/{id}"]["get"]["responses"][status]["content"]
+            ["application/json"]["examples"][message]["value"]
+            .clone()
+    };
+    let answer = get(&app, "/api/v1/orders/0", Some(&token)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.body, example("400", "invalid order id"));
+    let answer = get(&app, "/api/v1/orders/424242", Some(&token)).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.body, example("404", "order not found"));
+}
+
+/// `/openapi.json` is the committed document; `/docs` and its assets come from the binary,
+/// and the page names no other host.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn the_local_stack_serves_the_document_and_its_reference_page(pool: sqlx::PgPool) {
+    let app = router(pool);
+    let content_type = |r: &TestResponse| r.headers["content-type"].to_str().unwrap().to_owned();
+    let document = get(&app, "/openapi.json", None).await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert_eq!(content_type(&document), "application/json");
+    assert_eq!(document.text, committed());
+
+    let page = get(&app, "/docs", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(content_type(&page).starts_with("text/html"));
+    assert!(
+        !page.text.contains("http://") && !page.text.contains("https://"),
+        "{}",
+        page.text
+    );
+    for (asset, kind) in [
+        ("/docs/swagger-ui-bundle.js", "text/javascript"),
+        ("/docs/swagger-ui.css", "text/css"),
+    ] {
+        assert!(page.text.contains(asset), "{asset} not on the page");
+        let served = get(&app, asset, None).await;
+        assert_eq!(served.status, StatusCode::OK, "{asset}");
+        assert!(content_type(&served).starts_with(kind), "{asset}");
+        assert!(
+            served.text.len() > 100_000,
+            "{asset} is {} bytes",
+            served.text.len()
+        );
+    }
+}
+
+/// The browser the tests drive: `KEYSTONE_CHROMIUM` (set by the test command), else Debian's
+/// `chromium` on the PATH.
+fn chromium() -> String {
+    std::env::var("KEYSTONE_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
+}
+
+/// `(METHOD, path)` of every operation Swagger UI rendered into the page.
+fn rendered_operations(dom: &str) -> Vec<(String, String)> {
+    dom.split(r#"class="opblock-summary-method">"#)
+        .skip(1)
+        .filter_map(|chunk| {
+            let method = chunk.split('<').next()?.to_owned();
+            let after = chunk.split(r#"data-path=""#).nth(1)?;
+            let path = after.split('"').next()?.to_owned();
+            Some((method, path))
+        })
+        .collect()
+}
+
+/// A real headless browser opens `/docs` on a served local stack and finds every operation of
+/// the code listed: the viewer loads from the binary and renders the served document.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_headless_browser_lists_every_operation_on_the_reference_page(pool: sqlx::PgPool) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, router(pool)).into_future());
+    let profile = std::env::temp_dir().join(format!("keystone-chromium-{}", address.port()));
+    let run = tokio::process::Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=30000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("http://{address}/docs"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("chromium did not finish within two minutes")
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} ({e}); the test command installs Debian's chromium",
+                chromium()
+            )
+        });
+    server.abort();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = rendered_operations(&dom);
+    for function in keystone_local::HTTP_FUNCTIONS {
+        let operation = (function.method.to_owned(), function.path.to_owned());
+        assert!(
+            rendered.contains(&operation),
+            "{} {} is not listed on /docs; rendered: {rendered:?}",
+            function.method,
+            function.path
+        );
+    }
+    assert_eq!(rendered.len(), keystone_local::HTTP_FUNCTIONS.len());
+}
+
+/// Checks one real answer against the document: its status is listed for the operation, its
+/// body satisfies that status's schema, and the headers the document marks are there.
+struct Contract {
+    document: Value,
+}
+
+impl Contract {
+    fn new() -> Self {
+        Self {
+            document: serde_json::to_value(keystone_local::openapi()).unwrap(),
+        }
+    }
+
+    #[track_caller]
+    fn check(&self, operation: &str, answer: &TestResponse) {
+        let name = format!("{operation} answered {}", answer.status);
+        let (method, template) = operation.split_once(' ').unwrap();
+        let operation = &self.document["paths"][template][method.to_lowercase()];
+        assert!(operation.is_object(), "{name}: no such operation");
+        let status = answer.status.as_str();
+        let response = &operation["responses"][status];
+        assert!(
+            response.is_object(),
+            "{name}: status not documented: {}",
+            answer.text
+        );
+        let response = resolve(&self.document, response);
+        let schema = &response["content"]["application/json"]["schema"];
+        let root = serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": self.document["components"],
+            "allOf": [schema],
+        });
+        let validator = jsonschema::validator_for(&root).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&answer.body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}\n{}", answer.text);
+        if status == "503" {
+            assert!(answer.headers.contains_key("retry-after"), "{name}");
+        }
+    }
+}
+
+/// Who calls in a workflow step.
+#[derive(Clone, Copy)]
+enum Who {
+    Nobody,
+    Admin,
+    Collector,
+}
+
+/// Every success of a whole workflow, and the errors met on the way, satisfy the document:
+/// the answers schemathesis rarely reaches with random ids (a completion, a reopen, a
+/// finalization with device commands) are checked here on purpose.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_whole_workflow_answers_as_documented(pool: sqlx::PgPool) {
+    use Who::{Admin, Collector, Nobody};
+    use axum::http::Method;
+    use keystone_tests::{ADMIN_PASSWORD, ADMIN_USERNAME, Scenario, send};
+    use serde_json::json;
+    let contract = Contract::new();
+    let s = Scenario::new(&pool, 12, 5, 3).await;
+    let (_axon, axon) = s
+        .add_axon_batch("AX-C", "axon-c", &[("ready", 1), ("in_progress", 1)])
+        .await;
+    let app = router(pool.clone());
+    let (batch, order, a, b) = (s.batch_id, s.order_id, s.group_a, s.group_b);
+    let login = json!({"account": ADMIN_USERNAME, "password": ADMIN_PASSWORD});
+    let adjusted = json!({"task_groups": [b.entry(4)]});
+    let created = json!({"order_id": order, "workstation_id": s.seat.workstation_id,
+                         "task_groups": [a.entry(1)]});
+    // A table: one request per line.
+    #[rustfmt::skip]
+    let steps = [
+        ("POST /api/v1/auth/login", 0, Nobody, Some(login), 200),
+        ("GET /api/v1/auth/me", 0, Collector, None, 200),
+        ("GET /api/v1/auth/me", 0, Admin, None, 200),
+        ("GET /api/v1/me/batches", 0, Collector, None, 200),
+        ("POST /api/v1/batches/{id}/complete-tasks", batch, Collector, Some(a.body(2)), 200),
+        // The same key again: a replay; with another body: 422.
+        ("POST /api/v1/batches/{id}/complete-tasks", batch, Collector, Some(a.body(2)), 200),
+        ("POST /api/v1/batches/{id}/complete-tasks", batch, Collector, Some(b.body(1)), 422),
+        ("POST /api/v1/batches/{id}/reopen-tasks", batch, Collector, Some(a.body(1)), 200),
+        ("GET /api/v1/batches/{id}", batch, Collector, None, 200),
+        ("GET /api/v1/orders/{id}", order, Admin, None, 200),
+        ("POST /api/v1/batches/{id}/tasks", batch, Admin, Some(adjusted), 200),
+        ("POST /api/v1/batches", 0, Admin, Some(created), 201),
+        ("POST /api/v1/orders/{id}/pause", order, Admin, None, 200),
+        ("POST /api/v1/orders/{id}/resume", order, Admin, None, 200),
+        ("PATCH /api/v1/orders/{id}", order, Admin, Some(json!({"target_count": 20})), 200),
+        ("PATCH /api/v1/orders/{id}", order, Admin, Some(json!({"target_count": 0})), 400),
+        ("POST /api/v1/batches/{id}/cancel", axon, Admin, None, 200),
+        ("POST /api/v1/batches/{id}/cancel", axon, Admin, None, 200),
+        ("POST /api/v1/orders/{id}/finalize", order, Admin, None, 200),
+        ("POST /api/v1/orders/{id}/pause", order, Admin, None, 409),
+        ("POST /api/v1/batches/{id}/reopen-tasks", batch, Collector, Some(a.body(1)), 409),
+        ("GET /api/v1/orders/{id}/notifications", order, Admin, None, 200),
+        ("GET /api/v1/orders/{id}", 999_999, Admin, None, 404),
+        ("GET /api/v1/me/batches", 0, Admin, None, 403),
+        ("GET /api/v1/me/batches", 0, Nobody, None, 401),
+    ];
+    let admin = admin_token();
+    for (operation, id, who, body, expected) in steps {
+        let (method, template) = operation.split_once(' ').unwrap();
+        let path = template.replace("{id}", &id.to_string());
+        let token = match who {
+            Nobody => None,
+            Admin => Some(admin.as_str()),
+            Collector => Some(s.seat.token.as_str()),
+        };
+        let key = [("idempotency-key", "workflow-1")];
+        let headers: &[(&str, &str)] = if path.ends_with("/complete-tasks") {
+            &key
+        } else {
+            &[]
+        };
+        let body = body.map_or_else(axum::body::Body::empty, |b| b.to_string().into());
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = send(&app, method, &path, token, headers, body).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            expected,
+            "{operation}: {}",
+            answer.text
+        );
+        contract.check(operation, &answer);
+    }
+}
