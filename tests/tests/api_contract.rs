@@ -283,6 +283,20 @@ impl Contract {
         }
     }
 
+    /// Where `instance` breaks `schema` (whose `$ref`s point into the document's components).
+    fn violations(&self, schema: &Value, instance: &Value) -> Vec<String> {
+        let root = serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": self.document["components"],
+            "allOf": [schema],
+        });
+        jsonschema::validator_for(&root)
+            .unwrap()
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    }
+
     #[track_caller]
     fn check(&self, operation: &str, answer: &TestResponse) {
         let name = format!("{operation} answered {}", answer.status);
@@ -297,17 +311,10 @@ impl Contract {
             answer.text
         );
         let response = resolve(&self.document, response);
-        let schema = &response["content"]["application/json"]["schema"];
-        let root = serde_json::json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "components": self.document["components"],
-            "allOf": [schema],
-        });
-        let validator = jsonschema::validator_for(&root).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&answer.body)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
+        let errors = self.violations(
+            &response["content"]["application/json"]["schema"],
+            &answer.body,
+        );
         assert!(errors.is_empty(), "{name}: {errors:?}\n{}", answer.text);
         if status == "503" {
             assert!(answer.headers.contains_key("retry-after"), "{name}");
@@ -399,4 +406,45 @@ async fn a_whole_workflow_answers_as_documented(pool: sqlx::PgPool) {
         );
         contract.check(operation, &answer);
     }
+}
+
+/// Every example in the document (request bodies from the demo data, success answers, every
+/// error body) satisfies the schema it illustrates, so a client generated from the schemas
+/// accepts what the examples show.
+#[test]
+fn every_example_satisfies_its_schema() {
+    let contract = Contract::new();
+    let document = &contract.document;
+    let mut checked = 0;
+    for (method, path, operation) in operations(document) {
+        let content = &operation["requestBody"]["content"]["application/json"];
+        let mut examples = vec![(
+            "request".to_owned(),
+            &content["schema"],
+            &content["example"],
+        )];
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let content = &resolve(document, response)["content"]["application/json"];
+            if content["example"].is_object() {
+                examples.push((status.clone(), &content["schema"], &content["example"]));
+            }
+            for (message, example) in content["examples"].as_object().into_iter().flatten() {
+                examples.push((
+                    format!("{status} {message}"),
+                    &content["schema"],
+                    &example["value"],
+                ));
+            }
+            assert!(
+                !status.starts_with('2') || content["example"].is_object(),
+                "{method} {path} {status} has no example"
+            );
+        }
+        for (what, schema, example) in examples.into_iter().filter(|(_, _, e)| !e.is_null()) {
+            let errors = contract.violations(schema, example);
+            assert!(errors.is_empty(), "{method} {path} {what}: {errors:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} examples");
 }

@@ -72,7 +72,27 @@ keystone_http::error_responses!(
     params(BatchIdPath),
     request_body(content = AdjustBatchBody, example = json!({"task_groups": [{"sop_id": 1, "subscene_id": 1, "quantity": 18}]})),
     responses(
-        (status = 200, description = "The tasks created and the ids of the tasks removed.", body = AdjustBatchResponse),
+        (status = 200, description = "The tasks created and the ids of the tasks removed.", body = AdjustBatchResponse, example = json!({
+            "created_tasks": [
+                {
+                    "id": "39",
+                    "task_id": "task_20261124_094012_642_00_4a8ccd0a",
+                    "sop_id": "2",
+                    "subscene_id": "2",
+                    "status": "pending",
+                    "created_at": "2026-11-24T09:40:12.640147Z"
+                },
+                {
+                    "id": "40",
+                    "task_id": "task_20261124_094012_642_01_48f17b6c",
+                    "sop_id": "2",
+                    "subscene_id": "2",
+                    "status": "pending",
+                    "created_at": "2026-11-24T09:40:12.640147Z"
+                }
+            ],
+            "deleted_task_ids": []
+        })),
         Errors,
     ),
 )]

@@ -71,7 +71,17 @@ async fn verify_blocking(check: impl FnOnce() -> bool + Send + 'static) -> Resul
         whether the account exists or not (SPEC §5.6).",
     request_body(content = LoginBody, example = json!({"account": "DC001", "password": "keystone-demo"})),
     responses(
-        (status = 200, description = "A bearer token and who it speaks for.", body = LoginResponse),
+        (status = 200, description = "A bearer token and who it speaks for.", body = LoginResponse, example = json!({
+            "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsImtpZCI6ImstNjlmZWVmZGVhZDQ5YjY3ZiJ9.eyJjb2xsZWN0b3JfaWQiOjEsIm9wZXJhdG9yX2lkIjoiREMwMDEiLCJyb2xlIjoiZGF0YV9jb2xsZWN0b3IifQ.signature",
+            "token_type": "Bearer",
+            "expires_in": 86400,
+            "role": "data_collector",
+            "collector": {
+                "id": "1",
+                "operator_id": "DC001",
+                "name": "张三"
+            }
+        })),
         Errors,
     ),
 )]

@@ -63,7 +63,24 @@ pub struct MeResponse {
         need not derive them (SPEC §5.5).",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller.", body = MeResponse),
+        (status = 200, description = "The caller.", body = MeResponse, example = json!({
+            "collector_id": "1",
+            "operator_id": "DC001",
+            "name": "张三",
+            "role": "data_collector",
+            "workstation_id": "1",
+            "robot_id": "1",
+            "robot_type": {
+                "id": "1",
+                "name": "SynGloves",
+                "model": "SG-2",
+                "capabilities": {
+                    "requires_axon": false
+                }
+            },
+            "requires_axon": false,
+            "workflow": "external_device"
+        })),
         Errors,
     ),
 )]

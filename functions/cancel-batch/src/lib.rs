@@ -54,7 +54,25 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     params(BatchIdPath),
     responses(
-        (status = 200, description = "The batch, and what cancelling it changed.", body = CancelBatchResponse),
+        (status = 200, description = "The batch, and what cancelling it changed.", body = CancelBatchResponse, example = json!({
+            "batch": {
+                "id": "2",
+                "batch_id": "batch_20261124_093000_000_02_b4abb622",
+                "order_id": "1",
+                "workstation_id": "2",
+                "organization_id": "1",
+                "name": "Axon batch",
+                "notes": null,
+                "metadata": null,
+                "status": "cancelled",
+                "task_count": 8,
+                "completed_count": 0,
+                "created_at": "2026-11-24T09:30:00.000000Z"
+            },
+            "cancelled": true,
+            "cancelled_task_count": 8,
+            "notifications_enqueued": 4
+        })),
         Errors,
     ),
 )]

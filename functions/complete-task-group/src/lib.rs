@@ -87,7 +87,45 @@ keystone_http::error_responses!(
     responses(
         (status = 200, description = "The tasks completed, with the batch's and the order's progress.",
             body = CompleteTasksResponse,
-            headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer of an earlier request with the same `Idempotency-Key`; absent otherwise."))),
+            headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer of an earlier request with the same `Idempotency-Key`; absent otherwise.")),
+            example = json!({
+                "batch_id": "batch_20261124_093000_000_01_7a8b3d43",
+                "requested_count": 2,
+                "completed_count": 2,
+                "created_count": 0,
+                "group": {
+                    "sop_id": 1,
+                    "subscene_id": 1,
+                    "scene_name": "厨房",
+                    "subscene_name": "台面"
+                },
+                "tasks": [
+                    {
+                        "id": "1",
+                        "task_id": "task_20261124_093000_000_01_ffd34267",
+                        "status": "completed",
+                        "completed_at": "2026-11-24T09:35:12.380720Z"
+                    },
+                    {
+                        "id": "2",
+                        "task_id": "task_20261124_093000_000_02_f04aba11",
+                        "status": "completed",
+                        "completed_at": "2026-11-24T09:35:12.380720Z"
+                    }
+                ],
+                "batch": {
+                    "id": "1",
+                    "status": "active",
+                    "completed_count": 2,
+                    "task_count": 30
+                },
+                "order": {
+                    "id": "1",
+                    "status": "in_progress",
+                    "completed_count": 2,
+                    "target_count": 40
+                }
+            })),
         Errors,
     ),
 )]

@@ -63,7 +63,40 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     request_body(content = CreateBatchBody, example = json!({"order_id": 1, "workstation_id": 1, "notes": "second shift", "task_groups": [{"sop_id": 1, "subscene_id": 1, "quantity": 2}]})),
     responses(
-        (status = 201, description = "The batch created, with its tasks.", body = CreateBatchResponse),
+        (status = 201, description = "The batch created, with its tasks.", body = CreateBatchResponse, example = json!({
+            "batch": {
+                "id": "3",
+                "batch_id": "batch_20261124_094500_120_00_3c9e1f20",
+                "order_id": "1",
+                "workstation_id": "1",
+                "organization_id": "1",
+                "name": "",
+                "notes": "second shift",
+                "metadata": null,
+                "status": "pending",
+                "task_count": 2,
+                "completed_count": 0,
+                "created_at": "2026-11-24T09:45:00.120000Z"
+            },
+            "tasks": [
+                {
+                    "id": "41",
+                    "task_id": "task_20261124_094500_120_00_9a1b2c3d",
+                    "sop_id": "1",
+                    "subscene_id": "1",
+                    "status": "pending",
+                    "created_at": "2026-11-24T09:45:00.120000Z"
+                },
+                {
+                    "id": "42",
+                    "task_id": "task_20261124_094500_120_01_5e6f7a8b",
+                    "sop_id": "1",
+                    "subscene_id": "1",
+                    "status": "pending",
+                    "created_at": "2026-11-24T09:45:00.120000Z"
+                }
+            ]
+        })),
         Errors,
     ),
 )]

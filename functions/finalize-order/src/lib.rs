@@ -53,7 +53,21 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(
-        (status = 200, description = "The order, and what finalizing it changed.", body = FinalizeOrderResponse),
+        (status = 200, description = "The order, and what finalizing it changed.", body = FinalizeOrderResponse, example = json!({
+            "order": {
+                "id": "1",
+                "status": "completed",
+                "completed_count": 2,
+                "target_count": 40
+            },
+            "finalized": true,
+            "cancelled_task_count": 36,
+            "completed_batch_ids": [
+                "batch_20261124_093000_000_01_7a8b3d43",
+                "batch_20261124_093000_000_02_b4abb622"
+            ],
+            "notifications_enqueued": 4
+        })),
         Errors,
     ),
 )]

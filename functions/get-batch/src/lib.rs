@@ -47,7 +47,65 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     params(BatchIdPath),
     responses(
-        (status = 200, description = "The batch.", body = BatchProgress),
+        (status = 200, description = "The batch.", body = BatchProgress, example = json!({
+            "id": "1",
+            "batch_id": "batch_20261124_093000_000_01_7a8b3d43",
+            "order_id": "1",
+            "workstation_id": "1",
+            "organization_id": "1",
+            "name": "Gloves batch",
+            "notes": "external device demo",
+            "metadata": null,
+            "status": "active",
+            "task_count": 30,
+            "completed_count": 2,
+            "created_at": "2026-11-24T09:30:00.000000Z",
+            "status_counts": {
+                "cancelled": 0,
+                "completed": 2,
+                "failed": 0,
+                "in_progress": 0,
+                "pending": 28,
+                "ready": 0,
+                "uploading": 0
+            },
+            "task_groups": [
+                {
+                    "sop_id": "1",
+                    "subscene_id": "1",
+                    "sop_slug": "move_bottle",
+                    "scene_name": "厨房",
+                    "subscene_name": "台面",
+                    "task_count": 20,
+                    "status_counts": {
+                        "cancelled": 0,
+                        "completed": 2,
+                        "failed": 0,
+                        "in_progress": 0,
+                        "pending": 18,
+                        "ready": 0,
+                        "uploading": 0
+                    }
+                },
+                {
+                    "sop_id": "2",
+                    "subscene_id": "2",
+                    "sop_slug": "wipe_sink",
+                    "scene_name": "厨房",
+                    "subscene_name": "水槽",
+                    "task_count": 10,
+                    "status_counts": {
+                        "cancelled": 0,
+                        "completed": 0,
+                        "failed": 0,
+                        "in_progress": 0,
+                        "pending": 10,
+                        "ready": 0,
+                        "uploading": 0
+                    }
+                }
+            ]
+        })),
         Errors,
     ),
 )]

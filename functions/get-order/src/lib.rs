@@ -46,7 +46,23 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(
-        (status = 200, description = "The order.", body = OrderProgress),
+        (status = 200, description = "The order.", body = OrderProgress, example = json!({
+            "id": "1",
+            "name": "Kitchen demo order",
+            "status": "in_progress",
+            "priority": "high",
+            "target_count": 40,
+            "task_count": 38,
+            "completed_count": 2,
+            "remaining_assignable": 2,
+            "batch_counts": {
+                "active": 2,
+                "cancelled": 0,
+                "completed": 0,
+                "pending": 0,
+                "recalled": 0
+            }
+        })),
         Errors,
     ),
 )]

@@ -44,7 +44,74 @@ keystone_http::error_responses!(
         groups, each with its handoff payload (SPEC §5.7, §8).",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The collector's workstation and open batches.", body = MyBatchesResponse),
+        (status = 200, description = "The collector's workstation and open batches.", body = MyBatchesResponse, example = json!({
+            "collector": {
+                "id": "1",
+                "operator_id": "DC001",
+                "name": "张三"
+            },
+            "workstation": {
+                "id": "1",
+                "name": "WS-01 SynGloves",
+                "status": "active",
+                "robot_id": "1",
+                "device_id": "robot_dc86",
+                "robot_type": {
+                    "id": "1",
+                    "name": "SynGloves",
+                    "model": "SG-2",
+                    "capabilities": {
+                        "requires_axon": false
+                    }
+                },
+                "requires_axon": false,
+                "workflow": "external_device"
+            },
+            "batches": [
+                {
+                    "id": "1",
+                    "batch_id": "batch_20261124_093000_000_01_7a8b3d43",
+                    "name": "Gloves batch",
+                    "notes": "external device demo",
+                    "status": "active",
+                    "order_id": "1",
+                    "order_name": "Kitchen demo order",
+                    "created_at": "2026-11-24T09:30:00.000000Z",
+                    "started_at": "2026-11-24T09:35:12.380720Z",
+                    "task_count": 30,
+                    "completed_count": 2,
+                    "pending_count": 28,
+                    "failed_count": 0,
+                    "cancelled_count": 0,
+                    "task_groups": [
+                        {
+                            "sop_id": "1",
+                            "subscene_id": "1",
+                            "sop_slug": "move_bottle",
+                            "sop_version": "v1",
+                            "scene_name": "厨房",
+                            "subscene_name": "台面",
+                            "task_count": 20,
+                            "pending_count": 18,
+                            "completed_count": 2,
+                            "handoff_payload": "{\"sop_slug\":\"move_bottle\",\"sop_version\":\"v1\",\"scene_name\":\"厨房\",\"subscene_name\":\"台面\",\"collector_name\":\"张三\",\"collector_operator_id\":\"DC001\",\"device_id\":\"robot_dc86\",\"device_type\":\"SynGloves\"}"
+                        },
+                        {
+                            "sop_id": "2",
+                            "subscene_id": "2",
+                            "sop_slug": "wipe_sink",
+                            "sop_version": "v1",
+                            "scene_name": "厨房",
+                            "subscene_name": "水槽",
+                            "task_count": 10,
+                            "pending_count": 10,
+                            "completed_count": 0,
+                            "handoff_payload": "{\"sop_slug\":\"wipe_sink\",\"sop_version\":\"v1\",\"scene_name\":\"厨房\",\"subscene_name\":\"水槽\",\"collector_name\":\"张三\",\"collector_operator_id\":\"DC001\",\"device_id\":\"robot_dc86\",\"device_type\":\"SynGloves\"}"
+                        }
+                    ]
+                }
+            ]
+        })),
         Errors,
     ),
 )]

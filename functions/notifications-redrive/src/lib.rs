@@ -54,7 +54,7 @@ pub struct RedriveResponse {
         (SPEC §5.9).",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "How many messages and rows were put back.", body = RedriveResponse),
+        (status = 200, description = "How many messages and rows were put back.", body = RedriveResponse, example = json!({"dlq_messages_moved": 1, "outbox_rows_requeued": 0})),
         Errors,
     ),
 )]

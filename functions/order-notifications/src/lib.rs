@@ -48,7 +48,33 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(
-        (status = 200, description = "The order's recorder commands.", body = OrderNotificationsView),
+        (status = 200, description = "The order's recorder commands.", body = OrderNotificationsView, example = json!({
+            "order_id": "1",
+            "summary": {
+                "pending": 0,
+                "published": 0,
+                "retrying": 0,
+                "delivered": 1,
+                "dead_lettered": 0,
+                "parked": 0
+            },
+            "notifications": [
+                {
+                    "notification_id": "order:1:task:task_20261124_093000_000_34_ee620998:cancel",
+                    "action": "cancel",
+                    "device_id": "axon-arm-01",
+                    "task_id": "task_20261124_093000_000_34_ee620998",
+                    "batch_id": "batch_20261124_093000_000_02_b4abb622",
+                    "state": "delivered",
+                    "publish_attempts": 1,
+                    "delivery_attempts": 1,
+                    "last_error": null,
+                    "created_at": "2026-11-24T09:50:01.719763Z",
+                    "published_at": "2026-11-24T09:50:01.748945Z",
+                    "delivered_at": "2026-11-24T09:50:01.785344Z"
+                }
+            ]
+        })),
         Errors,
     ),
 )]

@@ -52,7 +52,23 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(
-        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it, and whether this call changed it.", body = OrderControlResponse),
+        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it (unchanged when the call changed nothing).", body = OrderControlResponse, example = json!({
+            "id": "1",
+            "name": "Kitchen demo order",
+            "status": "paused",
+            "priority": "high",
+            "target_count": 40,
+            "task_count": 38,
+            "completed_count": 2,
+            "remaining_assignable": 2,
+            "batch_counts": {
+                "active": 2,
+                "cancelled": 0,
+                "completed": 0,
+                "pending": 0,
+                "recalled": 0
+            }
+        })),
         Errors,
     ),
 )]

@@ -73,7 +73,35 @@ keystone_http::error_responses!(
     request_body(content = CompleteTasksBody, example = json!({"quantity": 1, "sop_id": 1, "subscene_id": 1})),
     responses(
         (status = 200, description = "The tasks reopened, with the batch's and the order's progress.",
-            body = ReopenTasksResponse, headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer of an earlier request with the same `Idempotency-Key`; absent otherwise."))),
+            body = ReopenTasksResponse, headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer of an earlier request with the same `Idempotency-Key`; absent otherwise.")),
+            example = json!({
+                "batch_id": "batch_20261124_093000_000_01_7a8b3d43",
+                "requested_count": 1,
+                "reopened_count": 1,
+                "group": {
+                    "sop_id": 1,
+                    "subscene_id": 1
+                },
+                "tasks": [
+                    {
+                        "id": "2",
+                        "task_id": "task_20261124_093000_000_02_f04aba11",
+                        "status": "pending"
+                    }
+                ],
+                "batch": {
+                    "id": "1",
+                    "status": "active",
+                    "completed_count": 1,
+                    "task_count": 30
+                },
+                "order": {
+                    "id": "1",
+                    "status": "in_progress",
+                    "completed_count": 1,
+                    "target_count": 40
+                }
+            })),
         Errors,
     ),
 )]
