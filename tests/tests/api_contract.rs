@@ -84,6 +84,13 @@ fn every_operation_documents_the_answers_every_request_can_get() {
     );
     for (method, path, operation) in operations(&document) {
         let name = format!("{method} {path}");
+        for text in ["summary", "description"] {
+            let text = operation[text].as_str().unwrap_or_default();
+            assert!(
+                !text.is_empty() && !text.contains(['\\', '\n']),
+                "{name}: {text:?}"
+            );
+        }
         let responses = operation["responses"].as_object().unwrap();
         let public = path == "/api/v1/auth/login";
         if !public {

@@ -28,11 +28,10 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.2's rules.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidBatchId),
-        json_body: true,
-        rules: vec![
+    Errors = ErrorResponses::new(Access::Admin)
+        .batch_id()
+        .json_body()
+        .rules([
             DomainError::TaskGroupsEmpty,
             DomainError::InvalidTaskGroupAt { index: 1 },
             DomainError::InvalidQuantityAt { index: 1, min: 0 },
@@ -54,8 +53,7 @@ keystone_http::error_responses!(
             },
             DomainError::OrderCompletedNoInsert,
             DomainError::OrderCancelledNoInsert,
-        ],
-    }
+        ])
 );
 
 #[utoipa::path(

@@ -35,12 +35,9 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.6's rules.
-    Errors = ErrorResponses {
-        access: Access::Public,
-        path_id: None,
-        json_body: true,
-        rules: vec![DomainError::MissingCredentials, DomainError::InvalidCredentials],
-    }
+    Errors = ErrorResponses::new(Access::Public)
+        .json_body()
+        .rules([DomainError::MissingCredentials, DomainError::InvalidCredentials])
 );
 
 /// The 200 body.

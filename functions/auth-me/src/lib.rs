@@ -27,12 +27,8 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.5's rules: any known role.
-    Errors = ErrorResponses {
-        access: Access::Staff,
-        path_id: None,
-        json_body: false,
-        rules: vec![DomainError::CollectorNotFound],
-    }
+    Errors = ErrorResponses::new(Access::Staff)
+        .rules([DomainError::CollectorNotFound])
 );
 
 /// The 200 body. The admin's has exactly the SPEC §5.5 keys; a collector's adds

@@ -28,16 +28,13 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.11's rules.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidBatchId),
-        json_body: false,
-        rules: vec![
+    Errors = ErrorResponses::new(Access::Admin)
+        .batch_id()
+        .rules([
             DomainError::BatchNotFound,
             DomainError::BatchChangedConcurrently,
             DomainError::BatchNotCancellable { current_status: BatchStatus::Completed },
-        ],
-    }
+        ])
 );
 
 /// Any request body is ignored: the call itself is the decision.

@@ -3,9 +3,9 @@
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
-use keystone_domain::{DomainError, OrderControl, OrderStatus};
+use keystone_domain::{OrderControl, OrderStatus};
 use keystone_http::extract::OrderKind;
-use keystone_http::openapi::{Access, ErrorResponses, OrderIdPath};
+use keystone_http::openapi::{ErrorResponses, OrderIdPath};
 use keystone_http::{AdminAuth, ApiError, AppState, PathId};
 use keystone_store::order_controls::{OrderCommand, OrderControlResponse, control_order};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,18 +27,7 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.12's rules.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidOrderId),
-        json_body: false,
-        rules: vec![
-            DomainError::OrderNotFound,
-            DomainError::OrderControlNotAllowed {
-                control: OrderControl::Cancel,
-                current_status: OrderStatus::Completed,
-            },
-        ],
-    }
+    Errors = ErrorResponses::order_control(OrderControl::Cancel, OrderStatus::Completed)
 );
 
 #[utoipa::path(
@@ -47,28 +36,12 @@ keystone_http::error_responses!(
     tag = "orders",
     operation_id = "cancel_order",
     summary = "Cancel an order",
-    description = "An open order becomes cancelled, and every open batch of it is cancelled as by \\
+    description = "An open order becomes cancelled, and every open batch of it is cancelled as by \
         `POST /api/v1/batches/{id}/cancel`. Cancelling a cancelled order changes nothing (SPEC §5.12).",
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(
-        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it (unchanged when the call changed nothing).", body = OrderControlResponse, example = json!({
-            "id": "1",
-            "name": "Kitchen demo order",
-            "status": "cancelled",
-            "priority": "high",
-            "target_count": 40,
-            "task_count": 38,
-            "completed_count": 2,
-            "remaining_assignable": 2,
-            "batch_counts": {
-                "active": 0,
-                "cancelled": 2,
-                "completed": 0,
-                "pending": 0,
-                "recalled": 0
-            }
-        })),
+        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it (unchanged when the call changed nothing).", body = OrderControlResponse, example = keystone_http::openapi::examples::order_cancelled),
         Errors,
     ),
 )]

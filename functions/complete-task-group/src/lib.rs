@@ -33,11 +33,10 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.1's table, in its order.
-    Errors = ErrorResponses {
-        access: Access::Collector,
-        path_id: Some(DomainError::InvalidBatchId),
-        json_body: true,
-        rules: vec![
+    Errors = ErrorResponses::new(Access::Collector)
+        .batch_id()
+        .json_body()
+        .rules([
             DomainError::QuantityTooSmall,
             DomainError::InvalidTaskGroup,
             DomainError::InvalidIdempotencyKey,
@@ -65,8 +64,7 @@ keystone_http::error_responses!(
             },
             DomainError::IdempotencyKeyReused,
             DomainError::BatchChangedConcurrently,
-        ],
-    }
+        ])
 );
 
 /// Extractors run in the order SPEC §5.1 checks: token, path id, body; then the body rules

@@ -29,11 +29,9 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.3's rules.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: None,
-        json_body: true,
-        rules: vec![
+    Errors = ErrorResponses::new(Access::Admin)
+        .json_body()
+        .rules([
             DomainError::MissingField("order_id"),
             DomainError::MissingField("workstation_id"),
             DomainError::TaskGroupsEmpty,
@@ -48,8 +46,7 @@ keystone_http::error_responses!(
             DomainError::UnknownSubscene { subscene_id: 99 },
             DomainError::OrderClosedForBatches { order_status: OrderStatus::Completed },
             DomainError::OrderQuotaExceeded { target_count: 40, task_count: 38, remaining: 2, requested: 5 },
-        ],
-    }
+        ])
 );
 
 #[utoipa::path(

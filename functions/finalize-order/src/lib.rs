@@ -28,15 +28,12 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.4's rules.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidOrderId),
-        json_body: false,
-        rules: vec![
+    Errors = ErrorResponses::new(Access::Admin)
+        .order_id()
+        .rules([
             DomainError::OrderNotFound,
             DomainError::OrderCancelled { order_status: OrderStatus::Cancelled },
-        ],
-    }
+        ])
 );
 
 /// The request body, if any, is ignored: the decision is the call itself.

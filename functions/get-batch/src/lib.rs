@@ -28,12 +28,9 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.13's rules for batches: an admin, or the collector of the batch's workstation.
-    Errors = ErrorResponses {
-        access: Access::Staff,
-        path_id: Some(DomainError::InvalidBatchId),
-        json_body: false,
-        rules: vec![DomainError::BatchNotFound, DomainError::BatchNotOnWorkstation],
-    }
+    Errors = ErrorResponses::new(Access::Staff)
+        .batch_id()
+        .rules([DomainError::BatchNotFound, DomainError::BatchNotOnWorkstation])
 );
 
 #[utoipa::path(

@@ -27,12 +27,9 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.13's rules for orders.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidOrderId),
-        json_body: false,
-        rules: vec![DomainError::OrderNotFound],
-    }
+    Errors = ErrorResponses::new(Access::Admin)
+        .order_id()
+        .rules([DomainError::OrderNotFound])
 );
 
 #[utoipa::path(
@@ -46,23 +43,7 @@ keystone_http::error_responses!(
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(
-        (status = 200, description = "The order.", body = OrderProgress, example = json!({
-            "id": "1",
-            "name": "Kitchen demo order",
-            "status": "in_progress",
-            "priority": "high",
-            "target_count": 40,
-            "task_count": 38,
-            "completed_count": 2,
-            "remaining_assignable": 2,
-            "batch_counts": {
-                "active": 2,
-                "cancelled": 0,
-                "completed": 0,
-                "pending": 0,
-                "recalled": 0
-            }
-        })),
+        (status = 200, description = "The order.", body = OrderProgress, example = keystone_http::openapi::examples::order),
         Errors,
     ),
 )]

@@ -25,12 +25,8 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.7's rules.
-    Errors = ErrorResponses {
-        access: Access::Collector,
-        path_id: None,
-        json_body: false,
-        rules: vec![DomainError::CollectorNotFound],
-    }
+    Errors = ErrorResponses::new(Access::Collector)
+        .rules([DomainError::CollectorNotFound])
 );
 
 #[utoipa::path(

@@ -27,12 +27,7 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.9's rules: only the token's.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: None,
-        json_body: false,
-        rules: vec![],
-    }
+    Errors = ErrorResponses::new(Access::Admin)
 );
 
 /// The 200 body.

@@ -28,12 +28,9 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.8's rules.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidOrderId),
-        json_body: false,
-        rules: vec![DomainError::OrderNotFound],
-    }
+    Errors = ErrorResponses::new(Access::Admin)
+        .order_id()
+        .rules([DomainError::OrderNotFound])
 );
 
 #[utoipa::path(

@@ -34,11 +34,10 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.10's rules.
-    Errors = ErrorResponses {
-        access: Access::Staff,
-        path_id: Some(DomainError::InvalidBatchId),
-        json_body: true,
-        rules: vec![
+    Errors = ErrorResponses::new(Access::Staff)
+        .batch_id()
+        .json_body()
+        .rules([
             DomainError::QuantityTooSmall,
             DomainError::InvalidTaskGroup,
             DomainError::InvalidIdempotencyKey,
@@ -52,8 +51,7 @@ keystone_http::error_responses!(
             DomainError::NotEnoughReopenable { reopenable_count: 1, requested: 2 },
             DomainError::IdempotencyKeyReused,
             DomainError::BatchChangedConcurrently,
-        ],
-    }
+        ])
 );
 
 /// The body has complete-tasks' shape and rules (quantity >= 1, defaulting to 1; a positive

@@ -3,9 +3,9 @@
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
-use keystone_domain::{DomainError, OrderControl, OrderStatus};
+use keystone_domain::{OrderControl, OrderStatus};
 use keystone_http::extract::OrderKind;
-use keystone_http::openapi::{Access, ErrorResponses, OrderIdPath};
+use keystone_http::openapi::{ErrorResponses, OrderIdPath};
 use keystone_http::{AdminAuth, ApiError, AppState, PathId};
 use keystone_store::order_controls::{OrderCommand, OrderControlResponse, control_order};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,18 +27,7 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.12's rules.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidOrderId),
-        json_body: false,
-        rules: vec![
-            DomainError::OrderNotFound,
-            DomainError::OrderControlNotAllowed {
-                control: OrderControl::Resume,
-                current_status: OrderStatus::Completed,
-            },
-        ],
-    }
+    Errors = ErrorResponses::order_control(OrderControl::Resume, OrderStatus::Completed)
 );
 
 #[utoipa::path(
@@ -47,29 +36,13 @@ keystone_http::error_responses!(
     tag = "orders",
     operation_id = "resume_order",
     summary = "Resume a paused order",
-    description = "A paused order goes back to in progress (created if it has no completed task), and completes \\
-        and is finalized at once when it already reached its target. Resuming an order that is not \\
+    description = "A paused order goes back to in progress (created if it has no completed task), and completes \
+        and is finalized at once when it already reached its target. Resuming an order that is not \
         paused changes nothing (SPEC §5.12).",
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(
-        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it (unchanged when the call changed nothing).", body = OrderControlResponse, example = json!({
-            "id": "1",
-            "name": "Kitchen demo order",
-            "status": "in_progress",
-            "priority": "high",
-            "target_count": 40,
-            "task_count": 38,
-            "completed_count": 2,
-            "remaining_assignable": 2,
-            "batch_counts": {
-                "active": 2,
-                "cancelled": 0,
-                "completed": 0,
-                "pending": 0,
-                "recalled": 0
-            }
-        })),
+        (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it (unchanged when the call changed nothing).", body = OrderControlResponse, example = keystone_http::openapi::examples::order),
         Errors,
     ),
 )]

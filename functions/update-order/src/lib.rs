@@ -28,11 +28,10 @@ pub fn app(state: AppState) -> Router {
 
 keystone_http::error_responses!(
     /// SPEC §5.12's rules for a new target.
-    Errors = ErrorResponses {
-        access: Access::Admin,
-        path_id: Some(DomainError::InvalidOrderId),
-        json_body: true,
-        rules: vec![
+    Errors = ErrorResponses::new(Access::Admin)
+        .order_id()
+        .json_body()
+        .rules([
             DomainError::InvalidTargetCount { max: keystone_domain::MAX_TARGET_COUNT },
             DomainError::OrderNotFound,
             DomainError::TargetBelowCompleted { completed_count: 12, requested: 10 },
@@ -40,8 +39,7 @@ keystone_http::error_responses!(
                 control: OrderControl::Retarget,
                 current_status: OrderStatus::Cancelled,
             },
-        ],
-    }
+        ])
 );
 
 #[utoipa::path(
@@ -55,7 +53,7 @@ keystone_http::error_responses!(
         larger target goes back to in progress (SPEC §5.12).",
     security(("bearer" = [])),
     params(OrderIdPath),
-    request_body(content = OrderTargetBody, example = json!({"target_count": 60})),
+    request_body(content = OrderTargetBody, example = keystone_http::openapi::examples::order_retargeted),
     responses(
         (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it (unchanged when the call changed nothing).", body = OrderControlResponse, example = json!({
             "id": "1",

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use keystone_auth::{AuthError, Role};
-use keystone_domain::DomainError;
+use keystone_domain::{DomainError, OrderControl, OrderStatus};
 use keystone_store::{Busy, StoreError};
 use serde_json::Value;
 use utoipa::IntoParams;
@@ -36,17 +36,68 @@ pub enum Access {
 }
 
 /// Everything an operation can answer with besides its success: its access rule, whether it
-/// reads a JSON body, and the domain rules it applies, in SPEC order.
+/// takes a path id or a JSON body, and the domain rules it applies, in SPEC order.
 #[derive(Debug, Clone)]
 pub struct ErrorResponses {
-    pub access: Access,
+    access: Access,
     /// The error for a path `{id}` that is not a positive 64-bit integer, when there is one.
-    pub path_id: Option<DomainError>,
-    pub json_body: bool,
-    pub rules: Vec<DomainError>,
+    path_id: Option<DomainError>,
+    json_body: bool,
+    rules: Vec<DomainError>,
 }
 
 impl ErrorResponses {
+    /// An operation open to `access`, with no path id, body or rules yet.
+    pub fn new(access: Access) -> Self {
+        Self {
+            access,
+            path_id: None,
+            json_body: false,
+            rules: Vec::new(),
+        }
+    }
+
+    /// Takes a batch `{id}` in its path.
+    pub fn batch_id(self) -> Self {
+        Self {
+            path_id: Some(DomainError::InvalidBatchId),
+            ..self
+        }
+    }
+
+    /// Takes an order `{id}` in its path.
+    pub fn order_id(self) -> Self {
+        Self {
+            path_id: Some(DomainError::InvalidOrderId),
+            ..self
+        }
+    }
+
+    /// Reads a JSON object body.
+    pub fn json_body(self) -> Self {
+        Self {
+            json_body: true,
+            ..self
+        }
+    }
+
+    /// The domain rules it applies, each with sample figures for its example.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = DomainError>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// An admin's order control (SPEC §5.12) that `refused_from` does not allow.
+    pub fn order_control(control: OrderControl, refused_from: OrderStatus) -> Self {
+        Self::new(Access::Admin).order_id().rules([
+            DomainError::OrderNotFound,
+            DomainError::OrderControlNotAllowed {
+                control,
+                current_status: refused_from,
+            },
+        ])
+    }
+
     /// Every error answer, grouped by status: one response per status whose examples are the
     /// exact bodies and whose schema accepts exactly those shapes.
     pub fn responses(self) -> BTreeMap<String, RefOr<Response>> {
@@ -397,4 +448,56 @@ macro_rules! error_responses {
             }
         }
     };
+}
+
+/// Success examples several operations share, from the demo data (`keystone-local --demo`),
+/// for `example = keystone_http::openapi::examples::…` in `#[utoipa::path]` responses.
+pub mod examples {
+    use serde_json::{Value, json};
+
+    /// The demo order as `GET /api/v1/orders/{id}` shows it after two completions.
+    pub fn order() -> Value {
+        json!({
+            "id": "1",
+            "name": "Kitchen demo order",
+            "status": "in_progress",
+            "priority": "high",
+            "target_count": 40,
+            "task_count": 38,
+            "completed_count": 2,
+            "remaining_assignable": 2,
+            "batch_counts": {"active": 2, "cancelled": 0, "completed": 0, "pending": 0, "recalled": 0}
+        })
+    }
+
+    /// The demo order once paused.
+    pub fn order_paused() -> Value {
+        with(order(), json!({"status": "paused"}))
+    }
+
+    /// The demo order once cancelled, its two batches with it.
+    pub fn order_cancelled() -> Value {
+        with(
+            order(),
+            json!({
+                "status": "cancelled",
+                "batch_counts": {"active": 0, "cancelled": 2, "completed": 0, "pending": 0, "recalled": 0}
+            }),
+        )
+    }
+
+    /// The demo order given a target of 60.
+    pub fn order_retargeted() -> Value {
+        with(
+            order(),
+            json!({"target_count": 60, "remaining_assignable": 22}),
+        )
+    }
+
+    fn with(mut base: Value, changes: Value) -> Value {
+        if let (Some(base), Value::Object(changes)) = (base.as_object_mut(), changes) {
+            base.extend(changes);
+        }
+        base
+    }
 }
