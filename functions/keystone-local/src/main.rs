@@ -324,7 +324,8 @@ async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(),
     .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
-    println!("\nKeystone local stack on {base}\n");
+    println!("\nKeystone local stack on {base}");
+    println!("API reference: {base}/docs (the document: {base}/openapi.json)\n");
     println!("Tokens (12 h), to paste into a shell:");
     println!("  export ADMIN_TOKEN={}", keys.issue(&admin, lifetime)?);
     for (collector_id, operator_id) in collectors {
