@@ -117,14 +117,7 @@ impl ErrorResponses {
     fn cases(self) -> Vec<ApiError> {
         let mut cases = Vec::new();
         if self.access != Access::Public {
-            cases.extend(
-                [
-                    AuthError::MissingCredentials,
-                    AuthError::MalformedHeader,
-                    AuthError::InvalidToken,
-                ]
-                .map(ApiError::from),
-            );
+            cases.extend(token_cases());
             cases.push(
                 match self.access {
                     Access::Collector => AuthError::RoleRequired(Role::DataCollector),
@@ -153,6 +146,16 @@ impl ErrorResponses {
         cases.extend(busy_cases());
         cases
     }
+}
+
+/// The 401 answers every operation that needs a token gives (SPEC §4).
+fn token_cases() -> [ApiError; 3] {
+    [
+        AuthError::MissingCredentials,
+        AuthError::MalformedHeader,
+        AuthError::InvalidToken,
+    ]
+    .map(ApiError::from)
 }
 
 /// The 503 answers: the database turned the request away before applying anything. The
@@ -327,8 +330,11 @@ pub fn document(paths: OpenApi) -> OpenApi {
                 .build(),
         )
         .servers(Some([ServerBuilder::new()
-            .url("http://127.0.0.1:3000")
-            .description(Some("keystone-local (README: the run command)"))
+            .url("/")
+            .description(Some(
+                "The host serving this document: keystone-local on http://127.0.0.1:3000 by \
+                 default, or the API Gateway stage URL (docs/deploy.md)",
+            ))
             .build()]))
         .tags(Some(TAGS.map(|(name, description)| {
             TagBuilder::new()
@@ -358,15 +364,8 @@ pub fn document(paths: OpenApi) -> OpenApi {
 /// The error responses many operations answer identically, named once under
 /// `components.responses` and referred to from each operation.
 fn shared_responses() -> [(&'static str, Response); 5] {
-    let auth = [
-        AuthError::MissingCredentials,
-        AuthError::MalformedHeader,
-        AuthError::InvalidToken,
-    ]
-    .map(ApiError::from);
-    let busy = busy_cases();
     [
-        ("AuthenticationRequired", error_response(&auth)),
+        ("AuthenticationRequired", error_response(&token_cases())),
         (
             "AdminRoleRequired",
             error_response(&[AuthError::RoleRequired(Role::Admin).into()]),
@@ -379,7 +378,7 @@ fn shared_responses() -> [(&'static str, Response); 5] {
             "KnownRoleRequired",
             error_response(&[AuthError::UnsupportedRole.into()]),
         ),
-        ("DatabaseBusy", error_response(&busy)),
+        ("DatabaseBusy", error_response(&busy_cases())),
     ]
 }
 
