@@ -331,10 +331,7 @@ pub fn document(paths: OpenApi) -> OpenApi {
         )
         .servers(Some([ServerBuilder::new()
             .url("/")
-            .description(Some(
-                "The host serving this document: keystone-local on http://127.0.0.1:3000 by \
-                 default, or the API Gateway stage URL (docs/deploy.md)",
-            ))
+            .description(Some("The host serving this document"))
             .build()]))
         .tags(Some(TAGS.map(|(name, description)| {
             TagBuilder::new()
