@@ -428,7 +428,7 @@ request away before applying anything: retry after `Retry-After` seconds, with t
 
 /// Declares a unit type whose `utoipa::IntoResponses` are the given [`ErrorResponses`], for an
 /// operation's `responses(...)` list:
-/// `keystone_http::error_responses!(Errors = ErrorResponses { .. });`
+/// `keystone_http::error_responses!(Errors = ErrorResponses::new(Access::Admin).order_id());`
 #[macro_export]
 macro_rules! error_responses {
     ($(#[$meta:meta])* $name:ident = $errors:expr) => {
@@ -495,5 +495,62 @@ pub mod examples {
             base.extend(changes);
         }
         base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keystone_domain::BatchStatus;
+    use serde_json::json;
+
+    use super::*;
+
+    fn documented(errors: ErrorResponses) -> Value {
+        serde_json::to_value(errors.responses()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_fixed_message_is_exact_and_extra_fields_are_required() {
+        let responses = documented(ErrorResponses::new(Access::Admin).batch_id().rules([
+            DomainError::BatchNotCancellable {
+                current_status: BatchStatus::Completed,
+            },
+        ]));
+        let invalid_id = &responses["400"]["content"]["application/json"];
+        assert_eq!(
+            invalid_id["schema"]["properties"]["error"]["enum"],
+            json!(["invalid batch id"])
+        );
+        let conflict = &responses["409"]["content"]["application/json"];
+        assert_eq!(
+            conflict["schema"]["required"],
+            json!(["current_status", "error"])
+        );
+        assert!(conflict["schema"]["properties"]["error"]["enum"].is_null());
+        let message = "batch is completed; only pending or active batches can be cancelled";
+        assert_eq!(
+            conflict["examples"][message]["value"],
+            json!({"error": message, "current_status": "completed"})
+        );
+    }
+
+    #[test]
+    fn every_operation_documents_busy_answers_with_retry_after_and_its_token_errors() {
+        let responses = documented(ErrorResponses::new(Access::Collector));
+        assert!(responses["503"]["headers"]["Retry-After"].is_object());
+        assert_eq!(
+            responses["503"]["content"]["application/json"]["examples"]
+                .as_object()
+                .map(serde_json::Map::len),
+            Some(BUSY.len())
+        );
+        assert!(
+            responses["403"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("data collector role required"))
+        );
+        let public = documented(ErrorResponses::new(Access::Public).json_body());
+        assert!(public["401"].is_null() && public["403"].is_null());
+        assert!(public["413"].is_object());
     }
 }
