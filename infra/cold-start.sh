@@ -18,7 +18,7 @@ cargo lambda build --release --lambda-dir target/lambda-x86_64 \
 trap keystone_pg_stop EXIT
 keystone_pg_start
 psql -q "$DATABASE_URL" -c "CREATE DATABASE keystone_cold_start" >/dev/null
-export DATABASE_URL="postgres://postgres@localhost/keystone_cold_start?host=$KEYSTONE_PG_DIR"
+export DATABASE_URL="postgres://postgres@localhost:$KEYSTONE_PG_PORT/keystone_cold_start?host=$KEYSTONE_PG_DIR"
 export JWT_SECRET=cold-start-secret-0123456789
 
 # Migrate through the db-migrate function itself, then add one collector with a workstation.
