@@ -47,22 +47,23 @@ type AnyError = Box<dyn Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Before any logging: log lines go to stdout, where the document goes.
+    if args.iter().any(|a| a == "--openapi") {
+        print!("{}", keystone_local::openapi_json());
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
         )
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "usage: keystone-local [--demo]\n       keystone-local --openapi   \
              print the API document (docs/openapi.json) and exit\n\n\
              See README.md for the environment variables."
         );
-        return ExitCode::SUCCESS;
-    }
-    if args.iter().any(|a| a == "--openapi") {
-        print!("{}", keystone_local::openapi_json());
         return ExitCode::SUCCESS;
     }
     let demo_flag = args.iter().any(|a| a == "--demo");

@@ -272,8 +272,7 @@ impl ApiError {
         Value::Object(body)
     }
 
-    /// The headers an error answer carries beyond the body's: `Retry-After` when retrying is
-    /// the remedy.
+    /// The `Retry-After` seconds the answer carries, when retrying is the remedy.
     pub fn retry_after(&self) -> Option<u32> {
         matches!(self, Self::Busy(..)).then_some(RETRY_AFTER_SECONDS)
     }
