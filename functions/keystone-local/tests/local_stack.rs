@@ -30,13 +30,17 @@ fn free_port() -> u16 {
 }
 
 fn post(port: u16, path: &str, token: &str, body: &str) -> (u16, String) {
+    request(port, "POST", path, token, body)
+}
+
+fn request(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -129,6 +133,28 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
     let _ = std::fs::remove_dir_all(&target);
 }
 
+fn committed_document() -> String {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read_to_string(repo.join("docs/openapi.json")).unwrap()
+}
+
+/// The README's regenerate command prints exactly the committed document on stdout, log
+/// filter or not (logging writes to stdout too).
+#[test]
+fn the_openapi_flag_prints_the_committed_document() {
+    let output = Command::new(env!("CARGO_BIN_EXE_keystone-local"))
+        .arg("--openapi")
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed == committed_document(),
+        "--openapi printed another document"
+    );
+}
+
 /// Reads the banner up to the ready line, then runs the demo's requests (complete, login,
 /// finalize with four recorder notifications delivered) and stops the stack with SIGTERM.
 fn exercise(stack: &mut Running, port: u16) {
@@ -182,6 +208,14 @@ fn exercise(stack: &mut Running, port: u16) {
     let (status, response) = post(port, path, token, body);
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("\"completed_count\":2"), "{response}");
+
+    // SPEC §10: the stack serves the committed API document.
+    let (status, document) = request(port, "GET", "/openapi.json", "", "");
+    assert_eq!(status, 200);
+    assert!(
+        document == committed_document(),
+        "/openapi.json is not docs/openapi.json"
+    );
 
     // The demo collector logs in with the password the banner prints.
     let login = r#"{"account":"DC001","password":"keystone-demo"}"#;
