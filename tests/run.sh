@@ -14,6 +14,8 @@ source tests/support/pgbouncer.sh
 source tests/support/moto.sh
 # shellcheck source=tests/support/cfn-lint.sh
 source tests/support/cfn-lint.sh
+# shellcheck source=tests/support/sam.sh
+source tests/support/sam.sh
 # shellcheck source=tests/support/chromium.sh
 source tests/support/chromium.sh
 # shellcheck source=tests/support/schemathesis.sh
@@ -35,6 +37,7 @@ keystone_pg_start
 keystone_pgbouncer_start
 keystone_moto_start
 keystone_cfn_lint_setup
+keystone_sam_setup
 keystone_chromium_setup
 keystone_schemathesis_setup
 
@@ -57,4 +60,9 @@ keystone_contract_fuzz || status=$?
 # never asserted; it fails only when an answer is not 2xx.
 echo "==> keystone-bench --smoke"
 cargo run --quiet --locked -p keystone-bench -- --smoke || status=$?
+
+# SPEC §6: nothing the application sent over the whole suite, the contract fuzz and the bench
+# would pin an RDS Proxy session (PostgreSQL's statement log, read by tests/src/pinning.rs).
+echo "==> pinning check (statement log of the test cluster)"
+cargo run --quiet --locked -p keystone-tests --bin pinning-check -- "$KEYSTONE_PG_LOG" || status=$?
 exit "$status"

@@ -3,6 +3,7 @@
 //! `#[sqlx::test(migrator = "keystone_store::MIGRATOR")]`.
 
 pub mod notify;
+pub mod pinning;
 
 use axum::Router;
 use axum::body::Body;
@@ -12,10 +13,11 @@ use keystone_auth::{JwtKeys, Principal};
 use keystone_http::AppState;
 use keystone_http::config::AdminCredentials;
 use keystone_http::state::LoginSettings;
-use keystone_store::Database;
+use keystone_store::{Database, TransactionLimits};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tower::ServiceExt;
 
 pub const JWT_SECRET: &str = "keystone-test-secret-0123456789";
@@ -27,9 +29,55 @@ pub fn jwt_keys() -> JwtKeys {
 pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-pass-123";
 
+/// The handle the functions would build for a test's database: its own pool, whose sessions
+/// are named as the functions' are ([`keystone_store::APPLICATION_NAME`]), so the pinning check
+/// of the test command reads every statement the code under test sends, and none of the
+/// fixtures'. Same size as the test's pool; idle connections close at once, so the test's
+/// database can be dropped when it ends.
+pub fn app_db(pool: &PgPool) -> Database {
+    let options = (*pool.connect_options())
+        .clone()
+        .application_name(keystone_store::APPLICATION_NAME);
+    Database::new(
+        PgPoolOptions::new()
+            .max_connections(pool.options().get_max_connections())
+            .idle_timeout(std::time::Duration::from_secs(1))
+            .connect_lazy_with(options),
+    )
+}
+
+/// [`app_db`] with `limits` as the defaults of the role the test connects as, in the test's
+/// database (what db-migrate does for the application role in AWS).
+pub async fn app_db_with_limits(pool: &PgPool, limits: TransactionLimits) -> Database {
+    let role = pool.connect_options().get_username().to_owned();
+    let mut conn = pool.acquire().await.expect("a connection");
+    keystone_store::set_role_limits(&mut conn, &role, limits)
+        .await
+        .expect("the test's role takes the limits");
+    app_db(pool)
+}
+
+/// What the functions' state is built on: a test's pool becomes [`app_db`], a handle is taken
+/// as it is.
+pub trait IntoAppDatabase {
+    fn into_app_database(self) -> Database;
+}
+
+impl IntoAppDatabase for PgPool {
+    fn into_app_database(self) -> Database {
+        app_db(&self)
+    }
+}
+
+impl IntoAppDatabase for Database {
+    fn into_app_database(self) -> Database {
+        self
+    }
+}
+
 /// Handler state as the functions get it, with admin credentials configured.
-pub fn state(db: impl Into<Database>) -> AppState {
-    AppState::new(db, jwt_keys()).with_login(LoginSettings {
+pub fn state(db: impl IntoAppDatabase) -> AppState {
+    AppState::new(db.into_app_database(), jwt_keys()).with_login(LoginSettings {
         admin: Some(AdminCredentials {
             username: ADMIN_USERNAME.to_owned(),
             password: SecretString::from(ADMIN_PASSWORD),
@@ -60,7 +108,7 @@ pub fn admin_token() -> String {
 
 /// Every function's routes merged, as the local stack serves them.
 pub fn router(pool: PgPool) -> Router {
-    router_with(pool.into())
+    router_with(app_db(&pool))
 }
 
 /// [`router`] over a database handle with its own limits, statements or credentials.

@@ -55,7 +55,7 @@ impl TestQueue {
     }
 
     pub fn publisher(&self, pool: &PgPool) -> SqsPublisher {
-        self.publisher_on(pool.clone().into())
+        self.publisher_on(crate::app_db(pool))
     }
 
     /// A publisher over a database handle of the test's choosing (a proxy, other limits).
@@ -190,7 +190,7 @@ impl FakeRecorder {
 
     /// A consumer calling this fleet, with a short RPC timeout.
     pub fn notifier(&self, pool: &PgPool) -> RecorderNotifier {
-        self.notifier_on(pool.clone().into())
+        self.notifier_on(crate::app_db(pool))
     }
 
     /// [`FakeRecorder::notifier`] that knows `queue`'s dead-letter side, as the Lambda does.

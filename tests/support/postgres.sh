@@ -69,18 +69,22 @@ HBA
     KEYSTONE_PG_PORT="$port"
 
     # Durability is irrelevant for a throwaway test cluster; pg_stat_statements lets the
-    # tests count the statements a request runs.
+    # tests count the statements a request runs; every statement goes to the server log with
+    # its session's application name, which the pinning check reads at the end
+    # (tests/src/pinning.rs).
     "${as[@]}" "$bindir/pg_ctl" -D "$KEYSTONE_PG_DIR/data" -l "$KEYSTONE_PG_DIR/server.log" -w \
         -o "-c listen_addresses=127.0.0.1 -c port=$port -k $KEYSTONE_PG_DIR -c max_connections=400 \
             -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key \
             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
             -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=50000 \
-            -c pg_stat_statements.track_utility=on" \
+            -c pg_stat_statements.track_utility=on \
+            -c log_statement=all -c log_line_prefix='%m [%p] app=%a user=%u db=%d '" \
         start >/dev/null \
         || { cat "$KEYSTONE_PG_DIR/server.log" >&2; return 1; }
 
     export DATABASE_URL="postgres://postgres@localhost:$port/postgres?host=$KEYSTONE_PG_DIR"
     export KEYSTONE_PG_TLS_URL="postgres://localhost:$port" KEYSTONE_PG_TLS_CA="$tls/ca.pem"
+    export KEYSTONE_PG_LOG="$KEYSTONE_PG_DIR/server.log"
     echo "==> PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on $KEYSTONE_PG_DIR"
 }
 

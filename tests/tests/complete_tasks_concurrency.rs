@@ -125,7 +125,7 @@ async fn only_the_transaction_that_moved_the_order_gets_to_finalize_it(pool: PgP
         .await
         .unwrap();
 
-    let mut first = UnitOfWork::begin(&pool.clone().into())
+    let mut first = UnitOfWork::begin(&app_db(&pool))
         .await
         .unwrap()
         .lock_order(s.order_id)
@@ -154,7 +154,7 @@ async fn only_the_transaction_that_moved_the_order_gets_to_finalize_it(pool: PgP
         .await
         .unwrap();
 
-    let mut second = UnitOfWork::begin(&pool.clone().into())
+    let mut second = UnitOfWork::begin(&app_db(&pool))
         .await
         .unwrap()
         .lock_order(s.order_id)

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use keystone_store::{Database, TransactionLimits};
+use keystone_store::TransactionLimits;
 use keystone_tests::*;
 use serde_json::json;
 use sqlx::PgPool;
@@ -127,7 +127,7 @@ async fn a_completion_locks_the_other_batches_only_when_it_may_finalize(pool: Pg
         lock_timeout: Duration::from_millis(300),
         ..TransactionLimits::default()
     };
-    let router = router_with(Database::new(pool.clone(), limits));
+    let router = router_with(app_db_with_limits(&pool, limits).await);
 
     let mut holder = pool.begin().await.unwrap();
     sqlx::query("SELECT id FROM batches WHERE id = $1 FOR UPDATE")

@@ -154,7 +154,6 @@ async fn requests_keep_succeeding_while_the_password_rotates(pool: PgPool) {
         PgPoolOptions::new()
             .max_connections(2)
             .connect_lazy_with(options.clone()),
-        TransactionLimits::default(),
     )
     .with_rotating_password(Arc::new(source.clone()), Duration::from_secs(3_600));
     // The same role with the password it had at cold start and no source to ask again.
@@ -221,7 +220,6 @@ async fn a_rotating_password_is_asked_for_before_every_new_connection_when_due(p
         PgPoolOptions::new()
             .max_connections(2)
             .connect_lazy_with(options_as(&pool, &user).await),
-        TransactionLimits::default(),
     )
     .with_rotating_password(Arc::new(source.clone()), Duration::ZERO);
     let router = router_with(db);
@@ -334,13 +332,10 @@ async fn migrations_log_in_with_the_rotating_password(pool: PgPool) {
     .unwrap();
     let options = options_as(&pool, &owner).await.database(&fresh);
     let source = SharedPassword::new("master-1");
-    let db = Database::new(
-        PgPoolOptions::new().connect_lazy_with(options),
-        TransactionLimits::default(),
-    )
-    .with_rotating_password(Arc::new(source.clone()), Duration::from_secs(3_600));
+    let db = Database::new(PgPoolOptions::new().connect_lazy_with(options))
+        .with_rotating_password(Arc::new(source.clone()), Duration::from_secs(3_600));
 
-    let applied = keystone_store::apply_migrations(&db).await.unwrap();
+    let applied = keystone_store::apply_migrations(&db, None).await.unwrap();
     assert_eq!(applied.len(), keystone_store::MIGRATOR.iter().count());
 
     // RDS rotates the master password: the next run still logs in.
@@ -351,8 +346,13 @@ async fn migrations_log_in_with_the_rotating_password(pool: PgPool) {
     .await
     .unwrap();
     source.set("master-2");
+    // As db-migrate runs: the migrations, then the configured limits on the application role,
+    // which the master user may alter.
+    let limits = TransactionLimits::default();
     assert_eq!(
-        keystone_store::apply_migrations(&db).await.unwrap(),
+        keystone_store::apply_migrations(&db, Some((keystone_store::APPLICATION_ROLE, limits)))
+            .await
+            .unwrap(),
         applied
     );
 

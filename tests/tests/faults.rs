@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use keystone_store::{Database, TransactionLimits};
 use keystone_tests::*;
 use serde_json::json;
 use sqlx::PgPool;
@@ -117,11 +116,12 @@ async fn no_free_connection_answers_503_within_the_acquire_timeout(
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_millis(300))
-        .connect_with(connect)
+        .connect_with(connect.application_name(keystone_store::APPLICATION_NAME))
         .await
         .unwrap();
     let s = Scenario::new(&pool, 100, 3, 0).await;
-    let router = router_with(Database::new(pool.clone(), TransactionLimits::default()));
+    // The functions' handle on this one-connection pool itself.
+    let router = router_with(keystone_store::Database::new(pool.clone()));
     let held = pool.acquire().await.unwrap();
 
     let started = Instant::now();
@@ -136,4 +136,34 @@ async fn no_free_connection_answers_503_within_the_acquire_timeout(
     drop(held);
     let retried = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+}
+
+/// An SQS that takes the request and never answers.
+#[derive(Debug)]
+struct HangingPublisher;
+
+impl keystone_store::outbox::OutboxPublisher for HangingPublisher {
+    fn publish_committed<'a>(
+        &'a self,
+        _outbox_ids: &'a [i64],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// SPEC §9 time budgets: publishing after a commit has a deadline of its own, so a hanging SQS
+/// never holds a committed request's answer past it (the relay sends the rows later).
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn publishing_after_commit_gives_up_at_its_deadline(pool: PgPool) {
+    let deadline = Duration::from_millis(200);
+    let state = state(pool)
+        .with_outbox(std::sync::Arc::new(HangingPublisher))
+        .with_publish_deadline(deadline);
+
+    let started = Instant::now();
+    let published =
+        tokio::time::timeout(Duration::from_secs(5), state.publish_committed(&[1])).await;
+
+    assert!(published.is_ok(), "publishing outlived its deadline");
+    assert!(started.elapsed() >= deadline && started.elapsed() < deadline * 5);
 }

@@ -519,7 +519,7 @@ async fn the_issuer_is_checked_when_configured(pool: PgPool) {
     let s = Scenario::new(&pool, 10, 1, 0).await;
     let keys = JwtKeys::new(&SecretString::from(JWT_SECRET), Some("keystone".to_owned()));
     let router =
-        keystone_local::routes().with_state(keystone_http::AppState::new(pool.clone(), keys));
+        keystone_local::routes().with_state(keystone_http::AppState::new(app_db(&pool), keys));
     let id = s.seat.collector_id;
     let mut right = collector_claims(id);
     right["iss"] = json!("keystone");

@@ -247,7 +247,7 @@ fn only_db_migrate_holds_the_master_secret_and_every_other_function_connects_wit
 }
 
 #[test]
-fn vpc_endpoints_are_optional_and_data_survives_a_stack_deletion() {
+fn vpc_endpoints_are_optional_and_data_survives_a_stack_deletion_but_not_a_failed_create() {
     let template = template();
     let resources = &template["Resources"];
     for endpoint in ["SecretsManagerEndpoint", "SqsEndpoint"] {
@@ -257,22 +257,36 @@ fn vpc_endpoints_are_optional_and_data_survives_a_stack_deletion() {
             "{endpoint}"
         );
     }
-    for (id, policy) in [
-        ("DbCluster", "Snapshot"),
-        ("JwtSecret", "Retain"),
-        ("AdminPasswordSecret", "Retain"),
-        ("RecorderCommandsQueue", "Retain"),
-        ("RecorderCommandsDeadLetterQueue", "Retain"),
+    // Named resources that hold data survive a stack deletion, but not the rollback of a
+    // failed first deploy: with plain `Retain` they would stay behind under their fixed names
+    // and the retry would fail on "already exists".
+    for (id, on_delete, on_replace) in [
+        ("DbCluster", "Snapshot", "Snapshot"),
+        ("JwtSecret", "RetainExceptOnCreate", "Retain"),
+        ("AdminPasswordSecret", "RetainExceptOnCreate", "Retain"),
+        ("RecorderCommandsQueue", "RetainExceptOnCreate", "Retain"),
+        (
+            "RecorderCommandsDeadLetterQueue",
+            "RetainExceptOnCreate",
+            "Retain",
+        ),
     ] {
         assert_eq!(
             resources[id]["DeletionPolicy"].as_str(),
-            Some(policy),
+            Some(on_delete),
             "{id}"
         );
         assert_eq!(
             resources[id]["UpdateReplacePolicy"].as_str(),
-            Some(policy),
+            Some(on_replace),
             "{id}"
+        );
+    }
+    for (id, resource) in resources.as_mapping().unwrap() {
+        assert_ne!(
+            resource["DeletionPolicy"].as_str(),
+            Some("Retain"),
+            "{id:?} would survive a failed first deploy and block the retry"
         );
     }
 }
@@ -315,6 +329,11 @@ fn samconfig_parameters(environment: &str) -> BTreeMap<String, String> {
         .iter()
         .map(|pair| {
             let (name, value) = pair.as_str().unwrap().split_once('=').unwrap();
+            // An empty value is written `Name=""`: SAM CLI refuses a bare `Name=`.
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
             (name.to_owned(), value.to_owned())
         })
         .collect()
@@ -347,7 +366,7 @@ fn every_environment_sets_every_template_parameter_in_samconfig() {
 }
 
 /// SPEC §9 "Operations": an alarm on every signal an operator must act on, all notifying the
-/// optional topic, and a dashboard whose body is JSON once CloudFormation substitutes it.
+/// stack's alarm topic, and a dashboard whose body is JSON once CloudFormation substitutes it.
 #[test]
 fn the_template_alarms_on_every_operational_signal_and_has_a_dashboard() {
     let template = template();
@@ -388,10 +407,18 @@ fn the_template_alarms_on_every_operational_signal_and_has_a_dashboard() {
             "no alarm on {signal}: {all:?}"
         );
     }
+    // Every alarm notifies the stack's own topic, in every stage, when it fires and when it
+    // clears.
     for alarm in &alarms {
-        let actions = serde_yaml::to_string(&alarm["Properties"]["AlarmActions"]).unwrap();
-        assert!(actions.contains("HasAlarmTopic"), "{actions}");
+        for actions in ["AlarmActions", "OKActions"] {
+            let actions = serde_yaml::to_string(&alarm["Properties"][actions]).unwrap();
+            assert_eq!(actions.trim(), "- !Ref AlarmTopic", "{actions}");
+        }
     }
+    assert_eq!(
+        template["Resources"]["AlarmTopic"]["Type"].as_str(),
+        Some("AWS::SNS::Topic")
+    );
     // The functions emit to the namespace and dimension the alarms read.
     assert_eq!(keystone_http::telemetry::NAMESPACE, "Keystone");
 
@@ -450,4 +477,368 @@ fn every_function_is_in_an_errors_and_a_throttles_alarm() {
         let functions: BTreeSet<String> = function_resources(&template).into_keys().collect();
         assert_eq!(watched, functions, "{metric}");
     }
+}
+
+// ------------------------------------------------------------------ the current SAM CLI
+
+/// The current AWS SAM CLI tests/run.sh installed (tests/support/sam.sh), with no AWS
+/// credentials, no region and no instance metadata: it can parse and lint, never call AWS.
+#[track_caller]
+fn sam() -> Command {
+    let path = std::env::var("KEYSTONE_SAM").expect(
+        "KEYSTONE_SAM is unset: run the tests through tests/run.sh, which installs aws-sam-cli",
+    );
+    let mut command = Command::new(path);
+    command
+        .current_dir(repo().join("infra"))
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN");
+    command
+}
+
+/// A file under the system's temporary folder that is removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("keystone-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What `sam deploy --config-env <environment>` makes of a samconfig file: the parameters it
+/// would hand to CloudFormation, or the reason it stopped before that. It stops right after
+/// (no region to create its managed stack in), so nothing is sent anywhere.
+fn sam_deploy_parameters(
+    config: &Path,
+    environment: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let output = sam()
+        .args([
+            "deploy",
+            "--debug",
+            "--config-env",
+            environment,
+            "--config-file",
+        ])
+        .arg(config)
+        .output()
+        .expect("sam runs");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !output.status.success(),
+        "sam deploy went on without AWS: {log}"
+    );
+    // `Converted N parameters: {'Stage': 'dev', …}`, a Python dict of plain strings.
+    let Some(line) = log
+        .lines()
+        .find(|l| l.contains("Converted ") && l.contains(" parameters: {"))
+    else {
+        return Err(log);
+    };
+    let dict = &line[line.find('{').unwrap() + 1..line.rfind('}').unwrap()];
+    let mut parameters = BTreeMap::new();
+    for pair in dict.split("', '") {
+        let pair = pair.trim_matches('\'');
+        let (name, value) = pair.split_once("': '").unwrap_or_else(|| {
+            // An empty value: `'AlarmEmail': ''`.
+            (pair.trim_end_matches("': ").trim_end_matches("':"), "")
+        });
+        parameters.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(parameters)
+}
+
+/// SPEC §9 "Deploy as written": `sam deploy --config-env <stage>` accepts the committed
+/// samconfig for every stage and hands CloudFormation exactly its parameters (the current SAM
+/// CLI refuses an entry without a value, such as `JwtIssuer=`).
+#[test]
+fn the_current_sam_cli_reads_every_environment_of_samconfig() {
+    let config = repo().join("infra/samconfig.toml");
+    for environment in ["dev", "prod"] {
+        let parameters = sam_deploy_parameters(&config, environment)
+            .unwrap_or_else(|log| panic!("{environment}: sam deploy refused samconfig: {log}"));
+        assert_eq!(
+            parameters,
+            samconfig_parameters(environment),
+            "{environment}"
+        );
+    }
+}
+
+#[test]
+fn the_current_sam_cli_refuses_a_samconfig_entry_without_a_value() {
+    let broken = std::fs::read_to_string(repo().join("infra/samconfig.toml"))
+        .unwrap()
+        .replacen("\"JwtIssuer=keystone-dev\"", "\"JwtIssuer=\"", 1);
+    assert!(broken.contains("\"JwtIssuer=\""));
+    let config = TempFile::new("samconfig.toml", &broken);
+    let log = sam_deploy_parameters(&config.0, "dev").expect_err("the broken samconfig parsed");
+    assert!(
+        log.contains("Invalid value for '--parameter-overrides'"),
+        "{log}"
+    );
+}
+
+/// `sam validate --lint`: the SAM transform and the current cfn-lint with current AWS data
+/// (retired engine versions, for one), as a new operator would run it. Answers the report.
+fn sam_validate_lint(template: &Path) -> Result<String, String> {
+    let output = sam()
+        .args(["validate", "--lint", "--template"])
+        .arg(template)
+        .output()
+        .expect("sam runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
+}
+
+#[test]
+fn the_template_passes_the_current_sam_cli_lint() {
+    let report = sam_validate_lint(&repo().join("infra/template.yaml"))
+        .unwrap_or_else(|report| panic!("{report}"));
+    assert!(report.contains("is a valid SAM Template"), "{report}");
+}
+
+#[test]
+fn the_current_sam_cli_lint_refuses_an_engine_version_new_clusters_cannot_use() {
+    let text = template_text();
+    let engine = template()["Resources"]["DbCluster"]["Properties"]["EngineVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let broken = text.replacen(
+        &format!("EngineVersion: \"{engine}\""),
+        "EngineVersion: \"16.4\"",
+        1,
+    );
+    assert_ne!(broken, text);
+    let template = TempFile::new("deprecated-engine.yaml", &broken);
+    let report = sam_validate_lint(&template.0).expect_err("a retired engine version passed");
+    assert!(report.contains("W3690"), "{report}");
+}
+
+// ------------------------------------------------------------------ CORS
+
+/// Route methods the template's CORS configuration does not allow: a browser's preflight
+/// for any of them fails.
+fn methods_missing_from_cors(template: &Value) -> BTreeSet<String> {
+    let allowed: BTreeSet<String> =
+        template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["AllowMethods"]
+            .as_sequence()
+            .map(|methods| {
+                methods
+                    .iter()
+                    .filter_map(|m| m.as_str().map(str::to_uppercase))
+                    .collect()
+            })
+            .unwrap_or_default();
+    function_resources(template)
+        .values()
+        .filter_map(|f| f["Properties"]["Events"].as_mapping())
+        .flat_map(|events| events.values())
+        .filter(|event| event["Type"].as_str() == Some("HttpApi"))
+        .filter_map(|event| {
+            event["Properties"]["Method"]
+                .as_str()
+                .map(str::to_uppercase)
+        })
+        .filter(|method| !allowed.contains(method))
+        .collect()
+}
+
+#[test]
+fn cors_allows_every_route_method_of_the_template() {
+    assert_eq!(methods_missing_from_cors(&template()), BTreeSet::new());
+    // The local stack's CORS layer allows the same methods.
+    let local = keystone_local::CORS_METHODS
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<BTreeSet<_>>();
+    for function in keystone_local::HTTP_FUNCTIONS {
+        assert!(local.contains(function.method), "{}", function.method);
+    }
+}
+
+#[test]
+fn the_cors_check_finds_a_route_method_the_configuration_misses() {
+    let broken: Value = serde_yaml::from_str(&template_text().replacen(
+        "AllowMethods: [GET, POST, PATCH, DELETE, OPTIONS]",
+        "AllowMethods: [GET, POST, OPTIONS]",
+        1,
+    ))
+    .unwrap();
+    assert_eq!(
+        methods_missing_from_cors(&broken),
+        BTreeSet::from(["PATCH".to_owned()])
+    );
+}
+
+// ------------------------------------------------------------------ time budgets
+
+/// API Gateway HTTP API's integration timeout: past it the client gets a 503 whatever the
+/// function does.
+const API_GATEWAY_LIMIT_SECONDS: f64 = 30.0;
+
+/// The figures of docs/deploy.md's time budget, as the template and the code defaults set them.
+#[derive(Debug)]
+struct Budget {
+    lock_timeout: f64,
+    statement_timeout: f64,
+    idle_in_transaction_timeout: f64,
+    acquire_timeout: f64,
+    borrow_timeout: f64,
+    publish_deadline: f64,
+    http_timeout: f64,
+    /// Timeouts of the functions behind a route, by logical id.
+    route_timeouts: BTreeMap<String, f64>,
+}
+
+fn seconds_of_ms(value: &Value) -> f64 {
+    value.as_str().unwrap().parse::<f64>().unwrap() / 1000.0
+}
+
+fn budget(template: &Value) -> Budget {
+    let migrate_env =
+        &template["Resources"]["DbMigrateFunction"]["Properties"]["Environment"]["Variables"];
+    let http_timeout = template["Globals"]["Function"]["Timeout"].as_f64().unwrap();
+    let route_timeouts = function_resources(template)
+        .into_iter()
+        .filter(|(_, f)| {
+            f["Properties"]["Events"]
+                .as_mapping()
+                .is_some_and(|events| {
+                    events
+                        .values()
+                        .any(|e| e["Type"].as_str() == Some("HttpApi"))
+                })
+        })
+        .map(|(id, f)| {
+            let timeout = f["Properties"]["Timeout"].as_f64().unwrap_or(http_timeout);
+            (id, timeout)
+        })
+        .collect();
+    let defaults = keystone_store::config::DbConfig::from_lookup(&|name: &str| {
+        (name == "DATABASE_URL").then(|| "postgres://localhost/keystone".to_owned())
+    })
+    .unwrap();
+    Budget {
+        lock_timeout: seconds_of_ms(&migrate_env["DB_LOCK_TIMEOUT_MS"]),
+        statement_timeout: seconds_of_ms(&migrate_env["DB_STATEMENT_TIMEOUT_MS"]),
+        idle_in_transaction_timeout: seconds_of_ms(&migrate_env["DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"]),
+        acquire_timeout: defaults.acquire_timeout.as_secs_f64(),
+        borrow_timeout: template["Resources"]["DbProxyTargetGroup"]["Properties"]
+            ["ConnectionPoolConfigurationInfo"]["ConnectionBorrowTimeout"]
+            .as_f64()
+            .unwrap(),
+        publish_deadline: keystone_http::config::DEFAULT_PUBLISH_DEADLINE.as_secs_f64(),
+        http_timeout,
+        route_timeouts,
+    }
+}
+
+/// What breaks the nesting: database limits < Lambda timeout < API Gateway's 30 s, with the
+/// worst single blocked request (a connection from the pool, one from the proxy, one statement
+/// to its limit, the publishing after commit) inside the Lambda timeout.
+fn budget_violations(budget: &Budget) -> Vec<String> {
+    let mut violations = Vec::new();
+    if budget.lock_timeout >= budget.statement_timeout {
+        violations.push(format!(
+            "lock timeout {budget:?} is not below the statement timeout"
+        ));
+    }
+    let worst = budget.acquire_timeout
+        + budget.borrow_timeout
+        + budget.statement_timeout
+        + budget.publish_deadline;
+    for (id, timeout) in &budget.route_timeouts {
+        if worst >= *timeout {
+            violations.push(format!(
+                "{id}: a blocked request may need {worst} s, its Lambda timeout is {timeout} s"
+            ));
+        }
+        if budget.idle_in_transaction_timeout >= *timeout {
+            violations.push(format!("{id}: the idle limit outlives the function"));
+        }
+        if *timeout >= API_GATEWAY_LIMIT_SECONDS {
+            violations.push(format!(
+                "{id}: Lambda timeout {timeout} s is not below API Gateway's {API_GATEWAY_LIMIT_SECONDS} s"
+            ));
+        }
+    }
+    violations
+}
+
+#[test]
+fn the_time_budgets_nest_and_docs_deploy_md_states_them() {
+    let budget = budget(&template());
+    assert_eq!(budget_violations(&budget), Vec::<String>::new());
+    // db-migrate writes the same limits the code and the migrations use by default.
+    let defaults = keystone_store::TransactionLimits::default();
+    assert_eq!(budget.lock_timeout, defaults.lock_timeout.as_secs_f64());
+    assert_eq!(
+        budget.statement_timeout,
+        defaults.statement_timeout.as_secs_f64()
+    );
+    assert_eq!(
+        budget.idle_in_transaction_timeout,
+        defaults.idle_in_transaction_timeout.as_secs_f64()
+    );
+    let doc = std::fs::read_to_string(repo().join("docs/deploy.md")).unwrap();
+    for (what, seconds) in [
+        ("`lock_timeout`", budget.lock_timeout),
+        ("`statement_timeout`", budget.statement_timeout),
+        (
+            "`idle_in_transaction_session_timeout`",
+            budget.idle_in_transaction_timeout,
+        ),
+        ("pool acquire timeout", budget.acquire_timeout),
+        ("RDS Proxy borrow timeout", budget.borrow_timeout),
+        ("publishing after commit", budget.publish_deadline),
+        ("Lambda timeout, HTTP functions", budget.http_timeout),
+        ("API Gateway integration timeout", API_GATEWAY_LIMIT_SECONDS),
+    ] {
+        let row = format!("| {what} | {seconds} s |");
+        assert!(doc.contains(&row), "docs/deploy.md lacks the row {row}");
+    }
+}
+
+#[test]
+fn the_budget_check_finds_a_lambda_timeout_below_the_statement_timeout() {
+    let broken: Value =
+        serde_yaml::from_str(&template_text().replacen("    Timeout: 25\n", "    Timeout: 5\n", 1))
+            .unwrap();
+    let violations = budget_violations(&budget(&broken));
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("Lambda timeout is 5 s")),
+        "{violations:?}"
+    );
 }

@@ -180,7 +180,7 @@ async fn a_rotation_in_the_secret_reaches_a_running_container_without_a_401(pool
         None,
         Duration::ZERO,
     );
-    let router = keystone_local::routes().with_state(AppState::new(pool.clone(), ring));
+    let router = keystone_local::routes().with_state(AppState::new(app_db(&pool), ring));
     let id = s.seat.collector_id;
     let october_token = signed_for(id, OCTOBER, Some("2026-10"));
     let me = |token: String| {

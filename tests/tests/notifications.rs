@@ -182,7 +182,7 @@ async fn with_sqs_down_the_request_succeeds_and_the_relay_publishes_later(pool: 
     let dead_client = unreachable_sqs_client().await;
     let queue = TestQueue::create("down", 5, 30).await;
     let dead =
-        keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), pool.clone().into());
+        keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), app_db(&pool));
     let router = router_publishing_to(&pool, dead);
 
     complete_order(&router, &w).await;
@@ -628,7 +628,7 @@ async fn refused_rows_are_parked_and_newer_ones_keep_flowing(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(ids.len(), 3);
-    let db = keystone_store::Database::from(pool.clone());
+    let db = app_db(&pool);
     let lease = Duration::from_secs(60);
 
     // SQS unreachable for a long while: every row fails many times, none is parked.

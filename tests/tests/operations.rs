@@ -83,7 +83,7 @@ async fn an_admin_sees_every_state_of_an_orders_commands(pool: PgPool) {
         "axon-parked",
     ];
     let (s, rows) = finalized_order(&pool, &devices).await;
-    let db = Database::from(pool.clone());
+    let db = app_db(&pool);
     park(&db, outbox_id(&rows, "axon-parked")).await;
     // Leased by a publisher that is still at it: not on the queue yet.
     lease_by_ids(&db, &[outbox_id(&rows, "axon-pending")], LEASE)
@@ -195,7 +195,7 @@ async fn order_notifications_are_for_admins_and_known_orders(pool: PgPool) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn redrive_puts_dead_letters_and_parked_rows_back_and_each_device_is_told_once(pool: PgPool) {
     let (_, rows) = finalized_order(&pool, &["axon-broken", "axon-refused"]).await;
-    let db = Database::from(pool.clone());
+    let db = app_db(&pool);
     park(&db, outbox_id(&rows, "axon-refused")).await;
     // maxReceiveCount 2, visibility 1 s.
     let queue = TestQueue::create("redrive", 2, 1).await;

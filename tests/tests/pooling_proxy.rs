@@ -261,7 +261,7 @@ async fn migrations_apply_through_the_proxy_once_however_many_run_at_once(pool: 
 
     let runs = (0..3).map(|_| {
         let db = db.clone();
-        tokio::spawn(async move { keystone_store::apply_migrations(&db).await })
+        tokio::spawn(async move { keystone_store::apply_migrations(&db, None).await })
     });
     let mut applied = Vec::new();
     for run in runs {
@@ -269,8 +269,8 @@ async fn migrations_apply_through_the_proxy_once_however_many_run_at_once(pool: 
     }
     // Twice more, later: the named statements of the first runs are gone from the proxy's
     // server connections, so nothing collides with them.
-    applied.push(keystone_store::apply_migrations(&db).await.unwrap());
-    applied.push(keystone_store::apply_migrations(&db).await.unwrap());
+    applied.push(keystone_store::apply_migrations(&db, None).await.unwrap());
+    applied.push(keystone_store::apply_migrations(&db, None).await.unwrap());
 
     let expected: Vec<i64> = keystone_store::MIGRATOR.iter().map(|m| m.version).collect();
     for versions in applied {

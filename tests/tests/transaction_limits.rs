@@ -1,20 +1,19 @@
-//! SPEC §6 limits, set per transaction so they survive a transaction-pooling proxy: a lock wait
-//! or a statement past its limit answers 503 with `Retry-After`, applies nothing and releases
-//! its locks; no limit outlives the transaction that set it.
+//! SPEC §6 limits, the application role's defaults in its database so no request sends them
+//! (a `SET` or `set_config` would pin an RDS Proxy session): a lock wait or a statement past its
+//! limit answers 503 with `Retry-After`, applies nothing and releases its locks.
 
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use keystone_store::{Database, TransactionLimits};
+use keystone_store::TransactionLimits;
 use keystone_tests::*;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const SHORT: Duration = Duration::from_millis(300);
 const LONG: Duration = Duration::from_secs(30);
 
-fn router_with_limits(pool: &PgPool, limits: TransactionLimits) -> axum::Router {
-    router_with(Database::new(pool.clone(), limits))
+async fn router_with_limits(pool: &PgPool, limits: TransactionLimits) -> axum::Router {
+    router_with(app_db_with_limits(pool, limits).await)
 }
 
 /// Holds the order row locked, as a long request on the same order would, until dropped.
@@ -40,7 +39,7 @@ async fn assert_turned_away_while_the_order_is_locked(
     message: &str,
 ) {
     let s = Scenario::new(pool, 100, 3, 0).await;
-    let router = router_with_limits(pool, limits);
+    let router = router_with_limits(pool, limits).await;
     let before = snapshot(pool).await;
     let holder = hold_order_lock(pool, s.order_id).await;
 
@@ -106,7 +105,8 @@ async fn an_admin_request_is_bounded_too(pool: PgPool) {
             statement_timeout: LONG,
             idle_in_transaction_timeout: LONG,
         },
-    );
+    )
+    .await;
     let holder = hold_order_lock(&pool, s.order_id).await;
 
     let response = send(
@@ -126,37 +126,27 @@ async fn an_admin_request_is_bounded_too(pool: PgPool) {
     assert_eq!(order_status(&pool, s.order_id).await, "created");
 }
 
+const SETTINGS: &str = "SELECT current_setting('lock_timeout'), \
+    current_setting('statement_timeout'), \
+    current_setting('idle_in_transaction_session_timeout')";
+
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
-async fn the_limits_hold_inside_the_transaction_and_end_with_it(
-    _: PgPoolOptions,
-    connect: PgConnectOptions,
-) {
-    // One connection, so the session after the transaction is the one that ran it.
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(connect)
-        .await
-        .unwrap();
-    let db = Database::new(
-        pool,
+async fn every_session_of_the_role_starts_with_its_limits(pool: PgPool) {
+    let db = app_db_with_limits(
+        &pool,
         TransactionLimits {
             lock_timeout: Duration::from_millis(1_234),
             statement_timeout: Duration::from_millis(5_678),
             idle_in_transaction_timeout: Duration::from_millis(9_012),
         },
-    );
-    const SETTINGS: &str = "SELECT current_setting('lock_timeout'), \
-        current_setting('statement_timeout'), \
-        current_setting('idle_in_transaction_session_timeout')";
+    )
+    .await;
 
+    // A transaction as a request begins it: nothing but BEGIN was sent, the limits hold.
     let mut tx = db.begin().await.unwrap();
     let inside: (String, String, String) =
         sqlx::query_as(SETTINGS).fetch_one(&mut *tx).await.unwrap();
-    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    tx.rollback().await.unwrap();
 
     assert_eq!(
         inside,
@@ -166,31 +156,47 @@ async fn the_limits_hold_inside_the_transaction_and_end_with_it(
             "9012ms".to_owned()
         )
     );
-    // The same session, after the transaction: back to the server's defaults, so a pooling
-    // proxy hands the next client a clean connection.
-    let mut conn = db.pool().acquire().await.unwrap();
-    let same_backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    let after: (String, String, String) = sqlx::query_as(SETTINGS)
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(same_backend, backend, "the pool gave back the same session");
-    assert_eq!(after, ("0".to_owned(), "0".to_owned(), "0".to_owned()));
+}
+
+/// What the migrations leave for the application role, before db-migrate writes its
+/// configured values: the defaults of docs/deploy.md's time budget, in this database only.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn the_migrations_give_the_application_role_the_default_limits(pool: PgPool) {
+    let settings: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s \
+         JOIN pg_roles r ON r.oid = s.setrole \
+         JOIN pg_database d ON d.oid = s.setdatabase \
+         WHERE r.rolname = 'keystone_app' AND d.datname = current_database() ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let defaults = TransactionLimits::default();
+    let ms = |d: Duration| d.as_millis();
+    assert_eq!(
+        settings,
+        vec![
+            format!(
+                "idle_in_transaction_session_timeout={}ms",
+                ms(defaults.idle_in_transaction_timeout)
+            ),
+            format!("lock_timeout={}ms", ms(defaults.lock_timeout)),
+            format!("statement_timeout={}ms", ms(defaults.statement_timeout)),
+        ]
+    );
 }
 
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn an_idle_transaction_past_its_limit_is_ended_by_the_server(pool: PgPool) {
-    let db = Database::new(
-        pool.clone(),
+    let db = app_db_with_limits(
+        &pool,
         TransactionLimits {
             lock_timeout: LONG,
             statement_timeout: LONG,
             idle_in_transaction_timeout: SHORT,
         },
-    );
+    )
+    .await;
     let s = Scenario::new(&pool, 100, 3, 0).await;
     let mut tx = db.begin().await.unwrap();
     sqlx::query("SELECT id FROM orders WHERE id = $1 FOR UPDATE")

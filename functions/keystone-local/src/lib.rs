@@ -203,11 +203,21 @@ mod reference {
     }
 }
 
+/// The methods a browser may send from another origin: every route's, as the template's
+/// `CorsConfiguration.AllowMethods` lists them (a test keeps the two and the routes in step).
+pub const CORS_METHODS: [axum::http::Method; 5] = [
+    axum::http::Method::GET,
+    axum::http::Method::POST,
+    axum::http::Method::PATCH,
+    axum::http::Method::DELETE,
+    axum::http::Method::OPTIONS,
+];
+
 /// CORS for a browser client on another origin (the Synapse dev server): `origins` is a
 /// comma-separated list (`KEYSTONE_CORS_ORIGINS`), or any origin when unset, which is what a
 /// local stack wants. In AWS the HTTP API's own CORS configuration is the only one.
 pub fn cors(origins: Option<&str>) -> tower_http::cors::CorsLayer {
-    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use axum::http::{HeaderName, HeaderValue, header};
     use tower_http::cors::{AllowOrigin, CorsLayer};
     let allow_origin = match origins
         .map(str::trim)
@@ -221,7 +231,7 @@ pub fn cors(origins: Option<&str>) -> tower_http::cors::CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
+        .allow_methods(CORS_METHODS)
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

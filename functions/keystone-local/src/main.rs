@@ -165,7 +165,10 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
         other => env(other),
     })?;
     let db = config.db.connect().await?;
-    let applied = keystone_store::apply_migrations(&db).await?;
+    // The limits become the defaults of the role this stack connects as, in its database, as
+    // db-migrate does for keystone_app in AWS: no request sends them.
+    let role = config.db.connect_options()?.get_username().to_owned();
+    let applied = keystone_store::apply_migrations(&db, Some((&role, config.db.limits))).await?;
     tracing::info!(latest = applied.last(), "migrations applied");
     if load_demo {
         load_demo_data(&db).await?;

@@ -26,7 +26,14 @@ pub struct Config {
     pub admin: Option<AdminCredentials>,
     /// Lifetime of issued tokens (`JWT_TTL_SECONDS`).
     pub token_ttl: Duration,
+    /// How long a request may spend publishing its committed notifications before it answers
+    /// (`PUBLISH_DEADLINE_MS`); the relay sends whatever is left.
+    pub publish_deadline: Duration,
 }
+
+/// [`Config::publish_deadline`] unless configured: short enough that publishing never pushes
+/// a committed request past the Lambda timeout (docs/deploy.md, time budgets).
+pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(2);
 
 impl Config {
     /// Reads the process environment.
@@ -72,12 +79,18 @@ impl Config {
                 reason: "must be positive".to_owned(),
             });
         }
+        let publish_deadline = Duration::from_millis(number(
+            &lookup,
+            "PUBLISH_DEADLINE_MS",
+            u64::try_from(DEFAULT_PUBLISH_DEADLINE.as_millis()).unwrap_or(u64::MAX),
+        )?);
         Ok(Self {
             db: DbConfig::from_lookup(&lookup)?,
             jwt_keys,
             jwt_issuer,
             admin,
             token_ttl,
+            publish_deadline,
         })
     }
 }

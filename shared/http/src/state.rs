@@ -19,6 +19,8 @@ pub struct AppState {
     pub outbox: Option<Arc<dyn OutboxPublisher>>,
     /// Moves dead letters back to the queue (the redrive function and the local stack).
     pub redrive: Option<Arc<dyn DeadLetterRedrive>>,
+    /// The most a request spends publishing after its commit.
+    pub publish_deadline: Duration,
 }
 
 /// What the login function needs beyond the keys.
@@ -45,7 +47,15 @@ impl AppState {
             login: Arc::new(LoginSettings::default()),
             outbox: None,
             redrive: None,
+            publish_deadline: crate::config::DEFAULT_PUBLISH_DEADLINE,
         }
+    }
+
+    /// Bounds the publishing after commit (see [`AppState::publish_committed`]).
+    #[must_use]
+    pub fn with_publish_deadline(mut self, deadline: Duration) -> Self {
+        self.publish_deadline = deadline;
+        self
     }
 
     #[must_use]
@@ -68,11 +78,25 @@ impl AppState {
         self
     }
 
-    /// Sends rows this request committed, if a publisher is configured. Never fails the
-    /// request: whatever is not sent now, the relay sends later.
+    /// Sends rows this request committed, if a publisher is configured, for at most the
+    /// publish deadline. Never fails the request and never holds its answer longer: whatever
+    /// is not sent by then (a slow or unreachable SQS), the relay sends on its next run. A
+    /// batch cut off after SQS took it is sent again by the relay, which FIFO deduplication
+    /// and the consumer's delivery records absorb.
     pub async fn publish_committed(&self, outbox_ids: &[i64]) {
         if let (Some(publisher), false) = (&self.outbox, outbox_ids.is_empty()) {
-            publisher.publish_committed(outbox_ids).await;
+            let publishing = publisher.publish_committed(outbox_ids);
+            if tokio::time::timeout(self.publish_deadline, publishing)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    rows = outbox_ids.len(),
+                    deadline_ms =
+                        u64::try_from(self.publish_deadline.as_millis()).unwrap_or(u64::MAX),
+                    "publishing after commit ran out of time; the relay will send"
+                );
+            }
         }
     }
 
@@ -102,9 +126,11 @@ impl AppState {
 
     /// Builds the keys from configuration around a database handle built elsewhere.
     pub fn from_config_with(config: &Config, db: Database) -> Self {
-        Self::new(db, config.jwt_keys.clone()).with_login(LoginSettings {
-            admin: config.admin.clone(),
-            token_ttl: config.token_ttl,
-        })
+        Self::new(db, config.jwt_keys.clone())
+            .with_login(LoginSettings {
+                admin: config.admin.clone(),
+                token_ttl: config.token_ttl,
+            })
+            .with_publish_deadline(config.publish_deadline)
     }
 }

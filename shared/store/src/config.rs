@@ -64,7 +64,8 @@ pub struct DbConfig {
     /// couple suffice; RDS Proxy multiplexes them.
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// The lock, statement and idle-in-transaction limits of every transaction (SPEC §6).
+    /// The lock, statement and idle-in-transaction limits (SPEC §6) that `db-migrate` and the
+    /// local stack make the application role's defaults; the functions never send them.
     pub limits: TransactionLimits,
 }
 
@@ -114,7 +115,7 @@ impl DbConfig {
     }
 
     /// Connection settings from the URL, and nothing a pooling proxy would refuse or lose: no
-    /// startup `options`, no session settings (the limits are set per transaction).
+    /// startup `options`, no session settings (the limits are the role's defaults).
     ///
     /// # Errors
     /// An unparsable `DATABASE_URL`.
@@ -124,7 +125,7 @@ impl DbConfig {
                 name: "DATABASE_URL",
                 reason: e.to_string(),
             })?
-            .application_name("keystone");
+            .application_name(crate::APPLICATION_NAME);
         let verifies = matches!(
             options.get_ssl_mode(),
             PgSslMode::VerifyCa | PgSslMode::VerifyFull
@@ -160,7 +161,7 @@ impl DbConfig {
 
     /// Wraps a pool built from this configuration in the handle the store takes.
     pub fn database(&self, pool: PgPool) -> Database {
-        let db = Database::new(pool, self.limits);
+        let db = Database::new(pool);
         if self.statement_cache_disabled() {
             db.with_unnamed_statements()
         } else {

@@ -1,17 +1,25 @@
-//! The database handle every store function takes: the pool, the limits every transaction runs
-//! under, and where passwords for new connections come from.
+//! The database handle every store function takes: the pool, and where passwords for new
+//! connections come from.
 //!
 //! # Through a transaction-pooling proxy
 //! RDS Proxy and PgBouncer hand a server connection to a client for one transaction at a time,
-//! and refuse startup `options`. So nothing here relies on session state:
-//! - the lock, statement and idle-in-transaction limits (SPEC §6) are set with `set_config(…,
-//!   true)` (`SET LOCAL`) in the statement that begins each transaction, and vanish at its end;
+//! refuse startup `options`, and RDS Proxy **pins** a client to one server connection for good
+//! once it sees session state change (`SET`, `set_config`, `PREPARE`, session advisory locks,
+//! `LISTEN`, temporary tables, `DISCARD`). So the application sends none of it:
+//! - the lock, statement and idle-in-transaction limits (SPEC §6) are the application role's
+//!   defaults in its database ([`set_role_limits`], written by the migrations and by
+//!   `db-migrate` from its configuration), so every server session starts with them and no
+//!   request sets them;
 //! - every statement runs inside an explicit transaction, so the parse and the execution of a
 //!   statement reach the same server connection;
 //! - with `statement-cache-capacity=0` in the URL (PgBouncer before 1.21, which does not keep
 //!   protocol-level named statements), statements are sent unnamed: sqlx would otherwise still
 //!   name them `sqlx_s_N` and never close them, and two clients' `sqlx_s_1` collide on one
-//!   server connection.
+//!   server connection. (RDS Proxy keeps protocol-level prepared statements without pinning.)
+//!
+//! The application's sessions say who they are (`application_name` [`APPLICATION_NAME`];
+//! migrations [`MIGRATION_APPLICATION_NAME`]), which is how the test command's pinning check
+//! finds every statement the application sent in PostgreSQL's statement log.
 
 use std::fmt;
 use std::future::Future;
@@ -21,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::StoreError;
 
@@ -35,7 +43,20 @@ pub(crate) fn named_statements() -> bool {
     !UNNAMED_STATEMENTS.load(Ordering::Relaxed)
 }
 
-/// The limits of SPEC §6, per transaction. Zero disables a limit (PostgreSQL's meaning).
+/// The least-privilege role the functions connect as in AWS (created by the migrations).
+pub const APPLICATION_ROLE: &str = "keystone_app";
+
+/// `application_name` of every session the functions open.
+pub const APPLICATION_NAME: &str = "keystone";
+
+/// `application_name` of the session that applies migrations: it runs DDL, takes an advisory
+/// lock and deallocates what sqlx's migrator prepared, straight to the database (never through
+/// the proxy), so the pinning check leaves it aside.
+pub const MIGRATION_APPLICATION_NAME: &str = "keystone-migrate";
+
+/// The limits of SPEC §6. Zero disables a limit (PostgreSQL's meaning). They are not sent with
+/// requests: [`set_role_limits`] makes them the defaults every new session of the application
+/// role starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransactionLimits {
     /// Longest wait for one row lock (`lock_timeout`, SQLSTATE 55P03 past it).
@@ -48,29 +69,40 @@ pub struct TransactionLimits {
 }
 
 impl Default for TransactionLimits {
+    /// The time budget of docs/deploy.md: a blocked request answers 503 well inside the
+    /// Lambda timeout (25 s), itself inside API Gateway's 30 s.
     fn default() -> Self {
         Self {
-            lock_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(15),
-            idle_in_transaction_timeout: Duration::from_secs(20),
+            lock_timeout: Duration::from_secs(4),
+            statement_timeout: Duration::from_secs(8),
+            idle_in_transaction_timeout: Duration::from_secs(10),
         }
     }
 }
 
-impl TransactionLimits {
-    /// The one simple-protocol round trip that begins a transaction (`BEGIN {mode}`) with
-    /// these limits.
-    fn begin_statement(&self, mode: &str) -> String {
-        let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
-        format!(
-            "BEGIN{mode}; SELECT set_config('lock_timeout', '{}', true), \
-             set_config('statement_timeout', '{}', true), \
-             set_config('idle_in_transaction_session_timeout', '{}', true)",
-            ms(self.lock_timeout),
-            ms(self.statement_timeout),
-            ms(self.idle_in_transaction_timeout),
-        )
-    }
+/// Makes `limits` the defaults of `role`'s new sessions in the current database
+/// (`ALTER ROLE … IN DATABASE … SET`, through the migrations' `keystone_set_role_limits`).
+/// Sessions already open keep what they started with; a pooling proxy's new server
+/// connections pick the limits up.
+///
+/// # Errors
+/// A role that does not exist, or a caller without the right to alter it (the master user and
+/// superusers have it; the application role does not).
+pub async fn set_role_limits(
+    conn: &mut sqlx::PgConnection,
+    role: &str,
+    limits: TransactionLimits,
+) -> Result<(), StoreError> {
+    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    sqlx::query("SELECT keystone_set_role_limits($1, $2, $3, $4)")
+        .bind(role)
+        .bind(ms(limits.lock_timeout))
+        .bind(ms(limits.statement_timeout))
+        .bind(ms(limits.idle_in_transaction_timeout))
+        .persistent(false)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Where the password of a new connection comes from when it rotates: an RDS IAM token, or a
@@ -88,42 +120,32 @@ struct Rotation {
     refreshed_at: Mutex<Option<Instant>>,
 }
 
-/// The handle: a pool, the limits, and the password rotation. Cheap to clone.
+/// The handle: a pool and the password rotation. Cheap to clone.
 #[derive(Clone)]
 pub struct Database {
     pool: PgPool,
-    limits: TransactionLimits,
-    /// The `BEGIN …` round trips, built once from the limits.
-    begin_statement: Arc<str>,
-    begin_snapshot_statement: Arc<str>,
     rotation: Option<Arc<Rotation>>,
 }
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Database")
-            .field("limits", &self.limits)
             .field("rotating_password", &self.rotation.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl From<PgPool> for Database {
-    /// Default limits, named statements, a fixed password: a direct PostgreSQL connection.
+    /// Named statements, a fixed password: a direct PostgreSQL connection.
     fn from(pool: PgPool) -> Self {
-        Self::new(pool, TransactionLimits::default())
+        Self::new(pool)
     }
 }
 
 impl Database {
-    pub fn new(pool: PgPool, limits: TransactionLimits) -> Self {
+    pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            begin_statement: limits.begin_statement("").into(),
-            begin_snapshot_statement: limits
-                .begin_statement(" ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .into(),
-            limits,
             rotation: None,
         }
     }
@@ -154,32 +176,33 @@ impl Database {
     }
 
     /// The pool, for closing it and for tests. Store code goes through [`Database::begin`] or
-    /// [`Database::dedicated_connection`], which keep the password fresh.
+    /// [`Database::migration_connection`], which keep the password fresh.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// A connection taken out of the pool for work that needs one session to itself
-    /// (migrations), opened with a fresh password; it is closed, not returned, when dropped.
+    /// A connection of its own for the migrations, opened with a fresh password and named
+    /// [`MIGRATION_APPLICATION_NAME`]; close it when done.
     ///
     /// # Errors
     /// As [`Database::begin`].
-    pub async fn dedicated_connection(&self) -> Result<sqlx::PgConnection, StoreError> {
-        self.with_fresh_password(|| async { Ok(self.pool.acquire().await?.detach()) })
-            .await
+    pub async fn migration_connection(&self) -> Result<sqlx::PgConnection, StoreError> {
+        self.with_fresh_password(|| {
+            let options = (*self.pool.connect_options())
+                .clone()
+                .application_name(MIGRATION_APPLICATION_NAME);
+            async move { <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await }
+        })
+        .await
     }
 
-    pub fn limits(&self) -> TransactionLimits {
-        self.limits
-    }
-
-    /// Begins a transaction under the limits, in one round trip.
+    /// Begins a transaction, in one round trip.
     ///
     /// # Errors
     /// No connection within the pool's acquire timeout, a password that cannot be had, or a
     /// database failure.
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.begin_in(&self.begin_statement).await
+        self.begin_in("BEGIN").await
     }
 
     /// Begins a read-only transaction that sees one snapshot throughout (REPEATABLE READ), for
@@ -190,19 +213,17 @@ impl Database {
     pub async fn begin_read_only_snapshot(
         &self,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.begin_in(&self.begin_snapshot_statement).await
+        self.begin_in("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
     }
 
     async fn begin_in(
         &self,
-        statement: &str,
+        statement: &'static str,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         // Boxed: sqlx's begin future nested in the retry is deep enough that every caller's
         // future hits rustc's query depth limit in release builds.
-        Box::pin(
-            self.with_fresh_password(|| self.pool.begin_with(AssertSqlSafe(statement.to_owned()))),
-        )
-        .await
+        Box::pin(self.with_fresh_password(|| self.pool.begin_with(statement))).await
     }
 
     /// Runs `connect` (which may open a connection) after refreshing a due password. When the

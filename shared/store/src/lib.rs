@@ -34,7 +34,10 @@ mod telemetry;
 pub mod trace_context;
 
 pub use complete_tasks::{CompleteTaskGroup, complete_task_group};
-pub use database::{Database, PasswordSource, SharedPassword, TransactionLimits};
+pub use database::{
+    APPLICATION_NAME, APPLICATION_ROLE, Database, MIGRATION_APPLICATION_NAME, PasswordSource,
+    SharedPassword, TransactionLimits, set_role_limits,
+};
 pub use dispatch::{adjust_batch_tasks, create_batch, finalize_order};
 pub use error::{Busy, StoreError};
 pub use finalize::Finalization;
@@ -56,17 +59,23 @@ static POOLER_SAFE_MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
 /// Serializes concurrent migration runs (any constant works; this spells "keystone").
 const MIGRATION_LOCK_KEY: i64 = 0x6b65_7973_746f_6e65;
 
-/// Applies pending migrations and answers the versions now applied, oldest first.
+/// Applies pending migrations, then (with `role_limits`) makes the limits the defaults of
+/// the role the functions connect as; answers the versions now applied, oldest first.
 ///
-/// Everything runs in one transaction on a connection of its own, under a transaction-level
-/// advisory lock, so it works through RDS Proxy or PgBouncer as well as directly: concurrent
-/// runs wait for each other, a failure applies nothing, and the named statements sqlx's migrator
-/// prepares are deallocated before the server connection goes back to a proxy's pool.
+/// Everything runs in one transaction on a connection of its own (named
+/// [`MIGRATION_APPLICATION_NAME`]), under a transaction-level advisory lock, so it works
+/// through RDS Proxy or PgBouncer as well as directly: concurrent runs wait for each other, a
+/// failure applies nothing, and the named statements sqlx's migrator prepares are deallocated
+/// before the server connection goes back to a proxy's pool.
 ///
 /// # Errors
-/// A migration that fails (nothing is applied) or a database failure.
-pub async fn apply_migrations(db: &Database) -> Result<Vec<i64>, StoreError> {
-    let mut conn = db.dedicated_connection().await?;
+/// A migration that fails (nothing is applied), a role that cannot be altered, or a database
+/// failure.
+pub async fn apply_migrations(
+    db: &Database,
+    role_limits: Option<(&str, TransactionLimits)>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut conn = db.migration_connection().await?;
     let mut tx = sqlx::Connection::begin(&mut conn).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
@@ -79,6 +88,9 @@ pub async fn apply_migrations(db: &Database) -> Result<Vec<i64>, StoreError> {
         .run_direct(None, &mut *tx, false)
         .await
         .map_err(|e| StoreError::Database(e.into()))?;
+    if let Some((role, limits)) = role_limits {
+        set_role_limits(&mut tx, role, limits).await?;
+    }
     let applied =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .persistent(false)

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use keystone_auth::{JwtKeys, Principal};
 use keystone_http::AppState;
 use keystone_local::embedded_pg::EmbeddedPostgres;
-use keystone_store::{Database, TransactionLimits};
+use keystone_store::Database;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -625,12 +625,17 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         .max()
         .unwrap_or(1)
         .max(sizes.hot_clients);
+    // Named as the functions' sessions are, so the test command's pinning check reads what
+    // the bench sends too.
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(max_clients + 8)?)
-        .connect(&url)
+        .connect_with(
+            url.parse::<sqlx::postgres::PgConnectOptions>()?
+                .application_name(keystone_store::APPLICATION_NAME),
+        )
         .await?;
-    let db = Database::new(pool.clone(), TransactionLimits::default());
-    keystone_store::apply_migrations(&db).await?;
+    let db = Database::new(pool.clone());
+    keystone_store::apply_migrations(&db, None).await?;
     let keys = JwtKeys::new(&SecretString::from(JWT_SECRET), None);
     let app = keystone_local::routes().with_state(AppState::new(db, keys.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
