@@ -61,17 +61,24 @@ pub fn scan(log: &str, application: &str) -> Scan {
 }
 
 /// Log entries with the line each starts on: a line that begins with a timestamp starts an
-/// entry, the lines after it (a statement's own newlines, tab-indented) continue it.
-fn entries(log: &str) -> impl Iterator<Item = (usize, &str)> {
-    let starts: Vec<usize> = std::iter::once(0)
-        .chain(log.match_indices('\n').map(|(i, _)| i + 1))
-        .filter(|&i| starts_entry(&log[i..]))
-        .collect();
-    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([log.len()]).collect();
-    starts.into_iter().zip(ends).map(move |(start, end)| {
-        let line = log[..start].matches('\n').count() + 1;
-        (line, log[start..end].trim_end_matches('\n'))
-    })
+/// entry, the lines after it (a statement's own newlines, tab-indented) continue it. One pass.
+fn entries(log: &str) -> Vec<(usize, &str)> {
+    let mut entries = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    let mut offset = 0;
+    for (index, line) in log.split_inclusive('\n').enumerate() {
+        if starts_entry(line) {
+            if let Some((number, start)) = current.take() {
+                entries.push((number, log[start..offset].trim_end_matches('\n')));
+            }
+            current = Some((index + 1, offset));
+        }
+        offset += line.len();
+    }
+    if let Some((number, start)) = current {
+        entries.push((number, log[start..].trim_end_matches('\n')));
+    }
+    entries
 }
 
 /// `2026-12-06 14:00:00.123 UTC …`

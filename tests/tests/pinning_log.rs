@@ -9,16 +9,29 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 #[track_caller]
-fn statement_log() -> String {
-    let path = std::env::var("KEYSTONE_PG_LOG")
-        .expect("KEYSTONE_PG_LOG is unset: run the tests through tests/run.sh");
-    String::from_utf8_lossy(&std::fs::read(path).expect("the statement log is readable"))
-        .into_owned()
+fn statement_log_path() -> String {
+    std::env::var("KEYSTONE_PG_LOG")
+        .expect("KEYSTONE_PG_LOG is unset: run the tests through tests/run.sh")
+}
+
+/// What the statement log holds past `from` (its length when the test began: the rest of the
+/// suite's statements are not this test's business).
+fn statement_log_since(from: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(statement_log_path()).expect("the statement log opens");
+    file.seek(SeekFrom::Start(from)).unwrap();
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).unwrap();
+    // The first line may be cut: scanning starts at the next entry anyway.
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Sends, as `application`, the statement that began every transaction before the limits
 /// became role defaults, then waits for it to reach the log.
 async fn send_a_pinning_statement(options: PgConnectOptions, application: &str) -> pinning::Scan {
+    let from = std::fs::metadata(statement_log_path())
+        .expect("the statement log exists")
+        .len();
     let mut conn = PgConnection::connect_with(&options.application_name(application))
         .await
         .unwrap();
@@ -31,13 +44,13 @@ async fn send_a_pinning_statement(options: PgConnectOptions, application: &str) 
     .unwrap();
     conn.close().await.unwrap();
     for _ in 0..50 {
-        let scan = pinning::scan(&statement_log(), application);
+        let scan = pinning::scan(&statement_log_since(from), application);
         if !scan.offences.is_empty() {
             return scan;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    pinning::scan(&statement_log(), application)
+    pinning::scan(&statement_log_since(from), application)
 }
 
 fn unique(name: &str) -> String {

@@ -177,6 +177,11 @@ fn exercise(stack: &mut Running, port: u16) {
             break;
         }
     }
+    // Written to a pipe, the log is plain text: no terminal colour codes in a file.
+    assert!(
+        banner.iter().all(|line| !line.contains('\u{1b}')),
+        "colour codes in piped logs: {banner:#?}"
+    );
     // Keep draining output so the child never blocks on a full pipe.
     let later_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sink = later_lines.clone();

@@ -266,6 +266,18 @@ impl JwtKeys {
         }
     }
 
+    /// True when the header's bearer token names a `kid` that is neither the current nor the
+    /// previous key: a token signed after a rotation this key set has not seen yet.
+    pub fn names_unknown_key(&self, authorization: Option<&[u8]>) -> bool {
+        authorization
+            .and_then(bearer_token)
+            .and_then(|token| jsonwebtoken::decode_header(token).ok())
+            .and_then(|header| header.kid)
+            .is_some_and(|kid| {
+                self.current.kid != kid && self.previous.as_ref().is_none_or(|p| p.kid != kid)
+            })
+    }
+
     /// Verifies an `Authorization` header value (`None` when the header is absent).
     ///
     /// # Errors

@@ -69,7 +69,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        Ok(Self(state.jwt.keys().await.authenticate(header)?))
+        Ok(Self(state.jwt.authenticate(header).await?))
     }
 }
 

@@ -4,17 +4,23 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use keystone_auth::JwtKeys;
+use keystone_auth::{AuthError, JwtKeys, Principal};
 use keystone_secrets::SecretSource;
 
 /// How often the key set is re-read from its secret.
 pub const JWT_KEYS_REFRESH: Duration = Duration::from_secs(300);
+
+/// The least time between two re-reads forced by tokens naming an unknown `kid`, so forged
+/// `kid`s cost at most one secret read per container per interval.
+pub const JWT_KEYS_UNKNOWN_KID_REFRESH: Duration = Duration::from_secs(10);
 
 struct Rotation {
     source: Arc<dyn SecretSource>,
     issuer: Option<String>,
     every: Duration,
     checked_at: Mutex<Instant>,
+    /// When an unknown `kid` last made this container re-read the secret.
+    forced_at: Mutex<Option<Instant>>,
 }
 
 /// The current [`JwtKeys`], swapped when the secret they come from changes.
@@ -57,6 +63,7 @@ impl JwtKeyRing {
                 issuer,
                 every,
                 checked_at: Mutex::new(Instant::now()),
+                forced_at: Mutex::new(None),
             }),
         }
     }
@@ -86,6 +93,45 @@ impl JwtKeyRing {
             }
             *checked_at = Instant::now();
         }
+        self.reload(rotation).await;
+        self.current()
+    }
+
+    /// Verifies an `Authorization` header. A token that names a `kid` these keys do not know
+    /// was signed by a container that has already seen a rotation: the secret is re-read once
+    /// (at most every [`JWT_KEYS_UNKNOWN_KID_REFRESH`]) and the token checked again, so a
+    /// rotation never answers 401 to a valid token (SPEC §9).
+    ///
+    /// # Errors
+    /// The SPEC §4 failure that applies.
+    pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
+        let keys = self.keys().await;
+        match keys.authenticate(authorization) {
+            Err(AuthError::InvalidToken) if keys.names_unknown_key(authorization) => {
+                let Some(rotation) = &self.rotation else {
+                    return Err(AuthError::InvalidToken);
+                };
+                {
+                    let mut forced_at = rotation
+                        .forced_at
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if forced_at.is_some_and(|at| at.elapsed() < JWT_KEYS_UNKNOWN_KID_REFRESH) {
+                        return Err(AuthError::InvalidToken);
+                    }
+                    *forced_at = Some(Instant::now());
+                }
+                tracing::info!("a token names an unknown key id; re-reading the JWT keys");
+                self.reload(rotation).await;
+                self.current().authenticate(authorization)
+            }
+            other => other,
+        }
+    }
+
+    /// Reads the secret again and swaps the keys in; an unreadable or unusable secret keeps
+    /// the keys in use (and is logged).
+    async fn reload(&self, rotation: &Rotation) {
         match rotation.source.fetch().await {
             Ok(secret) => match JwtKeys::parse(&secret, rotation.issuer.clone()) {
                 Ok(keys) => {
@@ -100,6 +146,5 @@ impl JwtKeyRing {
                 tracing::warn!(error = %e, "cannot re-read the JWT secret; keeping the keys in use")
             }
         }
-        self.current()
     }
 }
