@@ -975,3 +975,55 @@ async fn the_request_trace_context_reaches_the_consumer(pool: PgPool) {
         "{contexts:?}"
     );
 }
+
+/// SPEC §9 time budgets: a relay run takes no new round once its invocation is nearly out of
+/// time, and says so; the rows stay for the next run.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_relay_out_of_time_takes_no_round_and_leaves_the_rows(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("late-relay", 5, 30).await;
+    let dead = keystone_queue::SqsPublisher::new(
+        unreachable_sqs_client().await,
+        queue.pair.url.clone(),
+        app_db(&pool),
+    );
+    complete_order(&router_publishing_to(&pool, dead), &w).await;
+    assert_eq!(unpublished(&pool).await, 4);
+
+    let late = std::time::Instant::now();
+    let outcome =
+        keystone_queue::relay_until(&queue.publisher(&pool), 100, RELAY_MAX_ROUNDS, Some(late))
+            .await
+            .unwrap();
+
+    assert!(outcome.out_of_time, "{outcome:?}");
+    assert_eq!((outcome.leased, outcome.published), (0, 0));
+    assert_eq!(unpublished(&pool).await, 4, "left for the next run");
+    let next = relay(&queue.publisher(&pool), 100, RELAY_MAX_ROUNDS)
+        .await
+        .unwrap();
+    assert_eq!((next.published, next.out_of_time), (4, false));
+}
+
+/// The consumer starts no message once its invocation is nearly out of time: the messages are
+/// reported failed, untried, for SQS to deliver again.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_consumer_out_of_time_tries_nothing_and_reports_every_message(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("late-consumer", 5, 30).await;
+    let recorder = FakeRecorder::start().await;
+    complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
+    let messages = queue.drain(&queue.pair.url).await;
+    assert_eq!(messages.len(), 4);
+
+    let response = recorder
+        .notifier(&pool)
+        .handle_until(
+            sqs_event(messages.iter().map(as_lambda_record).collect()),
+            Some(std::time::Instant::now()),
+        )
+        .await;
+
+    assert_eq!(response.batch_item_failures.len(), 4, "{response:?}");
+    assert!(recorder.calls().is_empty(), "no device was called");
+}

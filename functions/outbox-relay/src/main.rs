@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use keystone_queue::relay::{RELAY_BATCH, RELAY_MAX_ROUNDS};
-use keystone_queue::{QueueConfig, SqsPublisher, relay, sqs_client};
+use keystone_queue::relay::{RELAY_BATCH, RELAY_MAX_ROUNDS, RELAY_ROUND_RESERVE};
+use keystone_queue::{QueueConfig, SqsPublisher, relay_until, sqs_client, stop_taking_work_at};
 use keystone_store::config::DbConfig;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -24,10 +24,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         SqsPublisher::new(client, queue.queue_url, environment.database(&db)?)
             .with_park_after(queue.park_after),
     );
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let publisher = publisher.clone();
         async move {
-            let outcome = relay(&publisher, RELAY_BATCH, RELAY_MAX_ROUNDS).await;
+            // No new round once too little of the invocation is left for one.
+            let stop_at = stop_taking_work_at(event.context.deadline(), RELAY_ROUND_RESERVE);
+            let outcome =
+                relay_until(&publisher, RELAY_BATCH, RELAY_MAX_ROUNDS, Some(stop_at)).await;
             if outcome.is_err() {
                 metrics::counter!("RelayErrors").increment(1);
             }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use keystone_queue::dead_letters::DeadLetterRoute;
-use keystone_queue::{NotifierConfig, QueueConfig, RecorderNotifier, sqs_client};
+use keystone_queue::{
+    NotifierConfig, QueueConfig, RecorderNotifier, sqs_client, stop_taking_work_at,
+};
 use keystone_store::config::DbConfig;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -21,17 +23,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let db = DbConfig::from_lookup(&env)?;
     let queue = QueueConfig::from_lookup(&env)?;
     let client = sqs_client(queue.endpoint_url.as_deref()).await;
+    let config = NotifierConfig::from_lookup(&env)?;
+    // One RPC at its timeout plus the claim and the record around it.
+    let reserve = config.rpc_timeout + std::time::Duration::from_secs(5);
     let notifier = Arc::new(
-        RecorderNotifier::new(
-            environment.database(&db)?,
-            NotifierConfig::from_lookup(&env)?,
-        )?
-        .with_dead_letters(DeadLetterRoute::new(client, queue.queue_url)),
+        RecorderNotifier::new(environment.database(&db)?, config)?
+            .with_dead_letters(DeadLetterRoute::new(client, queue.queue_url)),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let notifier = notifier.clone();
         async move {
-            let response = notifier.handle(event.payload).await;
+            let stop_at = stop_taking_work_at(event.context.deadline(), reserve);
+            let response = notifier.handle_until(event.payload, Some(stop_at)).await;
             keystone_http::telemetry::flush();
             Ok::<_, lambda_runtime::Error>(response)
         }

@@ -72,10 +72,21 @@ impl RecorderNotifier {
     /// before an earlier one. Groups run concurrently: one slow device does not hold up the
     /// others. A message without a group id (not from a FIFO queue) is a group of its own.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.handle_until(event, None).await
+    }
+
+    /// [`RecorderNotifier::handle`] that starts no message after `stop_at` (the invocation's
+    /// deadline less one RPC and its bookkeeping): the messages not started are reported
+    /// failed, untried, and SQS delivers them again, in order, to a later invocation.
+    pub async fn handle_until(
+        &self,
+        event: SqsEvent,
+        stop_at: Option<std::time::Instant>,
+    ) -> SqsBatchResponse {
         let failed = join_all(
             messages_by_group(event.records)
                 .into_iter()
-                .map(|group| self.handle_group(group)),
+                .map(|group| self.handle_group(group, stop_at)),
         )
         .await;
         let mut response = SqsBatchResponse::default();
@@ -88,11 +99,24 @@ impl RecorderNotifier {
     }
 
     /// One group's messages in order; answers the ids to report failed.
-    async fn handle_group(&self, messages: Vec<SqsMessage>) -> Vec<String> {
+    async fn handle_group(
+        &self,
+        messages: Vec<SqsMessage>,
+        stop_at: Option<std::time::Instant>,
+    ) -> Vec<String> {
         let mut failed = Vec::new();
         let mut messages = messages.into_iter();
         while let Some(message) = messages.next() {
             let id = message.message_id.clone().unwrap_or_default();
+            if stop_at.is_some_and(|at| std::time::Instant::now() >= at) {
+                failed.push(id);
+                failed.extend(messages.map(|m| m.message_id.unwrap_or_default()));
+                tracing::warn!(
+                    unfinished = failed.len(),
+                    "invocation out of time; these commands wait for their next delivery"
+                );
+                break;
+            }
             let span = tracing::info_span!(
                 "sqs_message",
                 message_id = %id,

@@ -171,6 +171,11 @@ impl DeadLetterRoute {
 /// Most receive rounds one redrive runs (ten messages each), so a call always ends.
 const REDRIVE_MAX_ROUNDS: usize = 100;
 
+/// The longest a redrive keeps taking rounds: the endpoint answers well inside its 25 s Lambda
+/// timeout and API Gateway's 30 s (docs/deploy.md, time budgets); pressing it again moves the
+/// rest.
+pub const REDRIVE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(12);
+
 impl DeadLetterRoute {
     /// Receives from the dead-letter queue and sends back to the queue, ten at a time, each
     /// message in its own group (the device) and under a new deduplication id (the original
@@ -185,7 +190,15 @@ impl DeadLetterRoute {
             .await
             .ok_or("the queue has no dead-letter queue")?;
         let mut moved = 0_u64;
+        let stop_at = std::time::Instant::now() + REDRIVE_TIME_BUDGET;
         for _ in 0..REDRIVE_MAX_ROUNDS {
+            if std::time::Instant::now() >= stop_at {
+                tracing::warn!(
+                    moved,
+                    "redrive out of time; dead letters may remain, redrive again"
+                );
+                break;
+            }
             let messages = self
                 .client
                 .receive_message()

@@ -15,7 +15,19 @@ pub use config::{NotifierConfig, QueueConfig, sqs_client};
 pub use consumer::RecorderNotifier;
 pub use message::{RecorderAction, RecorderCommand};
 pub use publisher::{PublishReport, SqsPublisher};
-pub use relay::{RelayOutcome, relay};
+pub use relay::{RelayOutcome, relay, relay_until};
+
+/// The moment an invocation whose deadline is `deadline` (the Lambda context's) must stop
+/// taking new work so that what it started still finishes: `reserve` before the deadline.
+pub fn stop_taking_work_at(
+    deadline: std::time::SystemTime,
+    reserve: std::time::Duration,
+) -> std::time::Instant {
+    let left = deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    std::time::Instant::now() + left.saturating_sub(reserve)
+}
 
 use std::sync::Arc;
 

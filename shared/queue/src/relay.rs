@@ -1,7 +1,7 @@
 //! The outbox relay: publishes every row still unpublished, oldest first (SPEC §7). Runs on a
 //! schedule in AWS and on a timer in the local stack, with the same code.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keystone_store::StoreError;
 use keystone_store::outbox;
@@ -23,7 +23,14 @@ pub struct RelayOutcome {
     pub published: usize,
     pub failed: usize,
     pub purged_idempotency_keys: u64,
+    /// The run stopped taking rounds because its invocation was running out of time; the rows
+    /// left are the next run's.
+    pub out_of_time: bool,
 }
+
+/// The time a relay round may take at most (a lease and a send, each bounded): a run stops
+/// taking rounds when less than this is left of its invocation.
+pub const RELAY_ROUND_RESERVE: Duration = Duration::from_secs(15);
 
 /// Publishes unpublished rows in rounds of `batch` until a round finds none (or sends none,
 /// or `max_rounds` pass), then purges expired idempotency keys.
@@ -38,8 +45,28 @@ pub async fn relay(
     batch: i64,
     max_rounds: usize,
 ) -> Result<RelayOutcome, StoreError> {
+    relay_until(publisher, batch, max_rounds, None).await
+}
+
+/// [`relay`] that takes no new round after `stop_at` (the invocation's deadline less
+/// [`RELAY_ROUND_RESERVE`]), so a run never outlives its Lambda timeout mid-round, and says
+/// so in [`RelayOutcome::out_of_time`].
+///
+/// # Errors
+/// Database failures.
+pub async fn relay_until(
+    publisher: &SqsPublisher,
+    batch: i64,
+    max_rounds: usize,
+    stop_at: Option<Instant>,
+) -> Result<RelayOutcome, StoreError> {
     let mut outcome = RelayOutcome::default();
     for _ in 0..max_rounds {
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            outcome.out_of_time = true;
+            tracing::warn!("relay run out of time; the next run sends the rest");
+            break;
+        }
         let rows = outbox::lease_unpublished(publisher.db(), batch, publisher.lease()).await?;
         if rows.is_empty() {
             break;
