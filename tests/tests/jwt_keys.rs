@@ -157,6 +157,13 @@ fn unusable_key_sets_are_refused_at_cold_start() {
     }
 }
 
+/// The status `GET /api/v1/auth/me` answers `token`.
+async fn me_status(router: &axum::Router, token: &str) -> StatusCode {
+    send(router, Method::GET, "/api/v1/auth/me", Some(token), &[], "")
+        .await
+        .status
+}
+
 /// A secret whose value an operator changes mid-test, as Secrets Manager rotation does.
 #[derive(Debug, Clone)]
 struct RotatingSecret(Arc<Mutex<String>>);
@@ -185,18 +192,7 @@ async fn a_rotation_in_the_secret_reaches_a_running_container_without_a_401(pool
     let october_token = signed_for(id, OCTOBER, Some("2026-10"));
     let me = |token: String| {
         let router = router.clone();
-        async move {
-            send(
-                &router,
-                Method::GET,
-                "/api/v1/auth/me",
-                Some(&token),
-                &[],
-                "",
-            )
-            .await
-            .status
-        }
+        async move { me_status(&router, &token).await }
     };
     assert_eq!(me(october_token.clone()).await, StatusCode::OK);
 
@@ -269,18 +265,7 @@ async fn containers_on_both_sides_of_a_rotation_accept_each_others_tokens(pool: 
         );
         keystone_local::routes().with_state(AppState::new(app_db(&pool), ring))
     };
-    let me = |router: axum::Router, token: String| async move {
-        send(
-            &router,
-            Method::GET,
-            "/api/v1/auth/me",
-            Some(&token),
-            &[],
-            "",
-        )
-        .await
-        .status
-    };
+    let me = |router: axum::Router, token: String| async move { me_status(&router, &token).await };
     let older = container(&key_set(("2026-10", OCTOBER), None));
 
     // The rotation, then a container that starts after it and signs with November's key.
