@@ -166,7 +166,10 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
         }
         other => env(other),
     })?;
-    let db = config.db.connect().await?;
+    // Lazy: the first pooled connection opens after the limits below are written, so every
+    // session starts with them (the migrations' own connection fails fast if the database is
+    // unreachable).
+    let db = config.db.lazy_database()?;
     // The limits become the defaults of the role this stack connects as, in its database, as
     // db-migrate does for keystone_app in AWS: no request sends them.
     let role = config.db.connect_options()?.get_username().to_owned();
