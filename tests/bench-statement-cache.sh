@@ -8,6 +8,7 @@ source tests/support/postgres.sh
 # shellcheck source=tests/support/pgbouncer.sh
 source tests/support/pgbouncer.sh
 trap 'keystone_pgbouncer_stop; keystone_pg_stop' EXIT
-keystone_pg_start
+# Figures without the test command's statement log, which costs time per statement.
+KEYSTONE_PG_LOG_STATEMENTS=0 keystone_pg_start
 keystone_pgbouncer_start
 cargo bench -p keystone-tests --bench statement_cache

@@ -68,6 +68,10 @@ HBA
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     KEYSTONE_PG_PORT="$port"
 
+    # Benchmarks (tests/bench-statement-cache.sh) turn the statement log off with
+    # KEYSTONE_PG_LOG_STATEMENTS=0: logging every statement costs time per statement.
+    local statement_log="-c log_statement=all -c log_line_prefix='%m [%p] app=%a user=%u db=%d '"
+    [ "${KEYSTONE_PG_LOG_STATEMENTS:-1}" = 0 ] && statement_log=""
     # Durability is irrelevant for a throwaway test cluster; pg_stat_statements lets the
     # tests count the statements a request runs; every statement goes to the server log with
     # its session's application name, which the pinning check reads at the end
@@ -77,8 +81,7 @@ HBA
             -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key \
             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
             -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=50000 \
-            -c pg_stat_statements.track_utility=on \
-            -c log_statement=all -c log_line_prefix='%m [%p] app=%a user=%u db=%d '" \
+            -c pg_stat_statements.track_utility=on $statement_log" \
         start >/dev/null \
         || { cat "$KEYSTONE_PG_DIR/server.log" >&2; return 1; }
 
