@@ -45,10 +45,8 @@ fn the_linter_rejects_a_template_only_the_sam_transform_can_find_broken() {
     // A route pointing at an API that does not exist is valid YAML and valid CloudFormation
     // syntax; only the SAM transform notices. A linter that skips the transform passes it.
     let broken = template_text().replacen("ApiId: !Ref HttpApi", "ApiId: !Ref NoSuchHttpApi", 1);
-    let path = std::env::temp_dir().join(format!("keystone-broken-{}.yaml", std::process::id()));
-    std::fs::write(&path, broken).unwrap();
-    let output = cfn_lint().arg(&path).output().expect("cfn-lint runs");
-    let _ = std::fs::remove_file(&path);
+    let template = TempFile::new("broken.yaml", &broken);
+    let output = cfn_lint().arg(&template.0).output().expect("cfn-lint runs");
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(
         !output.status.success(),
@@ -504,6 +502,17 @@ fn sam() -> Command {
     command
 }
 
+/// Runs a SAM CLI command: whether it succeeded, and everything it printed.
+fn run_sam(command: &mut Command) -> (bool, String) {
+    let output = command.output().expect("sam runs");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
 /// A file under the system's temporary folder that is removed when dropped.
 struct TempFile(PathBuf);
 
@@ -528,26 +537,18 @@ fn sam_deploy_parameters(
     config: &Path,
     environment: &str,
 ) -> Result<BTreeMap<String, String>, String> {
-    let output = sam()
-        .args([
-            "deploy",
-            "--debug",
-            "--config-env",
-            environment,
-            "--config-file",
-        ])
-        .arg(config)
-        .output()
-        .expect("sam runs");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (succeeded, log) = run_sam(
+        sam()
+            .args([
+                "deploy",
+                "--debug",
+                "--config-env",
+                environment,
+                "--config-file",
+            ])
+            .arg(config),
     );
-    assert!(
-        !output.status.success(),
-        "sam deploy went on without AWS: {log}"
-    );
+    assert!(!succeeded, "sam deploy went on without AWS: {log}");
     // `Converted N parameters: {'Stage': 'dev', …}`, a Python dict of plain strings.
     let Some(line) = log
         .lines()
@@ -602,21 +603,12 @@ fn the_current_sam_cli_refuses_a_samconfig_entry_without_a_value() {
 /// `sam validate --lint`: the SAM transform and the current cfn-lint with current AWS data
 /// (retired engine versions, for one), as a new operator would run it. Answers the report.
 fn sam_validate_lint(template: &Path) -> Result<String, String> {
-    let output = sam()
-        .args(["validate", "--lint", "--template"])
-        .arg(template)
-        .output()
-        .expect("sam runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (succeeded, report) = run_sam(
+        sam()
+            .args(["validate", "--lint", "--template"])
+            .arg(template),
     );
-    if output.status.success() {
-        Ok(report)
-    } else {
-        Err(report)
-    }
+    if succeeded { Ok(report) } else { Err(report) }
 }
 
 #[test]
