@@ -167,3 +167,20 @@ async fn publishing_after_commit_gives_up_at_its_deadline(pool: PgPool) {
     assert!(published.is_ok(), "publishing outlived its deadline");
     assert!(started.elapsed() >= deadline && started.elapsed() < deadline * 5);
 }
+
+/// Whatever value slips past the checks, a data exception of the database (SQLSTATE class 22:
+/// here a NUL PostgreSQL cannot store) is the request's fault: 400, never 500.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_value_the_database_refuses_as_data_is_a_400(pool: PgPool) {
+    let refused = sqlx::query("SELECT $1::text")
+        .bind("a\u{0}b")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let answer = keystone_http::ApiError::from(keystone_store::StoreError::from(refused));
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.body(),
+        json!({"error": "a value in the request cannot be stored"})
+    );
+}

@@ -12,6 +12,14 @@ pub enum DomainError {
     InvalidBatchId,
     #[error("invalid request body")]
     InvalidRequestBody { detail: String },
+    /// PostgreSQL stores no NUL character in text or JSON, so a string that holds one is
+    /// refused up front, naming where it sits (`metadata.note`, `task_groups[0]`).
+    #[error("a text contains a NUL character, which cannot be stored")]
+    UnstorableText { field: String },
+    /// The database refused a value of the request as data (SQLSTATE class 22) that the
+    /// checks before it let through: the request is at fault, not the server.
+    #[error("a value in the request cannot be stored")]
+    UnstorableValue,
     #[error("quantity must be >= 1")]
     QuantityTooSmall,
     #[error("invalid task group")]

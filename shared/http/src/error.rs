@@ -33,6 +33,11 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Rejected(rule) => Self::Rejected(rule),
+            err if err.is_data_exception() => {
+                // Warned, not just noted: a check before the database should have caught it.
+                tracing::warn!(error = %cause_chain(&err), "the database refused a value");
+                Self::Rejected(DomainError::UnstorableValue)
+            }
             err => match err.busy() {
                 Some(busy) => Self::Busy(busy, err),
                 None => Self::Internal(Box::new(err)),
@@ -76,6 +81,8 @@ fn rule_status(rule: &DomainError) -> StatusCode {
     match rule {
         E::InvalidBatchId
         | E::InvalidRequestBody { .. }
+        | E::UnstorableText { .. }
+        | E::UnstorableValue
         | E::QuantityTooSmall
         | E::InvalidTaskGroup
         | E::InvalidIdempotencyKey
@@ -128,6 +135,7 @@ fn rule_fields(rule: &DomainError) -> Value {
     use DomainError as E;
     match rule {
         E::InvalidRequestBody { detail } => json!({ "detail": detail }),
+        E::UnstorableText { field } => json!({ "field": field }),
         E::RequiresAxon => json!({ "requires_axon": true }),
         E::OrderCancelled { order_status }
         | E::OrderClosedForBatches { order_status }
@@ -242,7 +250,8 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::WorkstationOrganizationMismatch
         | E::BatchChangedConcurrently
         | E::MissingCredentials
-        | E::InvalidCredentials => Value::Null,
+        | E::InvalidCredentials
+        | E::UnstorableValue => Value::Null,
     }
 }
 

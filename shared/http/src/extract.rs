@@ -48,12 +48,51 @@ where
         let text = std::str::from_utf8(&bytes).map_err(|e| DomainError::InvalidRequestBody {
             detail: format!("the body is not valid UTF-8: {e}"),
         })?;
+        // A NUL can only arrive escaped (`\u0000`): JSON forbids raw control characters.
+        if text.contains("\\u0000")
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+            && let Some(field) = nul_position(&value, String::new())
+        {
+            return Err(DomainError::UnstorableText { field }.into());
+        }
         serde_json::from_str(text).map(Json).map_err(|e| {
             DomainError::InvalidRequestBody {
                 detail: e.to_string(),
             }
             .into()
         })
+    }
+}
+
+/// Where the first NUL character of a JSON document sits, as a path (`name`,
+/// `metadata.note`, `task_groups[1]`); a NUL inside an object key names that object.
+fn nul_position(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let label = |path: String| {
+        if path.is_empty() {
+            "the body".to_owned()
+        } else {
+            path
+        }
+    };
+    match value {
+        Value::String(text) => text.contains('\0').then(|| label(path)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_position(item, format!("{path}[{index}]"))),
+        Value::Object(members) => members.iter().find_map(|(key, member)| {
+            if key.contains('\0') {
+                return Some(label(path.clone()));
+            }
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            nul_position(member, child)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
@@ -173,5 +212,30 @@ impl<K: IdKind, S: Send + Sync> FromRequestParts<S> for PathId<K> {
                 kind: PhantomData,
             })
             .ok_or_else(|| ApiError::Rejected(K::invalid()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nul_position;
+    use serde_json::json;
+
+    #[test]
+    fn a_nul_is_found_wherever_it_sits_and_named_by_its_path() {
+        let found = |value: serde_json::Value| nul_position(&value, String::new());
+        assert_eq!(
+            found(json!({"account": "DC\u{0}1"})).as_deref(),
+            Some("account")
+        );
+        assert_eq!(
+            found(json!({"metadata": {"a": [1, {"note": "x\u{0}"}]}})).as_deref(),
+            Some("metadata.a[1].note")
+        );
+        assert_eq!(
+            found(json!({"metadata": {"k\u{0}": 1}})).as_deref(),
+            Some("metadata")
+        );
+        assert_eq!(found(json!({"k\u{0}": 1})).as_deref(), Some("the body"));
+        assert_eq!(found(json!({"name": "\\u0000 is six characters"})), None);
     }
 }

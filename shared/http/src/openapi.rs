@@ -140,6 +140,13 @@ impl ErrorResponses {
                 }
                 .into(),
             );
+            cases.push(
+                DomainError::UnstorableText {
+                    field: "metadata.note".to_owned(),
+                }
+                .into(),
+            );
+            cases.push(DomainError::UnstorableValue.into());
             cases.push(ApiError::PayloadTooLarge);
         }
         cases.extend(self.rules.into_iter().map(ApiError::from));

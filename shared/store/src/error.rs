@@ -45,6 +45,13 @@ impl StoreError {
         self.busy().is_some()
     }
 
+    /// True when the database refused a value as data (SQLSTATE class 22: bad encoding, out
+    /// of range, invalid text representation): the request's fault, never the server's.
+    pub fn is_data_exception(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|code| code.starts_with("22")))
+    }
+
     /// Which limit or conflict turned the request away, when one did (SPEC §6: 503 with
     /// `Retry-After`, nothing applied).
     pub fn busy(&self) -> Option<Busy> {
