@@ -97,6 +97,7 @@ pub fn collector_token(collector_id: i64) -> String {
     token_for(Principal::Collector {
         collector_id,
         operator_id: format!("DC{collector_id:03}"),
+        issued_at: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! order is finalized once, and idempotency keys apply a request once.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use keystone_store::locking::{BatchSelection, UnitOfWork};
@@ -336,4 +337,79 @@ async fn ten_concurrent_requests_with_one_key_apply_once(
             .await
             .unwrap();
     assert_eq!(completed, 3);
+}
+
+/// SPEC §6 and the security review: a collector cannot make a request lock rows it has no
+/// business with. Naming another workstation's batch answers 403 without waiting for that
+/// order's lock; a quantity beyond the batch's live tasks never widens the lock to every open
+/// batch of the order.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_foreign_batch_or_a_huge_quantity_is_refused_at_once_while_the_order_is_locked_elsewhere(
+    pool: PgPool,
+) {
+    // Target 10: a quantity of 10 or more could complete the order.
+    let s = Scenario::new(&pool, 10, 3, 0).await;
+    let stranger = s.add_seat("DC-X", None, None).await;
+    let other_batch = s.add_batch(s.order_id, stranger.workstation_id).await;
+    // A lock wait ends after a second, so a request that waits answers 503 instead of hanging.
+    let limits = keystone_store::TransactionLimits {
+        lock_timeout: Duration::from_secs(1),
+        ..keystone_store::TransactionLimits::default()
+    };
+    let router = router_with(app_db_with_limits(&pool, limits).await);
+    let before = snapshot(&pool).await;
+
+    // Someone holds the order row: a foreign batch must not wait for it.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(s.order_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = complete(
+        &router,
+        &stranger.token,
+        s.batch_id,
+        s.group_a.body(1_000_000),
+        &[],
+    )
+    .await;
+    answer.assert_error(
+        StatusCode::FORBIDDEN,
+        "batch is not assigned to current workstation",
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.rollback().await.unwrap();
+
+    // Someone holds another open batch of the order: a quantity beyond this batch's 3 live
+    // tasks locks this batch only, and is refused for what it is.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM batches WHERE id = $1 FOR UPDATE")
+        .bind(other_batch)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = complete(
+        &router,
+        &s.seat.token,
+        s.batch_id,
+        s.group_a.body(1_000_000),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert_eq!(answer.body["task_count"], 3);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.rollback().await.unwrap();
+    assert_eq!(snapshot(&pool).await, before);
 }

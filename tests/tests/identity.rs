@@ -550,6 +550,7 @@ async fn the_issuer_is_checked_when_configured(pool: PgPool) {
             &Principal::Collector {
                 collector_id: id,
                 operator_id: "DC001".into(),
+                issued_at: None,
             },
             chrono::Duration::minutes(5),
         )

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
 use keystone_auth::Principal;
 use keystone_auth::password::{self, Credential};
-use keystone_domain::{DomainError, LoginBody, LoginRequest};
+use keystone_domain::{DomainError, LoginBody, LoginRequest, session};
 use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, Json};
 use keystone_store::identity::{CollectorSummary, collector_credentials};
@@ -19,9 +19,6 @@ use utoipa_axum::router::OpenApiRouter;
 /// The API Gateway method and route this function serves.
 pub const METHOD: &str = "POST";
 pub const ROUTE: &str = "/api/v1/auth/login";
-
-/// Collector statuses that may not log in.
-const BLOCKED_STATUSES: [&str; 3] = ["inactive", "disabled", "suspended"];
 
 /// The routes, without state or fallbacks, for merging into the local stack.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -96,7 +93,7 @@ async fn login(
     let admin = settings.admin.as_ref().filter(|a| a.username == account);
     let stored = found
         .as_ref()
-        .filter(|c| !BLOCKED_STATUSES.contains(&c.status.as_str()))
+        .filter(|c| c.status == session::ACTIVE)
         .and_then(|c| c.password_hash.clone());
     let expected = admin.map(|a| a.password.expose_secret().to_owned());
     let matched = verify_blocking(move || {
@@ -122,6 +119,10 @@ async fn login(
             let principal = Principal::Collector {
                 collector_id: collector.id,
                 operator_id: collector.operator_id.clone(),
+                // After a revocation the token must be told apart from the revoked ones.
+                issued_at: collector
+                    .tokens_revoked_at
+                    .map(session::first_valid_issue_second),
             };
             let summary = CollectorSummary {
                 id: collector.id.to_string(),

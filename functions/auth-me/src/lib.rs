@@ -4,7 +4,8 @@
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
 use keystone_auth::{AuthError, Principal};
-use keystone_domain::{DomainError, Workflow};
+use keystone_domain::CollectorSession;
+use keystone_domain::Workflow;
 use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, Authenticated};
 use keystone_store::identity::{RobotTypeView, collector_seat};
@@ -28,7 +29,6 @@ pub fn app(state: AppState) -> Router {
 keystone_http::error_responses!(
     /// SPEC §5.5's rules: any known role.
     Errors = ErrorResponses::new(Access::Staff)
-        .rules([DomainError::CollectorNotFound])
 );
 
 /// The 200 body. The admin's has exactly the SPEC §5.5 keys; a collector's adds
@@ -84,7 +84,7 @@ async fn me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<JsonResponse<MeResponse>, ApiError> {
-    let collector_id = match principal {
+    let session = match principal {
         Principal::Admin { operator_id } => {
             return Ok(JsonResponse(MeResponse {
                 collector_id: None,
@@ -102,12 +102,17 @@ async fn me(
                 workflow: None,
             }));
         }
-        Principal::Collector { collector_id, .. } => collector_id,
+        Principal::Collector {
+            collector_id,
+            issued_at,
+            ..
+        } => CollectorSession {
+            collector_id,
+            issued_at,
+        },
         Principal::Unrecognized { .. } => return Err(AuthError::UnsupportedRole.into()),
     };
-    let seat = collector_seat(&state.db, collector_id)
-        .await?
-        .ok_or(DomainError::CollectorNotFound)?;
+    let seat = collector_seat(&state.db, &session).await?;
     let workstation = seat.workstation;
     // No workstation, no robot type: the Axon default, as for a robot type without
     // capabilities.

@@ -40,7 +40,6 @@ keystone_http::error_responses!(
             DomainError::QuantityTooSmall,
             DomainError::InvalidTaskGroup,
             DomainError::InvalidIdempotencyKey,
-            DomainError::CollectorNotFound,
             DomainError::WorkstationNotAssigned,
             DomainError::BatchNotFound,
             DomainError::BatchNotOnWorkstation,
@@ -140,7 +139,7 @@ async fn complete_tasks(
         .map(|value| IdempotencyKey::parse(value.as_bytes()))
         .transpose()?;
     let command = CompleteTaskGroup {
-        collector_id: collector.collector_id,
+        session: collector.session,
         batch_id,
         request,
         idempotency_key,

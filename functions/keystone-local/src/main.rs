@@ -341,6 +341,7 @@ async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(),
         let principal = Principal::Collector {
             collector_id,
             operator_id: operator_id.clone(),
+            issued_at: None,
         };
         println!(
             "  export {operator_id}_TOKEN={}",

@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
-use keystone_domain::DomainError;
 use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, CollectorAuth};
 use keystone_store::identity::MyBatchesResponse;
@@ -26,7 +25,6 @@ pub fn app(state: AppState) -> Router {
 keystone_http::error_responses!(
     /// SPEC §5.7's rules.
     Errors = ErrorResponses::new(Access::Collector)
-        .rules([DomainError::CollectorNotFound])
 );
 
 #[utoipa::path(
@@ -115,8 +113,6 @@ async fn my_batches(
     State(state): State<AppState>,
     collector: CollectorAuth,
 ) -> Result<JsonResponse<MyBatchesResponse>, ApiError> {
-    let response = keystone_store::identity::my_batches(&state.db, collector.collector_id)
-        .await?
-        .ok_or(DomainError::CollectorNotFound)?;
+    let response = keystone_store::identity::my_batches(&state.db, &collector.session).await?;
     Ok(JsonResponse(response))
 }

@@ -41,7 +41,6 @@ keystone_http::error_responses!(
             DomainError::QuantityTooSmall,
             DomainError::InvalidTaskGroup,
             DomainError::InvalidIdempotencyKey,
-            DomainError::CollectorNotFound,
             DomainError::WorkstationNotAssigned,
             DomainError::BatchNotFound,
             DomainError::BatchNotOnWorkstation,
@@ -117,7 +116,7 @@ async fn reopen(
         .transpose()?;
     let by = match staff {
         StaffAuth::Admin { operator_id } => Reopener::Admin { operator_id },
-        StaffAuth::Collector { collector_id } => Reopener::Collector { collector_id },
+        StaffAuth::Collector(session) => Reopener::Collector(session),
     };
     let command = ReopenTasks {
         by,

@@ -56,6 +56,9 @@ pub enum Principal {
     Collector {
         collector_id: i64,
         operator_id: String,
+        /// The token's `iat`: a revocation after it ends the session (SPEC §4). When issuing,
+        /// the earliest `iat` the new token may carry (a login just after a revocation).
+        issued_at: Option<i64>,
     },
     /// Validly signed, but with a role this system does not know: it may call nothing.
     Unrecognized {
@@ -146,6 +149,23 @@ struct KeySetDocument {
 struct KeyDocument {
     kid: String,
     secret: String,
+    /// When this key stopped signing: required on `previous`, refused on `current`.
+    #[serde(default)]
+    retired_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// How long after its `retired_at` a previous key may still have signed: containers re-read
+/// the key set every five minutes, so some sign with the old key a little after a rotation.
+pub const RETIRED_KEY_SIGNING_ALLOWANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// The lifetime of issued tokens assumed until [`JwtKeys::with_token_lifetime`] says otherwise.
+pub const DEFAULT_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// A key that no longer signs, and when it stopped.
+#[derive(Clone)]
+struct RetiredKey {
+    key: SigningKey,
+    retired_at: i64,
 }
 
 /// Keys and validation rules, built once per container (and again when the secret rotates).
@@ -154,19 +174,28 @@ struct KeyDocument {
 /// the token's `kid` among the current and the previous one, so tokens issued just before a
 /// rotation stay valid until they expire. A token without `kid` (issued by Keystone before key
 /// ids existed) is checked against the current key only; an unknown `kid` is refused.
+///
+/// The previous key has a life (SPEC §4): it verifies only tokens that say they were issued
+/// (`iat`) before it retired (plus [`RETIRED_KEY_SIGNING_ALLOWANCE`]), and only until the
+/// longest-lived of those has expired. No key verifies a token whose `iat` is in the future.
 #[derive(Clone)]
 pub struct JwtKeys {
     current: SigningKey,
-    previous: Option<SigningKey>,
+    previous: Option<RetiredKey>,
     validation: Validation,
     issuer: Option<String>,
+    token_lifetime: chrono::TimeDelta,
 }
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
             .field("current_kid", &self.current.kid)
-            .field("previous_kid", &self.previous.as_ref().map(|k| &k.kid))
+            .field("previous_kid", &self.previous.as_ref().map(|k| &k.key.kid))
+            .field(
+                "previous_retired_at",
+                &self.previous.as_ref().map(|k| k.retired_at),
+            )
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
@@ -206,8 +235,9 @@ impl JwtKeys {
             }
             return Ok(Self::new(secret, issuer));
         }
-        let document: KeySetDocument =
-            serde_json::from_str(text).map_err(|e| KeyError::Shape(e.to_string()))?;
+        // serde's message may quote the secret: only its category and position are kept.
+        let document: KeySetDocument = serde_json::from_str(text)
+            .map_err(|e| KeyError::Shape(keystone_domain::redacted_json_error(&e)))?;
         let key = |doc: &KeyDocument| {
             if doc.secret.len() < MIN_SECRET_BYTES {
                 return Err(KeyError::TooShort {
@@ -219,15 +249,47 @@ impl JwtKeys {
             }
             Ok(SigningKey::new(doc.kid.clone(), &doc.secret))
         };
+        if document.current.retired_at.is_some() {
+            return Err(KeyError::Shape(
+                "the current key has a retired_at".to_owned(),
+            ));
+        }
         let current = key(&document.current)?;
-        let previous = document.previous.as_ref().map(key).transpose()?;
-        if previous.as_ref().is_some_and(|p| p.kid == current.kid) {
+        let previous = match &document.previous {
+            None => None,
+            Some(doc) => Some(RetiredKey {
+                key: key(doc)?,
+                retired_at: doc
+                    .retired_at
+                    .ok_or_else(|| {
+                        KeyError::Shape("the previous key has no retired_at".to_owned())
+                    })?
+                    .timestamp(),
+            }),
+        };
+        if previous.as_ref().is_some_and(|p| p.key.kid == current.kid) {
             return Err(KeyError::DuplicateKid(current.kid));
         }
         Ok(Self::build(current, previous, issuer))
     }
 
-    fn build(current: SigningKey, previous: Option<SigningKey>, issuer: Option<String>) -> Self {
+    /// The lifetime of the tokens this system issues (`JWT_TTL_SECONDS`): how long after its
+    /// retirement a previous key can still have a valid token to verify.
+    #[must_use]
+    pub fn with_token_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.token_lifetime =
+            chrono::TimeDelta::from_std(lifetime).unwrap_or(chrono::TimeDelta::MAX);
+        self
+    }
+
+    /// The lifetime set by [`Self::with_token_lifetime`], for keys re-read later.
+    pub fn token_lifetime(&self) -> std::time::Duration {
+        self.token_lifetime
+            .to_std()
+            .unwrap_or(std::time::Duration::MAX)
+    }
+
+    fn build(current: SigningKey, previous: Option<RetiredKey>, issuer: Option<String>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_exp = true;
@@ -246,6 +308,7 @@ impl JwtKeys {
             previous,
             validation,
             issuer,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
         }
     }
 
@@ -256,14 +319,34 @@ impl JwtKeys {
 
     /// The key a token names: its `kid` among the current and previous keys, or the current
     /// key for a token without `kid`.
-    fn key_for(&self, token: &str) -> Option<&SigningKey> {
+    fn key_for(&self, token: &str) -> Option<(&SigningKey, Option<i64>)> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         match header.kid {
-            None => Some(&self.current),
-            Some(kid) => std::iter::once(&self.current)
-                .chain(self.previous.as_ref())
-                .find(|key| key.kid == kid),
+            None => Some((&self.current, None)),
+            Some(kid) if kid == self.current.kid => Some((&self.current, None)),
+            Some(kid) => self
+                .previous
+                .as_ref()
+                .filter(|p| p.key.kid == kid)
+                .map(|p| (&p.key, Some(p.retired_at))),
         }
+    }
+
+    /// Whether a token's `iat` is acceptable for the key that signed it (`retired_at` for the
+    /// previous key), at `now`.
+    fn issued_in_the_keys_life(&self, iat: Option<i64>, retired_at: Option<i64>, now: i64) -> bool {
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(i64::MAX);
+        if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return false;
+        }
+        let Some(retired_at) = retired_at else {
+            return true;
+        };
+        let signed_until = retired_at.saturating_add(RETIRED_KEY_SIGNING_ALLOWANCE.num_seconds());
+        let trusted_until = signed_until
+            .saturating_add(self.token_lifetime.num_seconds())
+            .saturating_add(leeway);
+        iat.is_some_and(|iat| iat <= signed_until) && now <= trusted_until
     }
 
     /// True when the header's bearer token names a `kid` that is neither the current nor the
@@ -274,7 +357,7 @@ impl JwtKeys {
             .and_then(|token| jsonwebtoken::decode_header(token).ok())
             .and_then(|header| header.kid)
             .is_some_and(|kid| {
-                self.current.kid != kid && self.previous.as_ref().is_none_or(|p| p.kid != kid)
+                self.current.kid != kid && self.previous.as_ref().is_none_or(|p| p.key.kid != kid)
             })
     }
 
@@ -293,10 +376,14 @@ impl JwtKeys {
     /// # Errors
     /// [`AuthError::InvalidToken`] for any signature, algorithm, time or claim problem.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let key = self.key_for(token).ok_or(AuthError::InvalidToken)?;
+        let (key, retired_at) = self.key_for(token).ok_or(AuthError::InvalidToken)?;
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
             .map_err(|_| AuthError::InvalidToken)?;
         let claims = data.claims;
+        let now = chrono::Utc::now().timestamp();
+        if !self.issued_in_the_keys_life(claims.iat, retired_at, now) {
+            return Err(AuthError::InvalidToken);
+        }
         match claims.role.as_str() {
             "admin" => Ok(Principal::Admin {
                 operator_id: claims.operator_id,
@@ -304,6 +391,7 @@ impl JwtKeys {
             "data_collector" if claims.collector_id > 0 => Ok(Principal::Collector {
                 collector_id: claims.collector_id,
                 operator_id: claims.operator_id,
+                issued_at: claims.iat,
             }),
             // A collector token that names no collector is not a usable credential.
             "data_collector" => Err(AuthError::InvalidToken),
@@ -322,17 +410,22 @@ impl JwtKeys {
         principal: &Principal,
         lifetime: chrono::Duration,
     ) -> Result<String, SigningError> {
-        let now = chrono::Utc::now().timestamp();
+        let mut now = chrono::Utc::now().timestamp();
         let (collector_id, operator_id, role) = match principal {
             Principal::Admin { operator_id } => (0, operator_id.clone(), "admin".to_owned()),
             Principal::Collector {
                 collector_id,
                 operator_id,
-            } => (
-                *collector_id,
-                operator_id.clone(),
-                "data_collector".to_owned(),
-            ),
+                issued_at,
+            } => {
+                // At most a second ahead (within the leeway): see CollectorSession::admit.
+                now = now.max(issued_at.unwrap_or(now));
+                (
+                    *collector_id,
+                    operator_id.clone(),
+                    "data_collector".to_owned(),
+                )
+            }
             Principal::Unrecognized { role } => (0, String::new(), role.clone()),
         };
         let claims = Claims {
@@ -370,11 +463,14 @@ mod tests {
     #[test]
     fn issued_collector_tokens_verify() {
         let keys = keys();
+        let issued_at = chrono::Utc::now().timestamp() + 5;
         let principal = Principal::Collector {
             collector_id: 7,
             operator_id: "DC001".into(),
+            issued_at: Some(issued_at),
         };
         let token = keys.issue(&principal, chrono::Duration::hours(1));
+        // The earliest `iat` asked for is the one the token carries.
         assert_eq!(token.ok().map(|t| keys.verify(&t)), Some(Ok(principal)));
     }
 

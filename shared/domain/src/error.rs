@@ -30,6 +30,9 @@ pub enum DomainError {
     IdempotencyKeyReused,
     #[error("collector not found")]
     CollectorNotFound,
+    /// The collector is not `active`, or its tokens were revoked after this one was issued.
+    #[error("session ended")]
+    SessionEnded,
     #[error("workstation not assigned")]
     WorkstationNotAssigned,
     #[error("batch not found")]

@@ -11,6 +11,7 @@ pub mod handoff;
 pub mod idempotency;
 pub mod ids;
 pub mod login;
+pub mod session;
 pub mod status;
 pub mod workflow;
 
@@ -23,6 +24,7 @@ pub use error::DomainError;
 pub use handoff::{HandoffPayload, Workflow};
 pub use idempotency::IdempotencyKey;
 pub use login::{LoginBody, LoginRequest};
+pub use session::{CollectorSession, CollectorStanding};
 pub use status::{BatchStatus, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus};
 pub use workflow::{
     COLLECTOR_REOPEN_WINDOW, MAX_TARGET_COUNT, OrderControl, OrderTargetBody, OrderTargetRequest,
@@ -38,6 +40,19 @@ pub fn parse_positive_id(raw: &str) -> Option<i64> {
         return None;
     }
     raw.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+/// What went wrong in a JSON document that holds a secret, without quoting any of it: serde's
+/// own message can contain the value it choked on (`invalid type: string "hunter2"`), so only
+/// the category and the position are kept.
+pub fn redacted_json_error(error: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        error.classify(),
+        error.line(),
+        error.column()
+    )
+    .to_lowercase()
 }
 
 #[cfg(test)]

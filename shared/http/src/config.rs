@@ -86,7 +86,7 @@ impl Config {
         )?);
         Ok(Self {
             db: DbConfig::from_lookup(&lookup)?,
-            jwt_keys,
+            jwt_keys: jwt_keys.with_token_lifetime(token_ttl),
             jwt_issuer,
             admin,
             token_ttl,

@@ -108,7 +108,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::NotEnoughReopenable { .. }
         | E::InvalidTargetCount { .. }
         | E::TargetBelowCompleted { .. } => StatusCode::BAD_REQUEST,
-        E::CollectorNotFound | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        E::CollectorNotFound | E::SessionEnded | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
         E::BatchNotOnWorkstation => StatusCode::FORBIDDEN,
         E::WorkstationNotAssigned | E::BatchNotFound | E::TaskGroupNotFound | E::OrderNotFound => {
             StatusCode::NOT_FOUND
@@ -251,6 +251,7 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::BatchChangedConcurrently
         | E::MissingCredentials
         | E::InvalidCredentials
+        | E::SessionEnded
         | E::UnstorableValue => Value::Null,
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use keystone_auth::{Principal, Role};
-use keystone_domain::{DomainError, parse_positive_id};
+use keystone_domain::{CollectorSession, DomainError, parse_positive_id};
 use serde::de::DeserializeOwned;
 
 use crate::{ApiError, AppState};
@@ -112,10 +112,11 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// A data collector's token.
+/// A data collector's token. Whether its collector may still use it is checked by the
+/// request's first read (SPEC §4), with [`CollectorSession::admit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CollectorAuth {
-    pub collector_id: i64,
+    pub session: CollectorSession,
 }
 
 impl FromRequestParts<AppState> for CollectorAuth {
@@ -124,8 +125,15 @@ impl FromRequestParts<AppState> for CollectorAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
         match principal.require(Role::DataCollector)? {
-            Principal::Collector { collector_id, .. } => Ok(Self {
-                collector_id: *collector_id,
+            Principal::Collector {
+                collector_id,
+                issued_at,
+                ..
+            } => Ok(Self {
+                session: CollectorSession {
+                    collector_id: *collector_id,
+                    issued_at: *issued_at,
+                },
             }),
             _ => Err(keystone_auth::AuthError::RoleRequired(Role::DataCollector).into()),
         }
@@ -151,7 +159,7 @@ impl FromRequestParts<AppState> for AdminAuth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StaffAuth {
     Admin { operator_id: String },
-    Collector { collector_id: i64 },
+    Collector(CollectorSession),
 }
 
 impl FromRequestParts<AppState> for StaffAuth {
@@ -161,7 +169,14 @@ impl FromRequestParts<AppState> for StaffAuth {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
         match principal {
             Principal::Admin { operator_id } => Ok(Self::Admin { operator_id }),
-            Principal::Collector { collector_id, .. } => Ok(Self::Collector { collector_id }),
+            Principal::Collector {
+                collector_id,
+                issued_at,
+                ..
+            } => Ok(Self::Collector(CollectorSession {
+                collector_id,
+                issued_at,
+            })),
             Principal::Unrecognized { .. } => Err(keystone_auth::AuthError::UnsupportedRole.into()),
         }
     }

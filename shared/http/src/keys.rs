@@ -133,7 +133,9 @@ impl JwtKeyRing {
     /// the keys in use (and is logged).
     async fn reload(&self, rotation: &Rotation) {
         match rotation.source.fetch().await {
-            Ok(secret) => match JwtKeys::parse(&secret, rotation.issuer.clone()) {
+            Ok(secret) => match JwtKeys::parse(&secret, rotation.issuer.clone())
+                .map(|keys| keys.with_token_lifetime(self.current().token_lifetime()))
+            {
                 Ok(keys) => {
                     tracing::debug!(kid = keys.current_kid(), "JWT keys re-read");
                     *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);

@@ -127,6 +127,11 @@ impl ErrorResponses {
                 .into(),
             );
         }
+        if matches!(self.access, Access::Collector | Access::Staff) {
+            // Every collector request re-checks its collector (SPEC §4).
+            cases.push(DomainError::CollectorNotFound.into());
+            cases.push(DomainError::SessionEnded.into());
+        }
         if let Some(invalid) = self.path_id {
             cases.push(invalid.into());
             // A request whose `{id}` segment is empty matches no route.

@@ -79,10 +79,7 @@ impl SecretsManagerValue {
 
     async fn database_secret(&self) -> Result<DatabaseSecret, SecretsError> {
         let raw = self.read().await?;
-        serde_json::from_str(raw.expose_secret()).map_err(|e| SecretsError::Shape {
-            arn: self.arn.clone(),
-            reason: e.to_string(),
-        })
+        parse_database_secret(&raw, &self.arn)
     }
 }
 
@@ -92,6 +89,14 @@ impl SecretSource for SecretsManagerValue {
     ) -> Pin<Box<dyn Future<Output = Result<SecretString, SecretsError>> + Send + '_>> {
         Box::pin(self.read())
     }
+}
+
+/// Parses the RDS-managed secret; an error names the secret and the position, never a value.
+fn parse_database_secret(raw: &SecretString, arn: &str) -> Result<DatabaseSecret, SecretsError> {
+    serde_json::from_str(raw.expose_secret()).map_err(|e| SecretsError::Shape {
+        arn: arn.to_owned(),
+        reason: keystone_domain::redacted_json_error(&e),
+    })
 }
 
 /// The credentials secret RDS manages: `{"username", "password", "host", "port", "dbname"}`.

@@ -34,7 +34,7 @@ pub struct CancelBatchResponse {
 pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchResponse, StoreError> {
     let work = UnitOfWork::begin(db).await?;
     let (mut scope, batch) = work
-        .lock_batch_through_order(batch_id, OpenBatches::Never)
+        .lock_batch_through_order(batch_id, OpenBatches::Never, None)
         .await?;
     let (cancelled, cancelled_task_count, outbox_ids) = match batch.status {
         BatchStatus::Cancelled => (false, 0, Vec::new()),
@@ -53,7 +53,7 @@ pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchRes
             return Err(DomainError::BatchNotCancellable { current_status }.into());
         }
     };
-    let (batch, _) = read_batch_summary(scope.conn(), batch_id)
+    let (batch, _) = read_batch_summary(scope.conn(), batch_id, None)
         .await?
         .ok_or_else(|| StoreError::Invariant(format!("locked batch {batch_id} vanished")))?;
     scope.settle_workstations().await?.commit().await?;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keystone_domain::{
-    BatchStatus, CompleteTasksRequest, DomainError, IdempotencyKey, OrderStatus,
+    BatchStatus, CollectorSession, CompleteTasksRequest, DomainError, IdempotencyKey, OrderStatus,
 };
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ use crate::{Database, StoreError, StoredResponse};
 /// A validated complete-tasks call.
 #[derive(Debug, Clone)]
 pub struct CompleteTaskGroup {
-    pub collector_id: i64,
+    pub session: CollectorSession,
     pub batch_id: i64,
     pub request: CompleteTasksRequest,
     pub idempotency_key: Option<IdempotencyKey>,
@@ -74,7 +74,7 @@ pub struct OrderProgressView {
 /// # Errors
 /// [`StoreError::Rejected`] with the first rule the request breaks; nothing is changed then.
 #[tracing::instrument(skip_all, fields(
-    collector_id = command.collector_id,
+    collector_id = command.session.collector_id,
     batch_id = command.batch_id,
     quantity = command.request.quantity,
     idempotent = command.idempotency_key.is_some(),
@@ -84,16 +84,16 @@ pub async fn complete_task_group(
     command: CompleteTaskGroup,
 ) -> Result<StoredResponse, StoreError> {
     let CompleteTaskGroup {
-        collector_id,
+        session,
         batch_id,
         request,
         idempotency_key,
     } = command;
+    let collector_id = session.collector_id;
     let mut work = UnitOfWork::begin(db).await?;
 
-    // The collector must still exist before anything is recorded under its id.
-    let seat = crate::identity::seat_row(work.conn(), collector_id).await?;
-    let seat = seat.ok_or(DomainError::CollectorNotFound)?;
+    // The session must still stand before anything is recorded under its collector's id.
+    let seat = crate::identity::admitted_seat(work.conn(), &session).await?;
 
     if let Some(key) = &idempotency_key {
         let fingerprint = request.fingerprint(batch_id);
@@ -118,7 +118,11 @@ pub async fn complete_task_group(
     // finalization changes all of them; otherwise the batch alone.
     let quantity = request.quantity;
     let (mut scope, batch) = work
-        .lock_batch_through_order(batch_id, OpenBatches::IfCompleting(quantity))
+        .lock_batch_through_order(
+            batch_id,
+            OpenBatches::IfCompleting(quantity),
+            Some(workstation_id),
+        )
         .await?;
 
     if batch.workstation_id != workstation_id {
@@ -168,6 +172,12 @@ pub async fn complete_task_group(
     let advance = completion.order;
     let finalized = advance.completion.is_some();
     let outbox_ids = match advance.completion {
+        // The open batches were not locked because the unlocked read of this batch was stale
+        // (tasks were added while the request waited for the order): nothing is kept, and a
+        // retry locks them.
+        Some(_) if !scope.covers_all_open => {
+            return Err(DomainError::BatchChangedConcurrently.into());
+        }
         Some(proof) => scope.finalize_order(proof).await?.outbox_ids,
         None => Vec::new(),
     };

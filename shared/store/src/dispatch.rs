@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use keystone_domain::{
-    AdjustBatchRequest, BatchStatus, CreateBatchRequest, DomainError, GroupQuantity,
-    MAX_TASKS_PER_ADJUST, OrderStatus,
+    AdjustBatchRequest, BatchStatus, CollectorSession, CollectorStanding, CreateBatchRequest,
+    DomainError, GroupQuantity, MAX_TASKS_PER_ADJUST, OrderStatus,
 };
 use serde::Serialize;
 
@@ -34,7 +34,7 @@ pub async fn adjust_batch_tasks(
 ) -> Result<AdjustBatchResponse, StoreError> {
     let work = UnitOfWork::begin(db).await?;
     let (mut scope, batch) = work
-        .lock_batch_through_order(batch_id, OpenBatches::Never)
+        .lock_batch_through_order(batch_id, OpenBatches::Never, None)
         .await?;
     if !batch.status.is_open() {
         return Err(DomainError::BatchNotEditable {
@@ -150,59 +150,93 @@ pub struct BatchSummary {
     pub created_at: DateTime<Utc>,
 }
 
+/// A batch summary row, and the standing of the collector asking when one is (one statement
+/// answers both; every batch column is `NULL` when there is no such batch).
 #[derive(sqlx::FromRow)]
 struct BatchSummaryRow {
-    batch_id: String,
-    order_id: i64,
-    workstation_id: i64,
-    organization_id: i64,
-    name: String,
+    batch_id: Option<String>,
+    order_id: Option<i64>,
+    workstation_id: Option<i64>,
+    organization_id: Option<i64>,
+    name: Option<String>,
     notes: Option<String>,
     metadata: Option<serde_json::Value>,
-    status: String,
-    task_count: i64,
-    completed_count: i64,
-    created_at: DateTime<Utc>,
+    status: Option<String>,
+    task_count: Option<i64>,
+    completed_count: Option<i64>,
+    created_at: Option<DateTime<Utc>>,
     collector_id: Option<i64>,
+    caller_status: Option<String>,
+    caller_revoked_at: Option<DateTime<Utc>>,
 }
 
 /// A live batch's summary as it stands in this transaction, with the collector seated at its
-/// workstation (who may read it). One statement.
+/// workstation (who may read it). One statement, which also admits `caller`'s session
+/// (SPEC §4) before saying anything about the batch.
 ///
 /// # Errors
-/// Database failures, and an unknown status in the row.
+/// [`DomainError::CollectorNotFound`], [`DomainError::SessionEnded`]; database failures, and
+/// an unknown status in the row.
 pub(crate) async fn read_batch_summary(
     conn: &mut sqlx::PgConnection,
     batch_id: i64,
+    caller: Option<&CollectorSession>,
 ) -> Result<Option<(BatchSummary, Option<i64>)>, StoreError> {
-    let row: Option<BatchSummaryRow> = sqlx::query_as(
+    let row: BatchSummaryRow = sqlx::query_as(
         "SELECT b.batch_id, b.order_id, b.workstation_id, b.organization_id, b.name, b.notes, \
                 b.metadata, b.status, b.created_at, w.data_collector_id AS collector_id, \
-                b.task_count, b.completed_count \
-         FROM batches b \
-         LEFT JOIN workstations w ON w.id = b.workstation_id AND w.deleted_at IS NULL \
-         WHERE b.id = $1 AND b.deleted_at IS NULL",
+                b.task_count, b.completed_count, \
+                caller.status AS caller_status, caller.tokens_revoked_at AS caller_revoked_at \
+         FROM (SELECT $2::bigint AS id) asking \
+         LEFT JOIN data_collectors caller ON caller.id = asking.id AND caller.deleted_at IS NULL \
+         LEFT JOIN batches b ON b.id = $1 AND b.deleted_at IS NULL \
+         LEFT JOIN workstations w ON w.id = b.workstation_id AND w.deleted_at IS NULL",
     )
     .bind(batch_id)
+    .bind(caller.map(|c| c.collector_id))
     .persistent(crate::database::named_statements())
-    .fetch_optional(conn)
+    .fetch_one(&mut *conn)
     .await?;
-    let Some(row) = row else {
+    if let Some(session) = caller {
+        let standing = row.caller_status.clone().map(|status| CollectorStanding {
+            status,
+            tokens_revoked_at: row.caller_revoked_at,
+        });
+        session.admit(standing.as_ref())?;
+    }
+    let (
+        Some(public_id),
+        Some(order_id),
+        Some(workstation_id),
+        Some(organization_id),
+        Some(name),
+        Some(status),
+        Some(created_at),
+    ) = (
+        row.batch_id,
+        row.order_id,
+        row.workstation_id,
+        row.organization_id,
+        row.name,
+        row.status,
+        row.created_at,
+    )
+    else {
         return Ok(None);
     };
     let summary = BatchSummary {
         id: batch_id.to_string(),
-        batch_id: row.batch_id,
-        order_id: row.order_id.to_string(),
-        workstation_id: row.workstation_id.to_string(),
-        organization_id: row.organization_id.to_string(),
-        name: row.name,
+        batch_id: public_id,
+        order_id: order_id.to_string(),
+        workstation_id: workstation_id.to_string(),
+        organization_id: organization_id.to_string(),
+        name,
         notes: row.notes,
         metadata: row.metadata,
-        status: row.status.parse()?,
-        task_count: row.task_count,
-        completed_count: row.completed_count,
-        created_at: row.created_at,
+        status: status.parse()?,
+        task_count: row.task_count.unwrap_or_default(),
+        completed_count: row.completed_count.unwrap_or_default(),
+        created_at,
     };
     Ok(Some((summary, row.collector_id)))
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use keystone_domain::{BatchStatus, HandoffPayload, Workflow};
+use keystone_domain::{
+    BatchStatus, CollectorSession, CollectorStanding, DomainError, HandoffPayload, Workflow,
+};
 use serde::Serialize;
 use sqlx::PgConnection;
 
@@ -19,6 +21,7 @@ pub struct CollectorCredentials {
     pub name: String,
     pub password_hash: Option<String>,
     pub status: String,
+    pub tokens_revoked_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for CollectorCredentials {
@@ -40,7 +43,8 @@ pub async fn collector_credentials(
 ) -> Result<Option<CollectorCredentials>, StoreError> {
     let mut tx = db.begin().await?;
     let credentials = sqlx::query_as(
-        "SELECT id, operator_id, name, password_hash, status FROM data_collectors \
+        "SELECT id, operator_id, name, password_hash, status, tokens_revoked_at \
+         FROM data_collectors \
          WHERE operator_id = $1 AND deleted_at IS NULL",
     )
     .bind(account)
@@ -86,6 +90,8 @@ pub struct WorkstationView {
 #[derive(sqlx::FromRow)]
 pub(crate) struct SeatRow {
     pub(crate) collector_id: i64,
+    pub(crate) collector_status: String,
+    pub(crate) tokens_revoked_at: Option<DateTime<Utc>>,
     pub(crate) operator_id: String,
     pub(crate) name: String,
     pub(crate) workstation_id: Option<i64>,
@@ -100,35 +106,51 @@ pub(crate) struct SeatRow {
     pub(crate) requires_axon: bool,
 }
 
-/// The live collector `collector_id` with workstation, robot and robot type, or `None` when
-/// the collector is gone.
+/// The collector a session speaks for, with workstation, robot and robot type.
 ///
 /// # Errors
-/// Database failures.
+/// [`DomainError::CollectorNotFound`] and [`DomainError::SessionEnded`] (SPEC §4); database
+/// failures.
 pub async fn collector_seat(
     db: &Database,
-    collector_id: i64,
-) -> Result<Option<CollectorSeatView>, StoreError> {
+    session: &CollectorSession,
+) -> Result<CollectorSeatView, StoreError> {
     let mut tx = db.begin().await?;
-    let seat = collector_seat_in(&mut tx, collector_id).await?;
+    let seat = admitted_seat(&mut tx, session).await?;
     tx.commit().await?;
-    Ok(seat)
+    Ok(seat_view(seat))
 }
 
-async fn collector_seat_in(
+/// The seat of the collector a session speaks for, read by the request's first statement,
+/// which also decides whether the session still stands (SPEC §4).
+///
+/// # Errors
+/// [`DomainError::CollectorNotFound`], [`DomainError::SessionEnded`]; database failures.
+pub(crate) async fn admitted_seat(
     conn: &mut PgConnection,
-    collector_id: i64,
-) -> Result<Option<CollectorSeatView>, StoreError> {
-    Ok(seat_row(conn, collector_id).await?.map(seat_view))
+    session: &CollectorSession,
+) -> Result<SeatRow, StoreError> {
+    let seat = seat_row(conn, session.collector_id).await?;
+    session.admit(seat.as_ref().map(SeatRow::standing).as_ref())?;
+    seat.ok_or_else(|| DomainError::CollectorNotFound.into())
 }
 
-/// The live collector `collector_id` with their live workstation, robot and robot type.
-pub(crate) async fn seat_row(
+impl SeatRow {
+    fn standing(&self) -> CollectorStanding {
+        CollectorStanding {
+            status: self.collector_status.clone(),
+            tokens_revoked_at: self.tokens_revoked_at,
+        }
+    }
+}
+
+async fn seat_row(
     conn: &mut PgConnection,
     collector_id: i64,
 ) -> Result<Option<SeatRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT dc.id AS collector_id, dc.operator_id, dc.name, \
+        "SELECT dc.id AS collector_id, dc.status AS collector_status, dc.tokens_revoked_at, \
+                dc.operator_id, dc.name, \
                 w.id AS workstation_id, w.name AS workstation_name, w.status AS workstation_status, \
                 r.id AS robot_id, r.device_id, \
                 rt.id AS robot_type_id, rt.name AS robot_type_name, rt.model AS robot_type_model, \
@@ -253,20 +275,18 @@ struct GroupRow {
 }
 
 /// Everything the mobile page needs (SPEC §5.7) in three statements, read from one
-/// consistent snapshot. `None` when the collector is gone.
+/// consistent snapshot.
 ///
 /// # Errors
-/// Database failures, and an unknown batch status.
-#[tracing::instrument(skip_all, fields(collector_id))]
+/// [`DomainError::CollectorNotFound`] and [`DomainError::SessionEnded`] (SPEC §4); database
+/// failures, and an unknown batch status.
+#[tracing::instrument(skip_all, fields(collector_id = session.collector_id))]
 pub async fn my_batches(
     db: &Database,
-    collector_id: i64,
-) -> Result<Option<MyBatchesResponse>, StoreError> {
+    session: &CollectorSession,
+) -> Result<MyBatchesResponse, StoreError> {
     let mut tx = db.begin_read_only_snapshot().await?;
-    let Some(seat): Option<CollectorSeatView> = collector_seat_in(&mut tx, collector_id).await?
-    else {
-        return Ok(None);
-    };
+    let seat = seat_view(admitted_seat(&mut tx, session).await?);
     let workstation_id = seat
         .workstation
         .as_ref()
@@ -384,7 +404,7 @@ pub async fn my_batches(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Some(MyBatchesResponse {
+    Ok(MyBatchesResponse {
         collector: CollectorSummary {
             id: seat.collector_id.to_string(),
             operator_id: seat.operator_id,
@@ -392,5 +412,5 @@ pub async fn my_batches(
         },
         workstation,
         batches,
-    }))
+    })
 }

@@ -30,6 +30,10 @@ use crate::{Database, StoreError};
 /// The order a live batch belongs to, read without a lock.
 const BATCH_ORDER_SQL: &str = "SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL";
 
+/// The workstation of a live batch, read without a lock.
+const BATCH_WORKSTATION_SQL: &str =
+    "SELECT workstation_id FROM batches WHERE id = $1 AND deleted_at IS NULL";
+
 /// A transaction that holds no row lock yet.
 pub struct UnitOfWork {
     tx: Transaction<'static, Postgres>,
@@ -61,13 +65,20 @@ impl UnitOfWork {
     /// locked instead, in ascending id and in a statement of its own (whose snapshot sees
     /// batches committed while this one waited for the order): finalization changes them all.
     ///
+    /// With `seated_at` (a collector's workstation), a batch of another workstation is refused
+    /// on the unlocked read, before any lock is taken, and a quantity beyond the batch's live
+    /// tasks never widens the lock to every open batch: a caller cannot make the request lock
+    /// rows it has no business with. Both are re-checked on the locked rows by the caller.
+    ///
     /// # Errors
     /// [`DomainError::BatchNotFound`] for a missing or deleted batch (or order);
+    /// [`DomainError::BatchNotOnWorkstation`] for another workstation's batch;
     /// [`DomainError::BatchChangedConcurrently`] when it moved to another order meanwhile.
     pub async fn lock_batch_through_order(
         mut self,
         batch_id: i64,
         open: OpenBatches,
+        seated_at: Option<i64>,
     ) -> Result<(BatchScope, LockedBatch), StoreError> {
         let completing = match open {
             OpenBatches::Never => None,
@@ -76,10 +87,25 @@ impl UnitOfWork {
         let row: Option<OrderAndBatchRow> = sqlx::query_as(LOCK_ORDER_AND_BATCH_SQL)
             .bind(batch_id)
             .bind(completing)
+            .bind(seated_at)
             .persistent(named_statements())
             .fetch_optional(&mut *self.tx)
             .await?;
-        let row = row.ok_or(DomainError::BatchNotFound)?;
+        let Some(row) = row else {
+            // Nothing was locked: say why, from an unlocked read (the error path only).
+            let seated: Option<i64> = sqlx::query_scalar(BATCH_WORKSTATION_SQL)
+                .bind(batch_id)
+                .persistent(named_statements())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            return Err(match (seated, seated_at) {
+                (Some(batch_at), Some(caller_at)) if batch_at != caller_at => {
+                    DomainError::BatchNotOnWorkstation
+                }
+                _ => DomainError::BatchNotFound,
+            }
+            .into());
+        };
         let order = LockedOrder {
             id: row.order_id,
             organization_id: row.organization_id,
@@ -186,15 +212,22 @@ const LOCK_ORDER_SQL: &str = "SELECT id, organization_id, status, target_count, 
 /// when the caller locks every open batch in a statement of its own. A locking read that
 /// waited returns the committed row versions, so the counters are exact; the batch's
 /// `order_id` is re-checked against the locked order.
+///
+/// `$3` (a collector's workstation) keeps another workstation's batch from locking anything,
+/// and `$2` widens to every open batch only when it is within the batch's live tasks, both on
+/// the unlocked read: a stale read only costs a retryable refusal later, never a lock taken
+/// for someone else's batch.
 const LOCK_ORDER_AND_BATCH_SQL: &str = "WITH o AS MATERIALIZED ( \
          SELECT id, organization_id, status, target_count, task_count, completed_count \
          FROM orders \
-         WHERE id = (SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL) \
+         WHERE id = (SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL \
+                       AND ($3::bigint IS NULL OR workstation_id = $3)) \
            AND deleted_at IS NULL \
          FOR UPDATE), \
      d AS ( \
          SELECT o.*, ($2::bigint IS NOT NULL AND o.status IN ('created', 'in_progress') \
-                      AND $2 >= o.target_count - o.completed_count) AS all_open \
+                      AND $2 >= o.target_count - o.completed_count \
+                      AND $2 <= (SELECT task_count FROM batches WHERE id = $1)) AS all_open \
          FROM o) \
      SELECT d.id AS order_id, d.organization_id, d.status AS order_status, d.target_count, \
             d.task_count AS order_task_count, d.completed_count AS order_completed_count, \

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use keystone_domain::DomainError;
+use keystone_domain::{CollectorSession, DomainError};
 use serde::Serialize;
 use sqlx::PgConnection;
 
@@ -145,19 +145,25 @@ struct GroupRow {
     count: i64,
 }
 
-/// A live batch with its tasks counted by status and by group, and the collector seated at its
-/// workstation (who may read it too).
+/// A live batch with its tasks counted by status and by group, for an admin or for the
+/// collector seated at its workstation.
 ///
 /// # Errors
-/// [`DomainError::BatchNotFound`]; database failures.
+/// For a collector, [`DomainError::CollectorNotFound`] and [`DomainError::SessionEnded`]
+/// (SPEC §4) first, then [`DomainError::BatchNotOnWorkstation`] for another workstation's
+/// batch; [`DomainError::BatchNotFound`]; database failures.
 pub async fn batch_progress(
     db: &Database,
     batch_id: i64,
-) -> Result<(BatchProgress, Option<i64>), StoreError> {
+    collector: Option<&CollectorSession>,
+) -> Result<BatchProgress, StoreError> {
     let mut tx = db.begin_read_only_snapshot().await?;
-    let Some((summary, collector_id)) = read_batch_summary(&mut tx, batch_id).await? else {
+    let Some((summary, seated)) = read_batch_summary(&mut tx, batch_id, collector).await? else {
         return Err(DomainError::BatchNotFound.into());
     };
+    if collector.is_some_and(|c| seated != Some(c.collector_id)) {
+        return Err(DomainError::BatchNotOnWorkstation.into());
+    }
     // Counts from the group counters; names from any live task of the group (its
     // denormalized copy, as every task of the group carries it).
     let groups: Vec<GroupRow> = sqlx::query_as(
@@ -209,5 +215,5 @@ pub async fn batch_progress(
         status_counts: task_status_counts(groups.iter().map(|g| (g.status.clone(), g.count))),
         task_groups,
     };
-    Ok((view, collector_id))
+    Ok(view)
 }

@@ -19,7 +19,7 @@ pub enum Reopener {
     Admin { operator_id: String },
     /// Only tasks of a batch on their own workstation, completed within
     /// [`keystone_domain::COLLECTOR_REOPEN_WINDOW`].
-    Collector { collector_id: i64 },
+    Collector(keystone_domain::CollectorSession),
 }
 
 /// A validated reopen call.
@@ -202,12 +202,10 @@ pub async fn reopen_tasks(
 
     let (owner, seat_workstation, window) = match &by {
         Reopener::Admin { operator_id } => (KeyOwner::Admin(operator_id.clone()), None, None),
-        Reopener::Collector { collector_id } => {
-            let seat = crate::identity::seat_row(work.conn(), *collector_id)
-                .await?
-                .ok_or(DomainError::CollectorNotFound)?;
+        Reopener::Collector(session) => {
+            let seat = crate::identity::admitted_seat(work.conn(), session).await?;
             (
-                KeyOwner::Collector(*collector_id),
+                KeyOwner::Collector(session.collector_id),
                 Some(seat.workstation_id),
                 Some(keystone_domain::COLLECTOR_REOPEN_WINDOW),
             )
@@ -228,7 +226,7 @@ pub async fn reopen_tasks(
     };
 
     let (mut scope, batch) = work
-        .lock_batch_through_order(batch_id, OpenBatches::Never)
+        .lock_batch_through_order(batch_id, OpenBatches::Never, seat_workstation)
         .await?;
     if seat_workstation.is_some_and(|w| w != batch.workstation_id) {
         return Err(DomainError::BatchNotOnWorkstation.into());

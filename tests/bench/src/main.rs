@@ -344,6 +344,7 @@ impl Bench {
             &Principal::Collector {
                 collector_id: collector,
                 operator_id: format!("B{collector}"),
+                issued_at: None,
             },
             chrono::Duration::hours(12),
         )?;
