@@ -8,6 +8,9 @@ pub enum StoreError {
     Rejected(#[from] DomainError),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The migrations and the database's migration history disagree, or one failed.
+    #[error("{0}")]
+    Migration(String),
     /// Data in the database contradicts what the code relies on (an unknown status, a lock
     /// that did not cover a row it should have). Always a bug or manual tampering.
     #[error("invariant violated: {0}")]

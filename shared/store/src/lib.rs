@@ -82,12 +82,13 @@ pub async fn apply_migrations(
         .persistent(false)
         .execute(&mut *tx)
         .await?;
+    restamp_superseded_forms(&mut tx).await?;
     // `run_direct` is `run` on a connection: `run(&mut *tx)` makes this future not `Send`
     // ("implementation of `Acquire` is not general enough").
     POOLER_SAFE_MIGRATOR
         .run_direct(None, &mut *tx, false)
         .await
-        .map_err(|e| StoreError::Database(e.into()))?;
+        .map_err(migration_error)?;
     if let Some((role, limits)) = role_limits {
         set_role_limits(&mut tx, role, limits).await?;
     }
@@ -100,6 +101,91 @@ pub async fn apply_migrations(
     tx.commit().await?;
     sqlx::Connection::close(conn).await?;
     Ok(applied)
+}
+
+/// Forms a released migration had before its file was (wrongly) edited, which a later
+/// migration brings to the released form: a database that applied one of them is re-stamped
+/// with the released checksum instead of being refused. (SHA-384 of each earlier file.)
+const SUPERSEDED_FORMS: &[(i64, &str)] = &[
+    (
+        20_261_124_000_006,
+        "960a542dd15d13ea8e32eab703dc00ffb69f3b3be9cb67e542ffde067ec4b1d619bb1e3e5aa800fa100dcbc5c329a88a",
+    ),
+    (
+        20_261_124_000_006,
+        "e51d4bafd94ab18be9e6e638b95fd995fe9c4b5426eee00059a8449f794f538bce569f58f0a3511010d81bc40b467ebb",
+    ),
+    (
+        20_261_124_000_006,
+        "4cb7fed0e38155cf2c4ef57bf9c36439d7012d0e5f096b76ac8e50b05783ced9256b5c7336f1bba74135d59aa16fc9e0",
+    ),
+];
+
+/// Re-stamps migrations applied in a [`SUPERSEDED_FORMS`] form with their released checksum.
+async fn restamp_superseded_forms(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    let history: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+            .persistent(false)
+            .fetch_one(&mut *conn)
+            .await?;
+    if history.is_none() {
+        return Ok(());
+    }
+    for (version, checksum) in SUPERSEDED_FORMS {
+        let Some(released) = MIGRATOR.iter().find(|m| m.version == *version) else {
+            continue;
+        };
+        let earlier = hex_bytes(checksum);
+        let restamped = sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = $3 WHERE version = $1 AND checksum = $2",
+        )
+        .bind(version)
+        .bind(&earlier)
+        .bind(released.checksum.as_ref())
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
+        if restamped.rows_affected() > 0 {
+            tracing::warn!(
+                version,
+                "migration applied in an earlier form; re-stamped, a later migration brings it \
+                 to the released form"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| hex.get(i..i + 2))
+        .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
+        .collect()
+}
+
+/// Names the migration and what disagrees, so an operator knows what to look at.
+fn migration_error(error: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError as E;
+    let named = |version: i64| match MIGRATOR.iter().find(|m| m.version == version) {
+        Some(m) => format!("migration {version} ({})", m.description),
+        None => format!("migration {version}"),
+    };
+    StoreError::Migration(match &error {
+        E::VersionMismatch(v) => format!(
+            "{} was applied to this database with other contents than migrations/ now has: \
+             an applied migration file was edited",
+            named(*v)
+        ),
+        E::VersionMissing(v) => format!(
+            "{} is applied to this database but is not in migrations/: this build is older \
+             than the database",
+            named(*v)
+        ),
+        E::Dirty(v) => format!("{} failed part-way and must be repaired by hand", named(*v)),
+        E::ExecuteMigration(cause, v) => format!("{} failed: {cause}", named(*v)),
+        other => other.to_string(),
+    })
 }
 
 /// A duration as whole milliseconds for SQL interval arithmetic, saturating.
