@@ -214,20 +214,27 @@ pub const CORS_METHODS: [axum::http::Method; 5] = [
 ];
 
 /// CORS for a browser client on another origin (the Synapse dev server): `origins` is a
-/// comma-separated list (`KEYSTONE_CORS_ORIGINS`), or any origin when unset, which is what a
-/// local stack wants. In AWS the HTTP API's own CORS configuration is the only one.
+/// comma-separated list (`KEYSTONE_CORS_ORIGINS`, `*` for any origin); unset, only pages served
+/// from this machine (`localhost`, `127.0.0.1`, `[::1]`, any port) may call, so a web page
+/// elsewhere cannot drive a developer's stack with the demo credentials. In AWS the HTTP API's
+/// own CORS configuration is the only one.
 pub fn cors(origins: Option<&str>) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, HeaderValue, header};
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    let allow_origin = match origins
-        .map(str::trim)
-        .filter(|o| !o.is_empty() && *o != "*")
-    {
+    let allow_origin = match origins.map(str::trim).filter(|o| !o.is_empty()) {
+        Some("*") => AllowOrigin::any(),
         Some(list) => AllowOrigin::list(
             list.split(',')
                 .filter_map(|origin| HeaderValue::from_str(origin.trim()).ok()),
         ),
-        None => AllowOrigin::any(),
+        None => AllowOrigin::predicate(|origin, _| {
+            origin.to_str().is_ok_and(|origin| {
+                origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"))
+                    .is_some_and(is_loopback_authority)
+            })
+        }),
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
@@ -242,4 +249,85 @@ pub fn cors(origins: Option<&str>) -> tower_http::cors::CorsLayer {
             header::RETRY_AFTER,
         ])
         .max_age(std::time::Duration::from_secs(600))
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with or without a port: a name only this machine
+/// answers to.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    let (host, rest) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, rest)) => (host, rest),
+            None => return false,
+        },
+        None => match authority.find(':') {
+            Some(at) => authority.split_at(at),
+            None => (authority, ""),
+        },
+    };
+    let port_ok = rest.is_empty()
+        || rest
+            .strip_prefix(':')
+            .is_some_and(|port| port.parse::<u16>().is_ok());
+    port_ok && matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// Refuses a request whose `Host` is not a loopback name (403): a page on another site that
+/// rebinds its DNS name to 127.0.0.1 still sends its own name, so it cannot reach the stack.
+pub async fn loopback_host_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(axum::http::uri::Authority::as_str)
+        });
+    if host.is_some_and(is_loopback_authority) {
+        next.run(request).await
+    } else {
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({
+                "error": "the local stack answers only to localhost, 127.0.0.1 and [::1]"
+            })),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_authority;
+
+    #[test]
+    fn only_loopback_names_are_loopback() {
+        for ok in [
+            "localhost",
+            "localhost:3000",
+            "127.0.0.1:5173",
+            "[::1]",
+            "[::1]:3000",
+        ] {
+            assert!(is_loopback_authority(ok), "{ok}");
+        }
+        for refused in [
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:3000",
+            "localhost:3000@evil",
+            "localhost:x",
+            "[::1",
+            "[::2]:3000",
+            "0.0.0.0:3000",
+            "",
+        ] {
+            assert!(!is_loopback_authority(refused), "{refused}");
+        }
+    }
 }

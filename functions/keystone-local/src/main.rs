@@ -234,9 +234,14 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
 
     print_banner(&db, &state, &base).await?;
     tracing::info!(address = %base, "keystone-local ready");
-    let app = app.with_state(state).layer(keystone_local::cors(
-        env("KEYSTONE_CORS_ORIGINS").as_deref(),
-    ));
+    let app = app
+        .with_state(state)
+        .layer(keystone_local::cors(
+            env("KEYSTONE_CORS_ORIGINS").as_deref(),
+        ))
+        .layer(axum::middleware::from_fn(
+            keystone_local::loopback_host_only,
+        ));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -291,7 +296,9 @@ async fn local_recorder(
     Path((device_id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> axum::Json<serde_json::Value> {
-    tracing::info!(%device_id, %action, body = %String::from_utf8_lossy(&body), "local recorder received an RPC");
+    // Debug-formatted: quoted with newlines and control characters escaped, so a request
+    // cannot forge log lines.
+    tracing::info!(?device_id, ?action, body = ?String::from_utf8_lossy(&body), "local recorder received an RPC");
     axum::Json(serde_json::json!({ "ok": true }))
 }
 

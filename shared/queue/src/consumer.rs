@@ -45,6 +45,8 @@ impl RecorderNotifier {
     /// When the HTTP client cannot be built (TLS backend failure).
     pub fn new(db: Database, config: NotifierConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            // A recorder answers; it does not send the command elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.rpc_timeout)
             .connect_timeout(config.rpc_timeout.min(Duration::from_secs(2)))
             .build()?;
