@@ -83,6 +83,7 @@ pub fn state(db: impl IntoAppDatabase) -> AppState {
             password: SecretString::from(ADMIN_PASSWORD),
         }),
         token_ttl: std::time::Duration::from_secs(3_600),
+        throttle: Default::default(),
     })
 }
 

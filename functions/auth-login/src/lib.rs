@@ -10,8 +10,11 @@ use keystone_auth::Principal;
 use keystone_auth::password::{self, Credential};
 use keystone_domain::{DomainError, LoginBody, LoginRequest, session};
 use keystone_http::openapi::{Access, ErrorResponses};
-use keystone_http::{ApiError, AppState, Json};
+use keystone_http::{ApiError, AppState, ClientAddress, Json};
 use keystone_store::identity::{CollectorSummary, collector_credentials};
+use keystone_store::login_throttle::{
+    login_blocked_for, record_login_failure, record_login_success, upgrade_password_hash,
+};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -34,7 +37,13 @@ keystone_http::error_responses!(
     /// SPEC §5.6's rules.
     Errors = ErrorResponses::new(Access::Public)
         .json_body()
-        .rules([DomainError::MissingCredentials, DomainError::InvalidCredentials])
+        .rules([
+            DomainError::MissingCredentials,
+            DomainError::InvalidCredentials,
+            DomainError::TooManyLoginAttempts {
+                retry_after_secs: 30,
+            },
+        ])
 );
 
 /// The 200 body.
@@ -48,7 +57,9 @@ pub struct LoginResponse {
 }
 
 /// Runs a hash verification off the async runtime.
-async fn verify_blocking(check: impl FnOnce() -> bool + Send + 'static) -> Result<bool, ApiError> {
+async fn verify_blocking<T: Send + 'static>(
+    check: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(check)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))
@@ -62,7 +73,13 @@ async fn verify_blocking(check: impl FnOnce() -> bool + Send + 'static) -> Resul
     summary = "Log in",
     description = "Exchanges an account (a collector's operator id, or the configured admin) and \
         its password for a bearer token. Any mismatch answers the same 401 in similar time, \
-        whether the account exists or not (SPEC §5.6).",
+        whether the account exists or not. Failures are counted per account and per source \
+        address: from an account's 10th consecutive failure (configurable up to the 20th) it is \
+        blocked for a time that doubles with each further failure (1 s, 2 s, 4 s … up to 15 \
+        minutes), and an address with 100 failures in 15 minutes is blocked until that window \
+        ends; a blocked login answers 429 with `Retry-After` without looking at the password, \
+        and a success clears the account's count. An old password hash is upgraded to the \
+        current argon2id parameters on a successful login.",
     request_body(content = LoginBody, example = json!({"account": "DC001", "password": "keystone-demo"})),
     responses(
         (status = 200, description = "A bearer token and who it speaks for.", body = LoginResponse, example = json!({
@@ -81,10 +98,20 @@ async fn verify_blocking(check: impl FnOnce() -> bool + Send + 'static) -> Resul
 )]
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(source): ClientAddress,
     Json(body): Json<LoginBody>,
 ) -> Result<JsonResponse<LoginResponse>, ApiError> {
     let LoginRequest { account, password } = LoginRequest::validate(body)?;
     let settings = state.login.clone();
+
+    // Throttled before any password is looked at, the same for every account name, existing
+    // or not (SPEC §4).
+    if let Some(wait) = login_blocked_for(&state.db, &account, source.as_deref()).await? {
+        let retry_after_secs =
+            u32::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u32::MAX);
+        tracing::warn!(retry_after_secs, "login throttled");
+        return Err(DomainError::TooManyLoginAttempts { retry_after_secs }.into());
+    }
 
     // The same work on every path: one credentials read, then one bcrypt and one argon2id
     // verification (keystone_auth::password), whether the account is the admin, a collector
@@ -96,17 +123,38 @@ async fn login(
         .filter(|c| c.status == session::ACTIVE)
         .and_then(|c| c.password_hash.clone());
     let expected = admin.map(|a| a.password.expose_secret().to_owned());
-    let matched = verify_blocking(move || {
+    let stored_hash = stored.clone();
+    let (matched, upgraded_hash) = verify_blocking(move || {
         let credential = match (&expected, &stored) {
             (Some(expected), _) => Credential::Configured(expected),
             (None, Some(hash)) => Credential::StoredHash(hash),
             (None, None) => Credential::Nothing,
         };
-        password::check_login(&password, credential).matched
+        let matched = password::check_login(&password, credential).matched;
+        // An old hash (bcrypt, other argon2id parameters) is replaced on a successful login,
+        // while the password is at hand.
+        let upgraded = match (&expected, &stored) {
+            (None, Some(hash)) if matched && password::needs_rehash(hash) => {
+                password::hash_current(&password).ok()
+            }
+            _ => None,
+        };
+        (matched, upgraded)
     })
     .await?;
     if !matched {
+        record_login_failure(&state.db, &account, source.as_deref(), settings.throttle).await?;
         return Err(DomainError::InvalidCredentials.into());
+    }
+    record_login_success(&state.db, &account).await?;
+    if let (Some(new), Some(old), Some(collector)) = (&upgraded_hash, &stored_hash, &found)
+        && admin.is_none()
+    {
+        let upgraded = upgrade_password_hash(&state.db, collector.id, old, new).await?;
+        tracing::info!(
+            upgraded,
+            "password hash upgraded to the current argon2id parameters"
+        );
     }
     let (principal, collector) = match (admin, found) {
         (Some(admin), _) => (

@@ -242,9 +242,13 @@ async fn serve(database_url: String, load_demo: bool, sqs_endpoint: &str) -> Res
         .layer(axum::middleware::from_fn(
             keystone_local::loopback_host_only,
         ));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // The peer address is the source the login throttle counts by.
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     tracing::info!("shutting down");
     relay_task.abort();
     consumer_task.abort();

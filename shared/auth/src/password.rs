@@ -122,6 +122,34 @@ fn configured_matches(password: &str, expected: &str) -> bool {
     given.ct_eq(&wanted).into()
 }
 
+/// The PHC prefix of a hash made with the current parameters ([`hash_current`]).
+pub const CURRENT_ARGON2ID_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
+
+/// True when a stored hash should be replaced at the next successful login: bcrypt (which
+/// ignores everything past 72 bytes of a password) and argon2id with other parameters.
+pub fn needs_rehash(stored: &str) -> bool {
+    !stored.starts_with(CURRENT_ARGON2ID_PREFIX)
+}
+
+/// Why a password could not be hashed (never for a password that just verified).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct HashError(String);
+
+/// Hashes `password` with argon2id and the current parameters (the `argon2` crate's
+/// defaults) and a random 16-byte salt, as a PHC string.
+///
+/// # Errors
+/// [`HashError`] when the hasher refuses its input (not for any real password).
+pub fn hash_current(password: &str) -> Result<String, HashError> {
+    use argon2::PasswordHasher;
+    let salt: [u8; 16] = rand::random();
+    Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| HashError(e.to_string()))
+}
+
 /// True when `password` matches `stored`. Unknown hash formats never match.
 pub fn verify(password: &str, stored: &str) -> bool {
     check_login(password, Credential::StoredHash(stored)).matched
@@ -130,6 +158,18 @@ pub fn verify(password: &str, stored: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_hash_has_the_current_parameters_and_verifies() {
+        let hash = hash_current("collector-pass-1").unwrap();
+        assert!(hash.starts_with(CURRENT_ARGON2ID_PREFIX), "{hash}");
+        assert!(!needs_rehash(&hash));
+        assert!(verify("collector-pass-1", &hash));
+        assert!(!verify("collector-pass-2", &hash));
+        assert!(needs_rehash(DUMMY_HASH));
+        assert!(needs_rehash("$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"));
+        assert!(!needs_rehash(DUMMY_ARGON2ID));
+    }
 
     // Made by Python's `bcrypt` and `argon2-cffi`, not by the crates used here.
     const B2B: &str = "$2b$10$0mA5zXbrv1rDnT3ekdaQA.7NnP44bbRxCkwFZiPBggjFDYqTcVCHG";

@@ -133,6 +133,9 @@ pub enum DomainError {
     MissingCredentials,
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The account or the address has failed too often; try again after `retry_after_secs`.
+    #[error("too many login attempts")]
+    TooManyLoginAttempts { retry_after_secs: u32 },
     /// The batch moved to another order between the unlocked read and the lock; the client
     /// may simply retry.
     #[error("batch changed while the request was running; retry the request")]

@@ -5,6 +5,7 @@ use std::time::Duration;
 use keystone_auth::JwtKeys;
 pub use keystone_store::config::ConfigError;
 use keystone_store::config::{DbConfig, number, required};
+use keystone_store::login_throttle::ThrottlePolicy;
 use secrecy::SecretString;
 
 /// The administrator account, configured rather than stored (SPEC §5.6).
@@ -29,6 +30,8 @@ pub struct Config {
     /// How long a request may spend publishing its committed notifications before it answers
     /// (`PUBLISH_DEADLINE_MS`); the relay sends whatever is left.
     pub publish_deadline: Duration,
+    /// Login throttling (`LOGIN_ACCOUNT_THRESHOLD` 10–20, `LOGIN_SOURCE_THRESHOLD` ≥ 100).
+    pub login_throttle: ThrottlePolicy,
 }
 
 /// [`Config::publish_deadline`] unless configured: short enough that publishing never pushes
@@ -84,7 +87,36 @@ impl Config {
             "PUBLISH_DEADLINE_MS",
             u64::try_from(DEFAULT_PUBLISH_DEADLINE.as_millis()).unwrap_or(u64::MAX),
         )?);
+        let defaults = ThrottlePolicy::default();
+        let account_threshold = number(
+            &lookup,
+            "LOGIN_ACCOUNT_THRESHOLD",
+            defaults.account_threshold.into(),
+        )?;
+        if !(10..=20).contains(&account_threshold) {
+            return Err(ConfigError::Invalid {
+                name: "LOGIN_ACCOUNT_THRESHOLD",
+                reason: "must be between 10 and 20".to_owned(),
+            });
+        }
+        let source_threshold = number(
+            &lookup,
+            "LOGIN_SOURCE_THRESHOLD",
+            defaults.source_threshold.into(),
+        )?;
+        if !(100..=1_000_000).contains(&source_threshold) {
+            return Err(ConfigError::Invalid {
+                name: "LOGIN_SOURCE_THRESHOLD",
+                reason: "must be between 100 and 1000000".to_owned(),
+            });
+        }
+        let login_throttle = ThrottlePolicy {
+            account_threshold: u32::try_from(account_threshold).unwrap_or(u32::MAX),
+            source_threshold: u32::try_from(source_threshold).unwrap_or(u32::MAX),
+            ..defaults
+        };
         Ok(Self {
+            login_throttle,
             db: DbConfig::from_lookup(&lookup)?,
             jwt_keys: jwt_keys.with_token_lifetime(token_ttl),
             jwt_issuer,

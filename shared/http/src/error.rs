@@ -126,6 +126,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::BatchNotReopenable { .. }
         | E::OrderControlNotAllowed { .. } => StatusCode::CONFLICT,
         E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        E::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -252,6 +253,7 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::MissingCredentials
         | E::InvalidCredentials
         | E::SessionEnded
+        | E::TooManyLoginAttempts { .. }
         | E::UnstorableValue => Value::Null,
     }
 }
@@ -284,7 +286,13 @@ impl ApiError {
 
     /// The `Retry-After` seconds the answer carries, when retrying is the remedy.
     pub fn retry_after(&self) -> Option<u32> {
-        matches!(self, Self::Busy(..)).then_some(RETRY_AFTER_SECONDS)
+        match self {
+            Self::Busy(..) => Some(RETRY_AFTER_SECONDS),
+            Self::Rejected(DomainError::TooManyLoginAttempts { retry_after_secs }) => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        }
     }
 }
 

@@ -96,6 +96,31 @@ fn nul_position(value: &serde_json::Value, path: String) -> Option<String> {
     }
 }
 
+/// The address a request came from, for login throttling: API Gateway's `sourceIp` in
+/// Lambda (set by API Gateway from the TCP connection; a client cannot forge it the way it
+/// can `X-Forwarded-For`), the peer address locally, `None` when neither is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        use lambda_http::request::RequestContext;
+        if let Some(RequestContext::ApiGatewayV2(context)) =
+            parts.extensions.get::<RequestContext>()
+            && let Some(ip) = context.http.source_ip.clone()
+        {
+            return Ok(Self(Some(ip)));
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        Ok(Self(peer))
+    }
+}
+
 /// Any principal with a valid token (the role is checked by the narrower extractors).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);

@@ -13,7 +13,9 @@ pub mod telemetry;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
-pub use extract::{AdminAuth, Authenticated, CollectorAuth, Json, PathId, StaffAuth};
+pub use extract::{
+    AdminAuth, Authenticated, ClientAddress, CollectorAuth, Json, PathId, StaffAuth,
+};
 pub use keys::JwtKeyRing;
 pub use state::AppState;
 

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keystone_store::login_throttle::ThrottlePolicy;
+
 use crate::keys::JwtKeyRing;
 use keystone_store::Database;
 use keystone_store::notifications::DeadLetterRedrive;
@@ -28,6 +30,7 @@ pub struct AppState {
 pub struct LoginSettings {
     pub admin: Option<AdminCredentials>,
     pub token_ttl: Duration,
+    pub throttle: ThrottlePolicy,
 }
 
 impl Default for LoginSettings {
@@ -35,6 +38,7 @@ impl Default for LoginSettings {
         Self {
             admin: None,
             token_ttl: Duration::from_secs(86_400),
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -130,6 +134,7 @@ impl AppState {
             .with_login(LoginSettings {
                 admin: config.admin.clone(),
                 token_ttl: config.token_ttl,
+                throttle: config.login_throttle,
             })
             .with_publish_deadline(config.publish_deadline)
     }

@@ -24,6 +24,7 @@ mod finalize;
 mod idempotency;
 pub mod identity;
 pub mod locking;
+pub mod login_throttle;
 pub mod notifications;
 pub mod order_controls;
 pub mod outbox;
