@@ -3,9 +3,10 @@
 use keystone_domain::{BatchStatus, DomainError};
 use serde::Serialize;
 
+use crate::database::named_statements;
 use crate::dispatch::{BatchSummary, read_batch_summary};
 use crate::finalize::NotificationReason;
-use crate::locking::{OpenBatches, UnitOfWork};
+use crate::locking::{BatchScope, OpenBatches, UnitOfWork};
 use crate::{Database, StoreError};
 
 /// The 200 body of `POST /api/v1/batches/{id}/cancel`.
@@ -72,4 +73,41 @@ pub async fn cancel_batch(db: &Database, batch_id: i64) -> Result<CancelBatchRes
         notifications_enqueued,
         outbox_ids,
     })
+}
+
+// SPEC §5.11 and §5.12: batches cancelled under their locks.
+
+impl BatchScope {
+    /// Moves open (pending or active) batches of the locked order to cancelled (`ended_at`
+    /// now) — only `batch_id` when given — and queues their workstations for re-derivation.
+    /// One conditional UPDATE; answers how many batches moved.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error when a batch it reached was not locked here.
+    pub(crate) async fn cancel_open_batches(
+        &mut self,
+        batch_id: Option<i64>,
+    ) -> Result<usize, StoreError> {
+        if batch_id.is_none() && !self.covers_all_open {
+            return Err(StoreError::Invariant(
+                "cancelling every open batch needs them all locked".to_owned(),
+            ));
+        }
+        let moved: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE batches SET status = 'cancelled', ended_at = COALESCE(ended_at, now()) \
+             WHERE order_id = $1 AND deleted_at IS NULL AND status IN ('pending', 'active') \
+               AND ($2::bigint IS NULL OR id = $2) \
+             RETURNING id, workstation_id",
+        )
+        .bind(self.order.id)
+        .bind(batch_id)
+        .persistent(named_statements())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for (id, workstation_id) in &moved {
+            self.require_locked(*id)?;
+            self.record_batch_status(*id, BatchStatus::Cancelled, *workstation_id);
+        }
+        Ok(moved.len())
+    }
 }

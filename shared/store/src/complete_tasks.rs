@@ -3,11 +3,13 @@
 use chrono::{DateTime, Utc};
 use keystone_domain::{
     BatchStatus, CollectorSession, CompleteTasksRequest, DomainError, IdempotencyKey, OrderStatus,
+    TaskGroupKey,
 };
 use serde::Serialize;
 
+use crate::database::named_statements;
 use crate::idempotency::{self, Claim, KeyOwner};
-use crate::locking::{OpenBatches, UnitOfWork};
+use crate::locking::{BatchScope, OpenBatches, OrderAdvance, UnitOfWork};
 use crate::{Database, StoreError, StoredResponse};
 
 /// A validated complete-tasks call.
@@ -249,4 +251,204 @@ pub async fn complete_task_group(
         replayed: false,
         outbox_ids,
     })
+}
+
+// SPEC §5.1 on the ladder: the statements of a completion, under the order and batch locks.
+
+/// A task group's live and pending tasks, read only to explain a refused completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct GroupCounts {
+    pub task_count: i64,
+    pub pending_count: i64,
+}
+
+/// A task completed by [`BatchScope::complete_pending_tasks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedTask {
+    pub id: i64,
+    pub task_id: String,
+    pub completed_at: chrono::DateTime<chrono::Utc>,
+    pub scene_name: String,
+    pub subscene_name: String,
+}
+
+/// What [`BatchScope::complete_pending_tasks`] did.
+#[derive(Debug)]
+pub struct Completion {
+    pub tasks: Vec<CompletedTask>,
+    /// The batch's status and completed count afterwards.
+    pub batch_status: BatchStatus,
+    pub batch_completed_count: i64,
+    /// The order's completed count afterwards, and the proof when this completed it.
+    pub order: OrderAdvance,
+}
+
+#[derive(sqlx::FromRow)]
+struct CompletedRow {
+    id: i64,
+    task_id: String,
+    completed_at: chrono::DateTime<chrono::Utc>,
+    scene_name: String,
+    subscene_name: String,
+    batch_workstation_id: Option<i64>,
+    order_moved_to: Option<String>,
+}
+
+impl BatchScope {
+    /// One group's live and pending tasks in a locked batch, from the group counters.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error if the batch is not locked here.
+    pub async fn group_counts(
+        &mut self,
+        batch_id: i64,
+        group: TaskGroupKey,
+    ) -> Result<GroupCounts, StoreError> {
+        self.require_locked(batch_id)?;
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(sum(task_count), 0)::bigint AS task_count, \
+                    COALESCE(sum(task_count) FILTER (WHERE status = 'pending'), 0)::bigint \
+                        AS pending_count \
+             FROM task_group_counts WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3",
+        )
+        .bind(batch_id)
+        .bind(group.sop_id)
+        .bind(group.subscene_id)
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// Completes the `quantity` earliest pending tasks of a group (by `assigned_at`, then
+    /// `id`) and moves the batch and the order along (SPEC §5.1), in one statement whatever the
+    /// quantity. It locks at most `quantity` task rows (`LIMIT`) and changes anything only when
+    /// there are that many; `None` when the group has fewer pending tasks (nothing changed;
+    /// [`Self::group_counts`] says why).
+    ///
+    /// The moves are decided from the counters this scope locked (exact under the locks) plus
+    /// `quantity`, and applied as conditional UPDATEs in the same statement:
+    /// - the batch: pending → active (stamping `started_at`), and → completed (stamping
+    ///   `ended_at`) once no live task is unfinished;
+    /// - the order: created → in_progress, and → completed once `completed_count >=
+    ///   target_count`, handing out the [`OrderCompletion`] that finalization needs. Paused and
+    ///   cancelled orders never move.
+    ///
+    /// # Locks
+    /// The picked task rows, after the batch lock this scope holds.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error if the batch is not locked here or a decided move
+    /// did not happen.
+    pub async fn complete_pending_tasks(
+        &mut self,
+        batch_id: i64,
+        group: TaskGroupKey,
+        quantity: i64,
+    ) -> Result<Option<Completion>, StoreError> {
+        let batch = self
+            .batch(batch_id)
+            .cloned()
+            .ok_or_else(|| StoreError::Invariant(format!("batch {batch_id} is not locked")))?;
+        let figures = batch.figures;
+        let completed_after = figures.completed_count.saturating_add(quantity);
+        let done = figures.task_count > 0
+            && figures.task_count
+                == completed_after
+                    .saturating_add(figures.failed_count)
+                    .saturating_add(figures.cancelled_count);
+        let batch_to = match (batch.status, done) {
+            (BatchStatus::Pending | BatchStatus::Active, true) => Some(BatchStatus::Completed),
+            (BatchStatus::Pending, false) => Some(BatchStatus::Active),
+            _ => None,
+        };
+        let order_completed_after = self.order.completed_count.saturating_add(quantity);
+        let reaches_target = order_completed_after >= self.order.target_count;
+        let order_to = match self.order.status {
+            OrderStatus::Created | OrderStatus::InProgress if reaches_target => {
+                Some(OrderStatus::Completed)
+            }
+            OrderStatus::Created => Some(OrderStatus::InProgress),
+            _ => None,
+        };
+        let rows: Vec<CompletedRow> = sqlx::query_as(
+            "WITH picked AS ( \
+                 SELECT id FROM tasks \
+                 WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
+                   AND status = 'pending' AND deleted_at IS NULL \
+                 ORDER BY assigned_at, id LIMIT $4 FOR UPDATE), \
+             enough AS (SELECT count(*) = $4 AS ok FROM picked), \
+             done AS ( \
+                 UPDATE tasks t SET status = 'completed', \
+                        started_at = COALESCE(t.started_at, now()), completed_at = now() \
+                 WHERE t.id = ANY (ARRAY (SELECT id FROM picked)) AND (SELECT ok FROM enough) \
+                   AND t.status = 'pending' \
+                 RETURNING t.id, t.task_id, t.completed_at, t.scene_name, t.subscene_name, \
+                           t.assigned_at), \
+             batch_moved AS ( \
+                 UPDATE batches SET status = $6, started_at = COALESCE(started_at, now()), \
+                        ended_at = CASE WHEN $6 = 'completed' THEN COALESCE(ended_at, now()) \
+                                        ELSE ended_at END \
+                 WHERE id = $1 AND status = $5 AND $6::text IS NOT NULL \
+                   AND (SELECT ok FROM enough) \
+                 RETURNING workstation_id), \
+             order_moved AS ( \
+                 UPDATE orders SET status = $9 \
+                 WHERE id = $7 AND status = $8 AND $9::text IS NOT NULL \
+                   AND (SELECT ok FROM enough) \
+                 RETURNING status) \
+             SELECT d.id, d.task_id, d.completed_at, d.scene_name, d.subscene_name, \
+                    (SELECT workstation_id FROM batch_moved) AS batch_workstation_id, \
+                    (SELECT status FROM order_moved) AS order_moved_to \
+             FROM done d ORDER BY d.assigned_at, d.id",
+        )
+        .bind(batch_id)
+        .bind(group.sop_id)
+        .bind(group.subscene_id)
+        .bind(quantity)
+        .bind(batch.status.as_str())
+        .bind(batch_to.map(BatchStatus::as_str))
+        .bind(self.order.id)
+        .bind(self.order.status.as_str())
+        .bind(order_to.map(OrderStatus::as_str))
+        .persistent(named_statements())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        if i64::try_from(rows.len()).ok() != Some(quantity) {
+            return Err(StoreError::Invariant(format!(
+                "asked to complete {quantity} tasks of batch {batch_id}, completed {}",
+                rows.len()
+            )));
+        }
+        let (batch_workstation, order_moved_to) =
+            (first.batch_workstation_id, first.order_moved_to.clone());
+        if batch_to.is_some() != batch_workstation.is_some()
+            || order_to.is_some() != order_moved_to.is_some()
+        {
+            return Err(StoreError::Invariant(format!(
+                "batch {batch_id} or its order did not make the move decided under their locks"
+            )));
+        }
+        if let (Some(status), Some(workstation_id)) = (batch_to, batch_workstation) {
+            self.record_batch_status(batch_id, status, workstation_id);
+        }
+        let advance = self.record_order_move(order_completed_after, order_moved_to.as_deref())?;
+        Ok(Some(Completion {
+            tasks: rows
+                .into_iter()
+                .map(|row| CompletedTask {
+                    id: row.id,
+                    task_id: row.task_id,
+                    completed_at: row.completed_at,
+                    scene_name: row.scene_name,
+                    subscene_name: row.subscene_name,
+                })
+                .collect(),
+            batch_status: batch_to.unwrap_or(batch.status),
+            batch_completed_count: completed_after,
+            order: advance,
+        }))
+    }
 }

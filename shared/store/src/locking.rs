@@ -11,6 +11,13 @@
 //! Every step consumes the previous scope, so a transaction cannot lock an order after a
 //! batch, a batch after a workstation, or a second order at all.
 //!
+//! This file holds the ladder: the scopes, their transitions, and the bookkeeping every use
+//! case shares (recording batch and order moves, handing out [`OrderCompletion`]s). Each use
+//! case adds its own statements in an `impl BatchScope` block of its own module — completion
+//! in `complete_tasks`, edits in `task_edits`, cancellation in `batch_cancel`, reopening in
+//! `reopen`, finalization in `finalize`, the order's own moves in `order_controls` — so each
+//! product rule has one place.
+//!
 //! Figures come from the counters on the order and batch rows (kept by triggers on `tasks`,
 //! see the progress-counters migration), returned by the statements that lock those rows: a
 //! locking read that waited returns the row as the other transaction committed it, so the
@@ -21,7 +28,7 @@
 
 use std::collections::BTreeSet;
 
-use keystone_domain::{BatchStatus, DomainError, OrderStatus, TaskGroupKey};
+use keystone_domain::{BatchStatus, DomainError, OrderStatus};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::database::named_statements;
@@ -327,35 +334,13 @@ pub struct BatchSelection {
 
 /// A transaction holding the order lock.
 pub struct OrderScope {
-    tx: Transaction<'static, Postgres>,
-    order: LockedOrder,
+    pub(crate) tx: Transaction<'static, Postgres>,
+    pub(crate) order: LockedOrder,
 }
 
 impl OrderScope {
     pub fn order(&self) -> &LockedOrder {
         &self.order
-    }
-
-    /// Pauses the locked order (created or in progress → paused) with one conditional UPDATE;
-    /// answers whether it moved.
-    ///
-    /// # Errors
-    /// Database failures.
-    pub async fn pause_order(&mut self) -> Result<bool, StoreError> {
-        let moved = sqlx::query(
-            "UPDATE orders SET status = 'paused' \
-             WHERE id = $1 AND status IN ('created', 'in_progress')",
-        )
-        .bind(self.order.id)
-        .persistent(named_statements())
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            self.order.status = OrderStatus::Paused;
-        }
-        Ok(moved)
     }
 
     /// Ends the ladder for a request that changed the order row alone: no batch moved, so no
@@ -429,13 +414,6 @@ impl OrderScope {
     }
 }
 
-/// A task group's live and pending tasks, read only to explain a refused completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct GroupCounts {
-    pub task_count: i64,
-    pub pending_count: i64,
-}
-
 /// Proof that this transaction's conditional UPDATE moved the order to `completed`; the only
 /// way to call [`BatchScope::finalize_order`].
 #[derive(Debug)]
@@ -449,38 +427,6 @@ pub struct OrderAdvance {
     pub completed_count: i64,
     /// Set when this transaction moved the order to completed.
     pub completion: Option<OrderCompletion>,
-}
-
-/// A task completed by [`BatchScope::complete_pending_tasks`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompletedTask {
-    pub id: i64,
-    pub task_id: String,
-    pub completed_at: chrono::DateTime<chrono::Utc>,
-    pub scene_name: String,
-    pub subscene_name: String,
-}
-
-/// What [`BatchScope::complete_pending_tasks`] did.
-#[derive(Debug)]
-pub struct Completion {
-    pub tasks: Vec<CompletedTask>,
-    /// The batch's status and completed count afterwards.
-    pub batch_status: BatchStatus,
-    pub batch_completed_count: i64,
-    /// The order's completed count afterwards, and the proof when this completed it.
-    pub order: OrderAdvance,
-}
-
-#[derive(sqlx::FromRow)]
-struct CompletedRow {
-    id: i64,
-    task_id: String,
-    completed_at: chrono::DateTime<chrono::Utc>,
-    scene_name: String,
-    subscene_name: String,
-    batch_workstation_id: Option<i64>,
-    order_moved_to: Option<String>,
 }
 
 /// A transaction holding the order lock and its batch locks.
@@ -533,230 +479,9 @@ impl BatchScope {
         }
     }
 
-    /// One group's live and pending tasks in a locked batch, from the group counters.
-    ///
-    /// # Errors
-    /// Database failures; an invariant error if the batch is not locked here.
-    pub async fn group_counts(
-        &mut self,
-        batch_id: i64,
-        group: TaskGroupKey,
-    ) -> Result<GroupCounts, StoreError> {
-        self.require_locked(batch_id)?;
-        Ok(sqlx::query_as(
-            "SELECT COALESCE(sum(task_count), 0)::bigint AS task_count, \
-                    COALESCE(sum(task_count) FILTER (WHERE status = 'pending'), 0)::bigint \
-                        AS pending_count \
-             FROM task_group_counts WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3",
-        )
-        .bind(batch_id)
-        .bind(group.sop_id)
-        .bind(group.subscene_id)
-        .persistent(named_statements())
-        .fetch_one(&mut *self.tx)
-        .await?)
-    }
-
-    /// Completes the `quantity` earliest pending tasks of a group (by `assigned_at`, then
-    /// `id`) and moves the batch and the order along (SPEC §5.1), in one statement whatever the
-    /// quantity. It locks at most `quantity` task rows (`LIMIT`) and changes anything only when
-    /// there are that many; `None` when the group has fewer pending tasks (nothing changed;
-    /// [`Self::group_counts`] says why).
-    ///
-    /// The moves are decided from the counters this scope locked (exact under the locks) plus
-    /// `quantity`, and applied as conditional UPDATEs in the same statement:
-    /// - the batch: pending → active (stamping `started_at`), and → completed (stamping
-    ///   `ended_at`) once no live task is unfinished;
-    /// - the order: created → in_progress, and → completed once `completed_count >=
-    ///   target_count`, handing out the [`OrderCompletion`] that finalization needs. Paused and
-    ///   cancelled orders never move.
-    ///
-    /// # Locks
-    /// The picked task rows, after the batch lock this scope holds.
-    ///
-    /// # Errors
-    /// Database failures; an invariant error if the batch is not locked here or a decided move
-    /// did not happen.
-    pub async fn complete_pending_tasks(
-        &mut self,
-        batch_id: i64,
-        group: TaskGroupKey,
-        quantity: i64,
-    ) -> Result<Option<Completion>, StoreError> {
-        let batch = self
-            .batch(batch_id)
-            .cloned()
-            .ok_or_else(|| StoreError::Invariant(format!("batch {batch_id} is not locked")))?;
-        let figures = batch.figures;
-        let completed_after = figures.completed_count.saturating_add(quantity);
-        let done = figures.task_count > 0
-            && figures.task_count
-                == completed_after
-                    .saturating_add(figures.failed_count)
-                    .saturating_add(figures.cancelled_count);
-        let batch_to = match (batch.status, done) {
-            (BatchStatus::Pending | BatchStatus::Active, true) => Some(BatchStatus::Completed),
-            (BatchStatus::Pending, false) => Some(BatchStatus::Active),
-            _ => None,
-        };
-        let order_completed_after = self.order.completed_count.saturating_add(quantity);
-        let reaches_target = order_completed_after >= self.order.target_count;
-        let order_to = match self.order.status {
-            OrderStatus::Created | OrderStatus::InProgress if reaches_target => {
-                Some(OrderStatus::Completed)
-            }
-            OrderStatus::Created => Some(OrderStatus::InProgress),
-            _ => None,
-        };
-        let rows: Vec<CompletedRow> = sqlx::query_as(
-            "WITH picked AS ( \
-                 SELECT id FROM tasks \
-                 WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
-                   AND status = 'pending' AND deleted_at IS NULL \
-                 ORDER BY assigned_at, id LIMIT $4 FOR UPDATE), \
-             enough AS (SELECT count(*) = $4 AS ok FROM picked), \
-             done AS ( \
-                 UPDATE tasks t SET status = 'completed', \
-                        started_at = COALESCE(t.started_at, now()), completed_at = now() \
-                 WHERE t.id = ANY (ARRAY (SELECT id FROM picked)) AND (SELECT ok FROM enough) \
-                   AND t.status = 'pending' \
-                 RETURNING t.id, t.task_id, t.completed_at, t.scene_name, t.subscene_name, \
-                           t.assigned_at), \
-             batch_moved AS ( \
-                 UPDATE batches SET status = $6, started_at = COALESCE(started_at, now()), \
-                        ended_at = CASE WHEN $6 = 'completed' THEN COALESCE(ended_at, now()) \
-                                        ELSE ended_at END \
-                 WHERE id = $1 AND status = $5 AND $6::text IS NOT NULL \
-                   AND (SELECT ok FROM enough) \
-                 RETURNING workstation_id), \
-             order_moved AS ( \
-                 UPDATE orders SET status = $9 \
-                 WHERE id = $7 AND status = $8 AND $9::text IS NOT NULL \
-                   AND (SELECT ok FROM enough) \
-                 RETURNING status) \
-             SELECT d.id, d.task_id, d.completed_at, d.scene_name, d.subscene_name, \
-                    (SELECT workstation_id FROM batch_moved) AS batch_workstation_id, \
-                    (SELECT status FROM order_moved) AS order_moved_to \
-             FROM done d ORDER BY d.assigned_at, d.id",
-        )
-        .bind(batch_id)
-        .bind(group.sop_id)
-        .bind(group.subscene_id)
-        .bind(quantity)
-        .bind(batch.status.as_str())
-        .bind(batch_to.map(BatchStatus::as_str))
-        .bind(self.order.id)
-        .bind(self.order.status.as_str())
-        .bind(order_to.map(OrderStatus::as_str))
-        .persistent(named_statements())
-        .fetch_all(&mut *self.tx)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        if i64::try_from(rows.len()).ok() != Some(quantity) {
-            return Err(StoreError::Invariant(format!(
-                "asked to complete {quantity} tasks of batch {batch_id}, completed {}",
-                rows.len()
-            )));
-        }
-        let (batch_workstation, order_moved_to) =
-            (first.batch_workstation_id, first.order_moved_to.clone());
-        if batch_to.is_some() != batch_workstation.is_some()
-            || order_to.is_some() != order_moved_to.is_some()
-        {
-            return Err(StoreError::Invariant(format!(
-                "batch {batch_id} or its order did not make the move decided under their locks"
-            )));
-        }
-        if let (Some(status), Some(workstation_id)) = (batch_to, batch_workstation) {
-            self.record_batch_status(batch_id, status, workstation_id);
-        }
-        let advance = self.record_order_move(order_completed_after, order_moved_to.as_deref())?;
-        Ok(Some(Completion {
-            tasks: rows
-                .into_iter()
-                .map(|row| CompletedTask {
-                    id: row.id,
-                    task_id: row.task_id,
-                    completed_at: row.completed_at,
-                    scene_name: row.scene_name,
-                    subscene_name: row.subscene_name,
-                })
-                .collect(),
-            batch_status: batch_to.unwrap_or(batch.status),
-            batch_completed_count: completed_after,
-            order: advance,
-        }))
-    }
-
-    /// Completes a locked open batch whose tasks an admin edited (SPEC §5.2), once it has live
-    /// tasks and none is unfinished (stamping `started_at` if empty and `ended_at`), in one
-    /// conditional UPDATE over its counters; returns the new status when it moved. An edit
-    /// never starts a batch, and a batch left with no live task at all is not completed.
-    ///
-    /// # Errors
-    /// Database failures; an invariant error if the batch is not locked here.
-    pub async fn complete_batch_if_done(
-        &mut self,
-        batch_id: i64,
-    ) -> Result<Option<BatchStatus>, StoreError> {
-        self.require_locked(batch_id)?;
-        let moved: Option<(String, i64)> = sqlx::query_as(
-            "UPDATE batches SET status = 'completed', \
-                 started_at = COALESCE(started_at, now()), ended_at = COALESCE(ended_at, now()) \
-             WHERE id = $1 AND status IN ('pending', 'active') AND task_count > 0 \
-               AND task_count = completed_count + failed_count + cancelled_count \
-             RETURNING status, workstation_id",
-        )
-        .bind(batch_id)
-        .persistent(named_statements())
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        let Some((status, workstation_id)) = moved else {
-            return Ok(None);
-        };
-        let status: BatchStatus = status.parse()?;
-        self.record_batch_status(batch_id, status, workstation_id);
-        Ok(Some(status))
-    }
-
     /// The transaction's connection, for reads of rows this scope has locked.
     pub(crate) fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
-    }
-
-    /// Moves open (pending or active) batches of the locked order to cancelled (`ended_at`
-    /// now) — only `batch_id` when given — and queues their workstations for re-derivation.
-    /// One conditional UPDATE; answers how many batches moved.
-    ///
-    /// # Errors
-    /// Database failures; an invariant error when a batch it reached was not locked here.
-    pub(crate) async fn cancel_open_batches(
-        &mut self,
-        batch_id: Option<i64>,
-    ) -> Result<usize, StoreError> {
-        if batch_id.is_none() && !self.covers_all_open {
-            return Err(StoreError::Invariant(
-                "cancelling every open batch needs them all locked".to_owned(),
-            ));
-        }
-        let moved: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE batches SET status = 'cancelled', ended_at = COALESCE(ended_at, now()) \
-             WHERE order_id = $1 AND deleted_at IS NULL AND status IN ('pending', 'active') \
-               AND ($2::bigint IS NULL OR id = $2) \
-             RETURNING id, workstation_id",
-        )
-        .bind(self.order.id)
-        .bind(batch_id)
-        .persistent(named_statements())
-        .fetch_all(&mut *self.tx)
-        .await?;
-        for (id, workstation_id) in &moved {
-            self.require_locked(*id)?;
-            self.record_batch_status(*id, BatchStatus::Cancelled, *workstation_id);
-        }
-        Ok(moved.len())
     }
 
     pub(crate) fn record_batch_status(
@@ -771,103 +496,6 @@ impl BatchScope {
         self.touched_workstations.insert(workstation_id);
     }
 
-    /// Resumes the locked paused order in one conditional UPDATE: to completed when its
-    /// completed count has reached the target (the caller then finalizes it), else to
-    /// in_progress when it has a completed task, else to created.
-    ///
-    /// # Errors
-    /// Database failures.
-    pub async fn resume_order(&mut self) -> Result<OrderAdvance, StoreError> {
-        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
-            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
-             moved AS ( \
-                 UPDATE orders o SET status = CASE WHEN p.completed >= o.target_count THEN 'completed' \
-                                                   WHEN p.completed > 0 THEN 'in_progress' \
-                                                   ELSE 'created' END \
-                 FROM progress p WHERE o.id = $1 AND o.status = 'paused' \
-                 RETURNING o.status) \
-             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
-        )
-        .bind(self.order.id)
-        .persistent(named_statements())
-        .fetch_one(&mut *self.tx)
-        .await?;
-        self.record_order_move(completed_count, moved_to.as_deref())
-    }
-
-    /// Sets the locked order's target in one conditional UPDATE, never below its completed
-    /// count and never on a cancelled order. A running order (created or in progress) that has
-    /// reached the new target completes (the caller then finalizes it); a completed order given
-    /// a target above both its old target and its completed count runs again (in_progress, or
-    /// created with no completed task); a paused order stays paused (resuming finalizes it).
-    /// Answers `None` when the target was already `target_count`.
-    ///
-    /// # Errors
-    /// [`DomainError::TargetBelowCompleted`]; database failures.
-    pub async fn retarget_order(
-        &mut self,
-        target_count: i32,
-    ) -> Result<Option<OrderAdvance>, StoreError> {
-        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
-            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
-             moved AS ( \
-                 UPDATE orders o SET target_count = $2, status = CASE \
-                     WHEN o.status IN ('created', 'in_progress') AND p.completed >= $2 \
-                         THEN 'completed' \
-                     WHEN o.status = 'completed' AND $2 > o.target_count AND p.completed < $2 \
-                         THEN CASE WHEN p.completed > 0 THEN 'in_progress' ELSE 'created' END \
-                     ELSE o.status END \
-                 FROM progress p \
-                 WHERE o.id = $1 AND o.status <> 'cancelled' AND o.target_count <> $2 \
-                   AND p.completed <= $2 \
-                 RETURNING o.status) \
-             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
-        )
-        .bind(self.order.id)
-        .bind(target_count)
-        .persistent(named_statements())
-        .fetch_one(&mut *self.tx)
-        .await?;
-        if completed_count > i64::from(target_count) {
-            return Err(DomainError::TargetBelowCompleted {
-                completed_count,
-                requested: i64::from(target_count),
-            }
-            .into());
-        }
-        let Some(moved_to) = moved_to else {
-            return Ok(None);
-        };
-        self.order.target_count = i64::from(target_count);
-        self.record_order_move(completed_count, Some(&moved_to))
-            .map(Some)
-    }
-
-    /// Moves the locked order to cancelled (from created, in_progress or paused) in one
-    /// conditional UPDATE. The caller cancels its open batches first.
-    ///
-    /// # Errors
-    /// Database failures; an invariant error when the order was not open under its lock.
-    pub(crate) async fn cancel_order_row(&mut self) -> Result<(), StoreError> {
-        let moved = sqlx::query(
-            "UPDATE orders SET status = 'cancelled' \
-             WHERE id = $1 AND status IN ('created', 'in_progress', 'paused')",
-        )
-        .bind(self.order.id)
-        .persistent(named_statements())
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected();
-        if moved != 1 {
-            return Err(StoreError::Invariant(format!(
-                "order {} was not open under its lock",
-                self.order.id
-            )));
-        }
-        self.order.status = OrderStatus::Cancelled;
-        Ok(())
-    }
-
     /// Takes note of the status a conditional UPDATE of the order row returned (`None`: it did
     /// not move) and, when it moved the order to completed from any other status, hands out the
     /// proof that lets this transaction finalize it. The only place order moves become
@@ -875,7 +503,7 @@ impl BatchScope {
     ///
     /// # Errors
     /// An unknown status.
-    fn record_order_move(
+    pub(crate) fn record_order_move(
         &mut self,
         completed_count: i64,
         moved_to: Option<&str>,

@@ -7,8 +7,9 @@
 use keystone_domain::{DomainError, OrderControl, OrderStatus, OrderTargetRequest};
 use serde::Serialize;
 
+use crate::database::named_statements;
 use crate::finalize::NotificationReason;
-use crate::locking::{BatchScope, BatchSelection, OrderAdvance, UnitOfWork};
+use crate::locking::{BatchScope, BatchSelection, OrderAdvance, OrderScope, UnitOfWork};
 use crate::progress::{OrderProgress, read_order_progress};
 use crate::{Database, StoreError};
 
@@ -194,4 +195,129 @@ async fn apply_with_batches(
         effects.outbox_ids = finalization.outbox_ids;
     }
     Ok(effects)
+}
+
+// SPEC §5.12 on the ladder: the order row's own moves, under its lock.
+
+impl BatchScope {
+    /// Resumes the locked paused order in one conditional UPDATE: to completed when its
+    /// completed count has reached the target (the caller then finalizes it), else to
+    /// in_progress when it has a completed task, else to created.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn resume_order(&mut self) -> Result<OrderAdvance, StoreError> {
+        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
+            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
+             moved AS ( \
+                 UPDATE orders o SET status = CASE WHEN p.completed >= o.target_count THEN 'completed' \
+                                                   WHEN p.completed > 0 THEN 'in_progress' \
+                                                   ELSE 'created' END \
+                 FROM progress p WHERE o.id = $1 AND o.status = 'paused' \
+                 RETURNING o.status) \
+             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
+        )
+        .bind(self.order.id)
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.record_order_move(completed_count, moved_to.as_deref())
+    }
+
+    /// Sets the locked order's target in one conditional UPDATE, never below its completed
+    /// count and never on a cancelled order. A running order (created or in progress) that has
+    /// reached the new target completes (the caller then finalizes it); a completed order given
+    /// a target above both its old target and its completed count runs again (in_progress, or
+    /// created with no completed task); a paused order stays paused (resuming finalizes it).
+    /// Answers `None` when the target was already `target_count`.
+    ///
+    /// # Errors
+    /// [`DomainError::TargetBelowCompleted`]; database failures.
+    pub async fn retarget_order(
+        &mut self,
+        target_count: i32,
+    ) -> Result<Option<OrderAdvance>, StoreError> {
+        let (completed_count, moved_to): (i64, Option<String>) = sqlx::query_as(
+            "WITH progress AS (SELECT completed_count AS completed FROM orders WHERE id = $1), \
+             moved AS ( \
+                 UPDATE orders o SET target_count = $2, status = CASE \
+                     WHEN o.status IN ('created', 'in_progress') AND p.completed >= $2 \
+                         THEN 'completed' \
+                     WHEN o.status = 'completed' AND $2 > o.target_count AND p.completed < $2 \
+                         THEN CASE WHEN p.completed > 0 THEN 'in_progress' ELSE 'created' END \
+                     ELSE o.status END \
+                 FROM progress p \
+                 WHERE o.id = $1 AND o.status <> 'cancelled' AND o.target_count <> $2 \
+                   AND p.completed <= $2 \
+                 RETURNING o.status) \
+             SELECT p.completed, (SELECT status FROM moved) FROM progress p",
+        )
+        .bind(self.order.id)
+        .bind(target_count)
+        .persistent(named_statements())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if completed_count > i64::from(target_count) {
+            return Err(DomainError::TargetBelowCompleted {
+                completed_count,
+                requested: i64::from(target_count),
+            }
+            .into());
+        }
+        let Some(moved_to) = moved_to else {
+            return Ok(None);
+        };
+        self.order.target_count = i64::from(target_count);
+        self.record_order_move(completed_count, Some(&moved_to))
+            .map(Some)
+    }
+
+    /// Moves the locked order to cancelled (from created, in_progress or paused) in one
+    /// conditional UPDATE. The caller cancels its open batches first.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error when the order was not open under its lock.
+    pub(crate) async fn cancel_order_row(&mut self) -> Result<(), StoreError> {
+        let moved = sqlx::query(
+            "UPDATE orders SET status = 'cancelled' \
+             WHERE id = $1 AND status IN ('created', 'in_progress', 'paused')",
+        )
+        .bind(self.order.id)
+        .persistent(named_statements())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(StoreError::Invariant(format!(
+                "order {} was not open under its lock",
+                self.order.id
+            )));
+        }
+        self.order.status = OrderStatus::Cancelled;
+        Ok(())
+    }
+}
+
+impl OrderScope {
+    /// Pauses the locked order (created or in progress → paused) with one conditional UPDATE;
+    /// answers whether it moved.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn pause_order(&mut self) -> Result<bool, StoreError> {
+        let moved = sqlx::query(
+            "UPDATE orders SET status = 'paused' \
+             WHERE id = $1 AND status IN ('created', 'in_progress')",
+        )
+        .bind(self.order.id)
+        .persistent(named_statements())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            self.order.status = OrderStatus::Paused;
+        }
+        Ok(moved)
+    }
 }

@@ -288,3 +288,38 @@ impl BatchScope {
         Ok(deleted.into_iter().map(|(task_id,)| task_id).collect())
     }
 }
+
+// SPEC §5.2: an edited batch whose tasks are all done completes.
+
+impl BatchScope {
+    /// Completes a locked open batch whose tasks an admin edited (SPEC §5.2), once it has live
+    /// tasks and none is unfinished (stamping `started_at` if empty and `ended_at`), in one
+    /// conditional UPDATE over its counters; returns the new status when it moved. An edit
+    /// never starts a batch, and a batch left with no live task at all is not completed.
+    ///
+    /// # Errors
+    /// Database failures; an invariant error if the batch is not locked here.
+    pub async fn complete_batch_if_done(
+        &mut self,
+        batch_id: i64,
+    ) -> Result<Option<BatchStatus>, StoreError> {
+        self.require_locked(batch_id)?;
+        let moved: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE batches SET status = 'completed', \
+                 started_at = COALESCE(started_at, now()), ended_at = COALESCE(ended_at, now()) \
+             WHERE id = $1 AND status IN ('pending', 'active') AND task_count > 0 \
+               AND task_count = completed_count + failed_count + cancelled_count \
+             RETURNING status, workstation_id",
+        )
+        .bind(batch_id)
+        .persistent(named_statements())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some((status, workstation_id)) = moved else {
+            return Ok(None);
+        };
+        let status: BatchStatus = status.parse()?;
+        self.record_batch_status(batch_id, status, workstation_id);
+        Ok(Some(status))
+    }
+}
