@@ -12,7 +12,7 @@
 //! batch, a batch after a workstation, or a second order at all.
 //!
 //! This file holds the ladder: the scopes, their transitions, and the bookkeeping every use
-//! case shares (recording batch and order moves, handing out [`OrderCompletion`]s). Each use
+//! case shares (recording batch and order moves, handing out `OrderCompletion`s). Each use
 //! case adds its own statements in an `impl BatchScope` block of its own module — completion
 //! in `complete_tasks`, edits in `task_edits`, cancellation in `batch_cancel`, reopening in
 //! `reopen`, finalization in `finalize`, the order's own moves in `order_controls` — so each
@@ -421,7 +421,7 @@ pub struct OrderCompletion {
     _private: (),
 }
 
-/// What [`BatchScope::advance_order`] found and did.
+/// What an order move found and did (`record_order_move`).
 #[derive(Debug)]
 pub struct OrderAdvance {
     pub completed_count: i64,
