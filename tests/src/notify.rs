@@ -160,7 +160,8 @@ impl FakeRecorder {
         }
     }
 
-    /// Makes `device_id` answer with `status` after `delay`.
+    /// Makes `device_id` answer with `status` after `delay` (a 3xx points to
+    /// `/elsewhere-{device_id}/rpc/redirected`).
     pub fn set_behavior(&self, device_id: &str, status: u16, delay: Duration) {
         self.state
             .behaviors
@@ -217,7 +218,8 @@ async fn rpc(
     State(state): State<Arc<FakeRecorderState>>,
     Path((device_id, action)): Path<(String, String)>,
     Json(body): Json<Value>,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     state.calls.lock().expect("lock").push(RecorderCall {
         device_id: device_id.clone(),
         action,
@@ -234,5 +236,11 @@ async fn rpc(
         delay: Duration::ZERO,
     });
     tokio::time::sleep(behavior.delay).await;
-    StatusCode::from_u16(behavior.status).unwrap_or(StatusCode::OK)
+    let status = StatusCode::from_u16(behavior.status).unwrap_or(StatusCode::OK);
+    if status.is_redirection() {
+        // Sends the command on to another device of the fleet, as a hijacked recorder might.
+        let location = format!("/elsewhere-{device_id}/rpc/{}", "redirected");
+        return (status, [(axum::http::header::LOCATION, location)]).into_response();
+    }
+    status.into_response()
 }

@@ -339,6 +339,22 @@ async fn ten_concurrent_requests_with_one_key_apply_once(
     assert_eq!(completed, 3);
 }
 
+/// A transaction holding the row `lock` (a `… WHERE id = $1 FOR UPDATE`) locks until it is
+/// rolled back.
+async fn hold_row(
+    pool: &PgPool,
+    lock: &'static str,
+    id: i64,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query(lock)
+        .bind(id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder
+}
+
 /// SPEC §6 and the security review: a collector cannot make a request lock rows it has no
 /// business with. Naming another workstation's batch answers 403 without waiting for that
 /// order's lock; a quantity beyond the batch's live tasks never widens the lock to every open
@@ -360,12 +376,12 @@ async fn a_foreign_batch_or_a_huge_quantity_is_refused_at_once_while_the_order_i
     let before = snapshot(&pool).await;
 
     // Someone holds the order row: a foreign batch must not wait for it.
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SELECT id FROM orders WHERE id = $1 FOR UPDATE")
-        .bind(s.order_id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_row(
+        &pool,
+        "SELECT id FROM orders WHERE id = $1 FOR UPDATE",
+        s.order_id,
+    )
+    .await;
     let started = std::time::Instant::now();
     let answer = complete(
         &router,
@@ -388,12 +404,12 @@ async fn a_foreign_batch_or_a_huge_quantity_is_refused_at_once_while_the_order_i
 
     // Someone holds another open batch of the order: a quantity beyond this batch's 3 live
     // tasks locks this batch only, and is refused for what it is.
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SELECT id FROM batches WHERE id = $1 FOR UPDATE")
-        .bind(other_batch)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_row(
+        &pool,
+        "SELECT id FROM batches WHERE id = $1 FOR UPDATE",
+        other_batch,
+    )
+    .await;
     let started = std::time::Instant::now();
     let answer = complete(
         &router,

@@ -1027,3 +1027,33 @@ async fn a_consumer_out_of_time_tries_nothing_and_reports_every_message(pool: Pg
     assert_eq!(response.batch_item_failures.len(), 4, "{response:?}");
     assert!(recorder.calls().is_empty(), "no device was called");
 }
+
+/// A recorder that answers with a redirect has not run the command, and the consumer does not
+/// follow it to wherever it points: the message fails and is retried.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_redirecting_recorder_is_a_failure_and_is_not_followed(pool: PgPool) {
+    let w = world(&pool).await;
+    let queue = TestQueue::create("redirect", 5, 30).await;
+    let recorder = FakeRecorder::start().await;
+    recorder.set_behavior("axon-b", 307, Duration::ZERO);
+    complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
+    let messages = queue.drain(&queue.pair.url).await;
+    let message = messages
+        .iter()
+        .find(|m| m.body().unwrap().contains("axon-b"))
+        .unwrap();
+    let response = recorder
+        .notifier(&pool)
+        .handle(sqs_event(vec![as_lambda_record(message)]))
+        .await;
+    assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
+    let elsewhere: Vec<_> = recorder
+        .calls()
+        .into_iter()
+        .filter(|c| c.device_id.starts_with("elsewhere-"))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the redirect was followed: {elsewhere:?}"
+    );
+}

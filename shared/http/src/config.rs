@@ -88,31 +88,21 @@ impl Config {
             u64::try_from(DEFAULT_PUBLISH_DEADLINE.as_millis()).unwrap_or(u64::MAX),
         )?);
         let defaults = ThrottlePolicy::default();
-        let account_threshold = number(
+        let account_threshold = number_within(
             &lookup,
             "LOGIN_ACCOUNT_THRESHOLD",
-            defaults.account_threshold.into(),
+            defaults.account_threshold,
+            10..=20,
         )?;
-        if !(10..=20).contains(&account_threshold) {
-            return Err(ConfigError::Invalid {
-                name: "LOGIN_ACCOUNT_THRESHOLD",
-                reason: "must be between 10 and 20".to_owned(),
-            });
-        }
-        let source_threshold = number(
+        let source_threshold = number_within(
             &lookup,
             "LOGIN_SOURCE_THRESHOLD",
-            defaults.source_threshold.into(),
+            defaults.source_threshold,
+            100..=1_000_000,
         )?;
-        if !(100..=1_000_000).contains(&source_threshold) {
-            return Err(ConfigError::Invalid {
-                name: "LOGIN_SOURCE_THRESHOLD",
-                reason: "must be between 100 and 1000000".to_owned(),
-            });
-        }
         let login_throttle = ThrottlePolicy {
-            account_threshold: u32::try_from(account_threshold).unwrap_or(u32::MAX),
-            source_threshold: u32::try_from(source_threshold).unwrap_or(u32::MAX),
+            account_threshold,
+            source_threshold,
             ..defaults
         };
         Ok(Self {
@@ -125,6 +115,23 @@ impl Config {
             publish_deadline,
         })
     }
+}
+
+/// A whole number from `lookup`, `default` when unset, refused outside `range`.
+fn number_within(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let value = number(lookup, name, default.into())?;
+    u32::try_from(value)
+        .ok()
+        .filter(|v| range.contains(v))
+        .ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: format!("must be between {} and {}", range.start(), range.end()),
+        })
 }
 
 #[cfg(test)]
@@ -146,6 +153,32 @@ mod tests {
         assert!(matches!(err, Err(ConfigError::Missing("DATABASE_URL"))));
         let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x")]));
         assert!(matches!(err, Err(ConfigError::Missing("JWT_SECRET"))));
+    }
+
+    #[test]
+    fn login_thresholds_stay_within_the_spec_range() {
+        let with = |name: &'static str, value: &'static str| {
+            Config::from_lookup(move |n| match n {
+                "DATABASE_URL" => Some("postgres://x".to_owned()),
+                "JWT_SECRET" => Some("0123456789abcdef".to_owned()),
+                n if n == name => Some(value.to_owned()),
+                _ => None,
+            })
+        };
+        for (name, value) in [
+            ("LOGIN_ACCOUNT_THRESHOLD", "9"),
+            ("LOGIN_ACCOUNT_THRESHOLD", "21"),
+            ("LOGIN_SOURCE_THRESHOLD", "99"),
+            ("LOGIN_SOURCE_THRESHOLD", "-1"),
+        ] {
+            assert!(
+                matches!(with(name, value), Err(ConfigError::Invalid { .. })),
+                "{name}={value}"
+            );
+        }
+        let config = with("LOGIN_ACCOUNT_THRESHOLD", "20").unwrap();
+        assert_eq!(config.login_throttle.account_threshold, 20);
+        assert_eq!(config.login_throttle.source_threshold, 100);
     }
 
     #[test]

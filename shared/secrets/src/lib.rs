@@ -263,3 +263,28 @@ pub async fn resolve() -> Result<Environment, SecretsError> {
     );
     Ok(environment)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A secret of the wrong shape is reported by position, never by quoting it.
+    #[test]
+    fn a_malformed_database_secret_is_not_quoted() {
+        const LEAK: &str = "hunter2-database-password";
+        for raw in [
+            format!(r#"{{"username": "u", "password": 12, "port": "{LEAK}"}}"#),
+            format!(r#"{{"username": "{LEAK}"#),
+            format!(r#"["{LEAK}"]"#),
+        ] {
+            let error = parse_database_secret(&SecretString::from(raw.clone()), "arn:secret")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("arn:secret") && !error.contains(LEAK),
+                "{raw}: {error}"
+            );
+        }
+    }
+}
