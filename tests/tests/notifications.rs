@@ -286,6 +286,23 @@ async fn the_inline_publish_racing_the_relay_delivers_one_rpc_per_notification(p
     assert_eq!(calls_summary(&recorder), expected_calls(&pool).await);
 }
 
+/// Completes the world's order through a router publishing to `queue`, and answers the one
+/// message that reached the queue for `device`.
+async fn finalized_message_for(
+    pool: &PgPool,
+    w: &World,
+    queue: &TestQueue,
+    device: &str,
+) -> aws_sdk_sqs::types::Message {
+    complete_order(&router_publishing_to(pool, queue.publisher(pool)), w).await;
+    queue
+        .drain(&queue.pair.url)
+        .await
+        .into_iter()
+        .find(|m| m.body().unwrap().contains(device))
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_message_delivered_twice_calls_the_device_once(pool: PgPool) {
     let w = world(&pool).await;
@@ -293,12 +310,7 @@ async fn a_message_delivered_twice_calls_the_device_once(pool: PgPool) {
     let recorder = FakeRecorder::start().await;
     // The device is slow, so concurrent duplicates overlap.
     recorder.set_behavior("axon-b", 200, Duration::from_millis(200));
-    complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
-    let messages = queue.drain(&queue.pair.url).await;
-    let message = messages
-        .iter()
-        .find(|m| m.body().unwrap().contains("axon-b"))
-        .unwrap();
+    let message = &finalized_message_for(&pool, &w, &queue, "axon-b").await;
     let notifier = recorder.notifier(&pool);
 
     // Twice at once, as two deliveries of one SQS message.
@@ -1036,12 +1048,7 @@ async fn a_redirecting_recorder_is_a_failure_and_is_not_followed(pool: PgPool) {
     let queue = TestQueue::create("redirect", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     recorder.set_behavior("axon-b", 307, Duration::ZERO);
-    complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
-    let messages = queue.drain(&queue.pair.url).await;
-    let message = messages
-        .iter()
-        .find(|m| m.body().unwrap().contains("axon-b"))
-        .unwrap();
+    let message = &finalized_message_for(&pool, &w, &queue, "axon-b").await;
     let response = recorder
         .notifier(&pool)
         .handle(sqs_event(vec![as_lambda_record(message)]))

@@ -11,9 +11,9 @@ use keystone_auth::password::{self, Credential};
 use keystone_domain::{DomainError, LoginBody, LoginRequest, session};
 use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, ClientAddress, Json};
-use keystone_store::identity::{CollectorSummary, collector_credentials};
+use keystone_store::identity::{CollectorSummary, collector_credentials, upgrade_password_hash};
 use keystone_store::login_throttle::{
-    login_blocked_for, record_login_failure, record_login_success, upgrade_password_hash,
+    login_blocked_for, record_login_failure, record_login_success,
 };
 use secrecy::ExposeSecret;
 use serde::Serialize;

@@ -34,12 +34,22 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use crate::database::named_statements;
 use crate::{Database, StoreError};
 
-/// The order a live batch belongs to, read without a lock.
-const BATCH_ORDER_SQL: &str = "SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL";
+/// Where a live batch belongs (order, workstation), read without a lock to explain why a lock
+/// statement found nothing.
+const BATCH_PLACE_SQL: &str =
+    "SELECT order_id, workstation_id FROM batches WHERE id = $1 AND deleted_at IS NULL";
 
-/// The workstation of a live batch, read without a lock.
-const BATCH_WORKSTATION_SQL: &str =
-    "SELECT workstation_id FROM batches WHERE id = $1 AND deleted_at IS NULL";
+/// [`BATCH_PLACE_SQL`] on `conn`.
+async fn batch_place(
+    conn: &mut PgConnection,
+    batch_id: i64,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    Ok(sqlx::query_as(BATCH_PLACE_SQL)
+        .bind(batch_id)
+        .persistent(named_statements())
+        .fetch_optional(conn)
+        .await?)
+}
 
 /// A transaction that holds no row lock yet.
 pub struct UnitOfWork {
@@ -100,11 +110,7 @@ impl UnitOfWork {
             .await?;
         let Some(row) = row else {
             // Nothing was locked: say why, from an unlocked read (the error path only).
-            let seated: Option<i64> = sqlx::query_scalar(BATCH_WORKSTATION_SQL)
-                .bind(batch_id)
-                .persistent(named_statements())
-                .fetch_optional(&mut *self.tx)
-                .await?;
+            let seated = batch_place(&mut self.tx, batch_id).await?.map(|(_, at)| at);
             return Err(match (seated, seated_at) {
                 (Some(batch_at), Some(caller_at)) if batch_at != caller_at => {
                     DomainError::BatchNotOnWorkstation
@@ -459,11 +465,9 @@ impl BatchScope {
         batch_id: i64,
         locked_order_id: i64,
     ) -> Result<DomainError, StoreError> {
-        let current: Option<i64> = sqlx::query_scalar(BATCH_ORDER_SQL)
-            .bind(batch_id)
-            .persistent(named_statements())
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        let current = batch_place(&mut self.tx, batch_id)
+            .await?
+            .map(|(order, _)| order);
         Ok(match current {
             Some(other) if other != locked_order_id => DomainError::BatchChangedConcurrently,
             _ => DomainError::BatchNotFound,

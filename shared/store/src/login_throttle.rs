@@ -97,30 +97,3 @@ pub async fn record_login_success(db: &Database, account: &str) -> Result<(), St
     tx.commit().await?;
     Ok(())
 }
-
-/// Replaces a collector's password hash with one of the current parameters, only if it is
-/// still `old` (a concurrent password change wins).
-///
-/// # Errors
-/// Database failures.
-pub async fn upgrade_password_hash(
-    db: &Database,
-    collector_id: i64,
-    old: &str,
-    new: &str,
-) -> Result<bool, StoreError> {
-    let mut tx = db.begin().await?;
-    let upgraded = sqlx::query(
-        "UPDATE data_collectors SET password_hash = $3 \
-         WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL",
-    )
-    .bind(collector_id)
-    .bind(old)
-    .bind(new)
-    .persistent(named_statements())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(upgraded == 1)
-}
