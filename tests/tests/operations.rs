@@ -114,7 +114,8 @@ async fn an_admin_sees_every_state_of_an_orders_commands(pool: PgPool) {
     assert_eq!(response.body["order_id"], json!(s.order_id.to_string()));
     assert_eq!(
         response.body["summary"],
-        json!({"pending": 1, "published": 1, "retrying": 1, "delivered": 1, "dead_lettered": 1, "parked": 1})
+        json!({"pending": 1, "published": 1, "retrying": 1, "delivered": 1, "dead_lettered": 1,
+               "parked": 1, "held_back": 0, "superseded": 0})
     );
     let notifications = response.body["notifications"].as_array().unwrap();
     let by_device = |device: &str| -> &Value {
@@ -238,18 +239,21 @@ async fn redrive_puts_dead_letters_and_parked_rows_back_and_each_device_is_told_
     };
     let response = redrive(router.clone()).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    // Both commands are back in line: the dead-lettered one under a new deduplication id, and
+    // its message is out of the DLQ.
     assert_eq!(
         response.body,
-        json!({"dlq_messages_moved": 1, "outbox_rows_requeued": 1})
+        json!({"dlq_messages_moved": 1, "outbox_rows_requeued": 2, "dead_letters_left": 0,
+               "stopped_for_time": false})
     );
 
-    // The parked row goes out with the next relay run; both reach their devices once.
+    // Both go out with the next relay run and reach their devices once.
     assert_eq!(
         relay(&queue.publisher(&pool), 10, RELAY_MAX_ROUNDS)
             .await
             .unwrap()
             .published,
-        1
+        2
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while calls("axon-refused") < 1 || calls("axon-broken") < 3 {
@@ -280,7 +284,8 @@ async fn redrive_puts_dead_letters_and_parked_rows_back_and_each_device_is_told_
     let again = redrive(router).await;
     assert_eq!(
         again.body,
-        json!({"dlq_messages_moved": 0, "outbox_rows_requeued": 0})
+        json!({"dlq_messages_moved": 0, "outbox_rows_requeued": 0, "dead_letters_left": 0,
+               "stopped_for_time": false})
     );
 }
 

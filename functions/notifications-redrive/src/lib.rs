@@ -1,13 +1,12 @@
-//! `POST /api/v1/notifications/redrive` (SPEC §5.9): puts parked outbox rows back in line and
-//! dead-lettered messages back on the queue. Safe to repeat: the consumer's delivery records
-//! keep each device command delivered at most once.
+//! `POST /api/v1/notifications/redrive` (SPEC §5.9): puts dead-lettered and parked recorder
+//! commands back in line, publishes them, and empties the dead-letter queue. Safe to repeat:
+//! the consumer's delivery records keep each device command delivered at most once.
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
 use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{AdminAuth, ApiError, AppState};
-use keystone_store::notifications::requeue_parked;
-use serde::Serialize;
+use keystone_store::notifications::RedriveOutcome;
 use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
@@ -30,13 +29,6 @@ keystone_http::error_responses!(
     Errors = ErrorResponses::new(Access::Admin)
 );
 
-/// The 200 body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RedriveResponse {
-    pub dlq_messages_moved: u64,
-    pub outbox_rows_requeued: u64,
-}
-
 /// Any request body is ignored: the call itself is the decision.
 #[utoipa::path(
     post,
@@ -44,34 +36,41 @@ pub struct RedriveResponse {
     tag = "notifications",
     operation_id = "redrive_notifications",
     summary = "Retry dead-lettered and parked device commands",
-    description = "Moves dead-lettered messages back onto the queue and puts parked outbox \
-        rows back in line. Safe to repeat: each device command is still delivered at most once \
-        (SPEC §5.9).",
+    description = "Puts every dead-lettered device command back in line (whether its message \
+        has already reached the dead-letter queue or not), and every command whose publishing \
+        was refused too often, and publishes them again in each device's order; then empties \
+        the dead-letter queue for at most about 12 seconds, sending any message that is not a \
+        known device command back to the queue unchanged. A redriven `clear` whose device was \
+        meanwhile sent a later command is not delivered (it shows `superseded`). The answer \
+        says how many dead letters are left and whether the time budget cut the run short; \
+        pressing it again moves the rest. Safe to repeat: each device command is delivered at \
+        most once.",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "How many messages and rows were put back.", body = RedriveResponse, example = json!({"dlq_messages_moved": 1, "outbox_rows_requeued": 0})),
+        (status = 200, description = "What was put back, and what is left.", body = RedriveOutcome, example = json!({"dlq_messages_moved": 1, "outbox_rows_requeued": 1, "dead_letters_left": 0, "stopped_for_time": false})),
         Errors,
     ),
 )]
 async fn redrive(
     State(state): State<AppState>,
     _admin: AdminAuth,
-) -> Result<JsonResponse<RedriveResponse>, ApiError> {
-    let outbox_rows_requeued = requeue_parked(&state.db).await?;
+) -> Result<JsonResponse<RedriveOutcome>, ApiError> {
     let redrive = state
         .redrive
         .as_ref()
         .ok_or_else(|| ApiError::Internal("no dead-letter queue is configured".into()))?;
-    let dlq_messages_moved = redrive.redrive().await.map_err(|e| {
-        ApiError::Internal(format!("cannot move the dead letters back: {e}").into())
-    })?;
+    let outcome = redrive
+        .redrive(&state.db)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot redrive the dead letters: {e}").into()))?;
+    // Sent now where possible; whatever is not, the relay sends within a minute.
+    state.publish_committed(&outcome.requeued_outbox_ids).await;
     tracing::info!(
-        dlq_messages_moved,
-        outbox_rows_requeued,
+        dlq_messages_moved = outcome.dlq_messages_moved,
+        outbox_rows_requeued = outcome.outbox_rows_requeued,
+        dead_letters_left = outcome.dead_letters_left,
+        stopped_for_time = outcome.stopped_for_time,
         "notifications redriven"
     );
-    Ok(JsonResponse(RedriveResponse {
-        dlq_messages_moved,
-        outbox_rows_requeued,
-    }))
+    Ok(JsonResponse(outcome))
 }

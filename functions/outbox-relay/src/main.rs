@@ -22,7 +22,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let client = sqs_client(queue.endpoint_url.as_deref()).await;
     let publisher = Arc::new(
         SqsPublisher::new(client, queue.queue_url, environment.database(&db)?)
-            .with_park_after(queue.park_after),
+            .with_park_after(queue.park_after)
+            .with_retention(queue.retention),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let publisher = publisher.clone();

@@ -56,26 +56,28 @@ pub fn flush() {
     }
 }
 
-/// The trace context of a request: the X-Ray trace header when there is one (a caller's
-/// `X-Amzn-Trace-Id`, or the Lambda invocation's when tracing is active), else a correlation
-/// id from API Gateway's request id (or a fresh one locally). It goes on every log line of the
-/// request and with every recorder command the request queues.
+/// The trace context of a request: the Lambda invocation's X-Ray trace header when tracing is
+/// active, else a caller's `X-Amzn-Trace-Id` if it is a well-formed X-Ray header, else a
+/// correlation id from API Gateway's request id (or a fresh one locally). Anything malformed a
+/// caller sends is dropped: the context is stored with the recorder commands the request
+/// queues and sent to SQS, which refuses a malformed `AWSTraceHeader` (SPEC §7). It goes on
+/// every log line of the request.
 fn trace_context(request: &Request) -> String {
+    use keystone_store::trace_context::{correlation_id, xray_header};
     use lambda_http::RequestExt;
-    let header = request
-        .headers()
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.starts_with("Root=") && v.len() <= 256);
-    if let Some(header) = header {
-        return header.to_owned();
-    }
-    if let Some(trace) = request
+    let lambda = request
         .lambda_context_ref()
-        .and_then(|c| c.xray_trace_id.clone())
-        .filter(|t| t.starts_with("Root="))
-    {
-        return trace;
+        .and_then(|c| c.xray_trace_id.as_deref())
+        .and_then(xray_header);
+    let caller = || {
+        request
+            .headers()
+            .get("x-amzn-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(xray_header)
+    };
+    if let Some(header) = lambda.or_else(caller) {
+        return header;
     }
     let request_id = match request.request_context_ref() {
         Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
@@ -83,10 +85,7 @@ fn trace_context(request: &Request) -> String {
         }
         _ => None,
     };
-    format!(
-        "Keystone-Request={}",
-        request_id.unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
-    )
+    correlation_id(&request_id.unwrap_or_else(|| format!("{:016x}", rand::random::<u64>())))
 }
 
 /// Middleware around every request: its trace context (on a span, so every log line of the

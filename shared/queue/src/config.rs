@@ -17,6 +17,9 @@ pub struct QueueConfig {
     pub endpoint_url: Option<String>,
     /// `OUTBOX_PARK_AFTER`: refusals by SQS after which an outbox row is parked (default 10).
     pub park_after: i32,
+    /// `NOTIFICATION_RETENTION_DAYS`: how long delivered recorder commands and their delivery
+    /// records are kept (default 30, 1–3650); the relay removes older ones.
+    pub retention: Duration,
 }
 
 impl QueueConfig {
@@ -36,10 +39,22 @@ impl QueueConfig {
                     name: "OUTBOX_PARK_AFTER",
                     reason: "must be between 1 and 2147483647".to_owned(),
                 })?;
+        let retention_days = number(
+            lookup,
+            "NOTIFICATION_RETENTION_DAYS",
+            crate::relay::DEFAULT_RETENTION_DAYS,
+        )?;
+        if !(1..=3650).contains(&retention_days) {
+            return Err(ConfigError::Invalid {
+                name: "NOTIFICATION_RETENTION_DAYS",
+                reason: "must be between 1 and 3650".to_owned(),
+            });
+        }
         Ok(Self {
             queue_url: required(lookup, "KEYSTONE_QUEUE_URL")?,
             endpoint_url: lookup("AWS_ENDPOINT_URL_SQS").filter(|v| !v.is_empty()),
             park_after,
+            retention: Duration::from_secs(retention_days * 86_400),
         })
     }
 

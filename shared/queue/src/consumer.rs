@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
 use keystone_store::Database;
-use keystone_store::deliveries::{self, DeliveryClaim};
+use keystone_store::deliveries::{self, DeliveryClaim, Receive};
 use tracing::Instrument;
 
 use crate::NotifierConfig;
@@ -23,11 +23,24 @@ pub enum Outcome {
     /// Reported as a batch item failure: SQS redelivers it, and after `maxReceiveCount` it
     /// goes to the DLQ.
     Failed { reason: String },
+    /// Not tried: an earlier command of the device, queued before it, is not settled yet.
+    /// Reported as a batch item failure, like [`Outcome::Failed`].
+    HeldBack { behind: String },
+    /// A redriven `clear` that a later command of the device overtook: never sent (it would
+    /// clear a newer ready task); acknowledged.
+    Superseded,
     /// Could never succeed (not a valid command): sent to the DLQ at once and acknowledged, so
     /// it does not hold its device's later commands through every retry.
     DeadLettered { reason: String },
     /// A kind of message this consumer does not handle: acknowledged and logged.
     Ignored { reason: String },
+}
+
+impl Outcome {
+    /// Reported to SQS as a batch item failure (it comes back).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Failed { .. } | Self::HeldBack { .. })
+    }
 }
 
 /// Calls recorders for SQS messages.
@@ -124,21 +137,63 @@ impl RecorderNotifier {
                 message_id = %id,
                 trace = %trace_context(&message).unwrap_or_default()
             );
-            if let Outcome::Failed { .. } = self.process(message).instrument(span).await {
+            let body = message.body.clone();
+            let outcome = self.process(message).instrument(span.clone()).await;
+            if outcome.is_failure() {
+                let behind = RecorderCommand::parse(body.as_deref())
+                    .map_or_else(|_| format!("message {id}"), |c| c.notification_id);
                 failed.push(id);
-                let held_back: Vec<String> =
-                    messages.map(|m| m.message_id.unwrap_or_default()).collect();
-                if !held_back.is_empty() {
+                let rest: Vec<SqsMessage> = messages.collect();
+                failed.extend(
+                    rest.iter()
+                        .map(|m| m.message_id.clone().unwrap_or_default()),
+                );
+                if !rest.is_empty() {
                     tracing::info!(
-                        held_back = held_back.len(),
+                        held_back = rest.len(),
                         "later commands of this device wait for the failed one"
                     );
+                    self.record_held_back(&rest, &behind).instrument(span).await;
                 }
-                failed.extend(held_back);
                 break;
             }
         }
         failed
+    }
+
+    /// Records the messages of a group not tried because an earlier one failed in the same
+    /// batch: `held_back`, or `dead_lettered` on their last allowed receive (they leave for the
+    /// DLQ with it). Best effort: the records only describe; the failures reported to SQS are
+    /// what keeps the order.
+    async fn record_held_back(&self, rest: &[SqsMessage], behind: &str) {
+        let mut commands = Vec::with_capacity(rest.len());
+        for message in rest {
+            if let Ok(command) = RecorderCommand::parse(message.body.as_deref()) {
+                let last = self.is_last_receive(message).await;
+                commands.push((command, last));
+            }
+        }
+        let receives: Vec<Receive<'_>> = commands
+            .iter()
+            .map(|(command, last)| Receive {
+                notification_id: &command.notification_id,
+                device_id: &command.device_id,
+                last: *last,
+            })
+            .collect();
+        let leaving = receives.iter().filter(|r| r.last).count();
+        if leaving > 0 {
+            tracing::error!(
+                leaving,
+                behind,
+                "commands held back on their last allowed receive leave for the DLQ"
+            );
+            metrics::counter!("NotificationsDeadLettered")
+                .increment(u64::try_from(leaving).unwrap_or(u64::MAX));
+        }
+        if let Err(e) = deliveries::record_held_back(&self.db, &receives, behind).await {
+            tracing::warn!(error = %e, "cannot record held-back commands");
+        }
     }
 
     /// Handles one message.
@@ -158,20 +213,39 @@ impl RecorderNotifier {
             }
         };
         let notification = command.notification_id.as_str();
-        let claim = deliveries::claim_delivery(
-            &self.db,
-            notification,
-            &command.device_id,
-            self.config.lease,
-        )
-        .await;
-        match claim {
+        let last = self.is_last_receive(&message).await;
+        let receive = Receive {
+            notification_id: notification,
+            device_id: &command.device_id,
+            last,
+        };
+        match deliveries::claim_delivery(&self.db, receive, self.config.lease).await {
             Ok(DeliveryClaim::Claimed { attempt }) => {
                 tracing::info!(notification, device_id = %command.device_id, attempt, "calling recorder");
             }
             Ok(DeliveryClaim::AlreadyDelivered) => {
                 tracing::info!(notification, "already delivered; acknowledging");
                 return Outcome::AlreadyDelivered;
+            }
+            Ok(DeliveryClaim::Superseded) => {
+                tracing::warn!(
+                    notification,
+                    "a later command of the device was delivered first; this clear is superseded"
+                );
+                metrics::counter!("NotificationsSuperseded").increment(1);
+                return Outcome::Superseded;
+            }
+            Ok(DeliveryClaim::HeldBack {
+                behind,
+                dead_lettered,
+            }) => {
+                if dead_lettered {
+                    tracing::error!(notification, %behind, "held back on its last allowed receive; SQS moves it to the DLQ");
+                    metrics::counter!("NotificationsDeadLettered").increment(1);
+                } else {
+                    tracing::info!(notification, %behind, "an earlier command of the device goes first; retry later");
+                }
+                return Outcome::HeldBack { behind };
             }
             Ok(DeliveryClaim::InFlightElsewhere) => {
                 tracing::info!(
@@ -193,29 +267,47 @@ impl RecorderNotifier {
         let started = std::time::Instant::now();
         let (status, error) = self.call_recorder(&command).await;
         metrics::histogram!("RecorderRpcLatency").record(started.elapsed().as_secs_f64() * 1_000.0);
-        let delivered = status.is_some_and(|s| (200..300).contains(&s) || s == 400 || s == 409);
-        let recorded = if delivered {
-            deliveries::mark_delivered(&self.db, notification, status.unwrap_or_default()).await
-        } else {
-            let last = self.is_last_receive(&message).await;
-            if last {
-                tracing::error!(notification, error = %error, "last allowed delivery failed; SQS moves it to the DLQ");
-                metrics::counter!("NotificationsDeadLettered").increment(1);
-            } else {
-                metrics::counter!("NotificationsRetried").increment(1);
-            }
-            deliveries::record_failed_attempt(&self.db, notification, status, &error, last).await
-        };
-        if let Err(e) = recorded {
-            tracing::error!(notification, error = %e, "cannot record the delivery outcome");
-        }
-        match (delivered, status) {
-            (true, Some(status)) => {
+        match status {
+            Some(status) if (200..300).contains(&status) || status == 400 || status == 409 => {
                 tracing::info!(notification, status, "recorder accepted the command");
-                metrics::counter!("NotificationsDelivered").increment(1);
-                Outcome::Delivered { status }
+                // The device has it: the record must say so, or the next delivery would call
+                // the device again. A few quick tries; if the database stays away, the message
+                // is failed and its next delivery finds the lease expired and calls again
+                // (recorders answer a repeated clear or cancel with 409).
+                let mut recorded = deliveries::mark_delivered(&self.db, notification, status).await;
+                for pause_ms in [50, 200, 800] {
+                    if recorded.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                    recorded = deliveries::mark_delivered(&self.db, notification, status).await;
+                }
+                match recorded {
+                    Ok(()) => {
+                        metrics::counter!("NotificationsDelivered").increment(1);
+                        Outcome::Delivered { status }
+                    }
+                    Err(e) => {
+                        tracing::error!(notification, error = %e, "delivered, but cannot record it; SQS delivers the message again");
+                        Outcome::Failed {
+                            reason: format!("delivered but not recorded: {e}"),
+                        }
+                    }
+                }
             }
             _ => {
+                if last {
+                    tracing::error!(notification, error = %error, "last allowed delivery failed; SQS moves it to the DLQ");
+                    metrics::counter!("NotificationsDeadLettered").increment(1);
+                } else {
+                    metrics::counter!("NotificationsRetried").increment(1);
+                }
+                if let Err(e) =
+                    deliveries::record_failed_attempt(&self.db, notification, status, &error, last)
+                        .await
+                {
+                    tracing::error!(notification, error = %e, "cannot record the failed attempt");
+                }
                 tracing::warn!(notification, ?status, error = %error, "recorder call failed; will retry");
                 Outcome::Failed { reason: error }
             }

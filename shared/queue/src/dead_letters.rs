@@ -7,9 +7,13 @@ use std::pin::Pin;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
-use keystone_store::notifications::DeadLetterRedrive;
+use keystone_store::notifications::{DeadLetterRedrive, RedriveOutcome, requeue_for_redrive};
+use keystone_store::outbox::generation_of_deduplication_id;
+
+use crate::message::RecorderCommand;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -169,34 +173,52 @@ impl DeadLetterRoute {
 }
 
 /// Most receive rounds one redrive runs (ten messages each), so a call always ends.
-const REDRIVE_MAX_ROUNDS: usize = 100;
+const REDRIVE_MAX_ROUNDS: usize = 1_000;
 
 /// The longest a redrive keeps taking rounds: the endpoint answers well inside its 25 s Lambda
-/// timeout and API Gateway's 30 s (docs/deploy.md, time budgets); pressing it again moves the
-/// rest.
+/// timeout and API Gateway's 30 s (docs/deploy.md, time budgets); the answer says whether
+/// anything is left, and pressing it again moves the rest.
 pub const REDRIVE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(12);
 
+/// How long one receive waits for messages: long enough that an empty answer means an empty
+/// queue (a short poll samples only some of SQS's servers), short enough for the budget.
+const REDRIVE_WAIT_SECONDS: i32 = 1;
+
 impl DeadLetterRoute {
-    /// Receives from the dead-letter queue and sends back to the queue, ten at a time, each
-    /// message in its own group (the device) and under a new deduplication id (the original
-    /// one may still be inside SQS's five-minute window); deletes only what was sent. Works on
-    /// any SQS-speaking server, unlike `StartMessageMoveTask`.
+    /// The whole redrive (SPEC §5.9): puts every dead-lettered and parked command back in line
+    /// in the database (whether or not its message has reached the dead-letter queue yet: SQS
+    /// moves it there only at the receive after its last failure), then empties the
+    /// dead-letter queue with long polls until it answers empty or the time budget is spent. A
+    /// recorder command's message is deleted once its command is back in line (or was
+    /// delivered since); any other message goes back to the queue with its group and
+    /// attributes under a new deduplication id. The commands put back are published again in
+    /// their devices' order by the publisher, like new ones.
     ///
     /// # Errors
-    /// No dead-letter queue, or SQS failures, as text; what moved before stays moved.
-    pub async fn move_dead_letters_back(&self) -> Result<u64, String> {
+    /// No dead-letter queue, or SQS or database failures, as text; what moved before stays
+    /// moved.
+    pub async fn redrive_all(
+        &self,
+        db: &keystone_store::Database,
+        budget: std::time::Duration,
+    ) -> Result<RedriveOutcome, String> {
         let target = self
             .target()
             .await
-            .ok_or("the queue has no dead-letter queue")?;
-        let mut moved = 0_u64;
-        let stop_at = std::time::Instant::now() + REDRIVE_TIME_BUDGET;
+            .ok_or("the queue has no dead-letter queue")?
+            .clone();
+        let stop_at = std::time::Instant::now() + budget;
+        let requeued = requeue_for_redrive(db, &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut outcome = RedriveOutcome {
+            outbox_rows_requeued: u64::try_from(requeued.outbox_ids.len()).unwrap_or(u64::MAX),
+            requeued_outbox_ids: requeued.outbox_ids,
+            ..RedriveOutcome::default()
+        };
+        let mut drained = false;
         for _ in 0..REDRIVE_MAX_ROUNDS {
             if std::time::Instant::now() >= stop_at {
-                tracing::warn!(
-                    moved,
-                    "redrive out of time; dead letters may remain, redrive again"
-                );
                 break;
             }
             let messages = self
@@ -205,35 +227,78 @@ impl DeadLetterRoute {
                 .queue_url(&target.url)
                 .max_number_of_messages(10)
                 .visibility_timeout(30)
+                .wait_time_seconds(REDRIVE_WAIT_SECONDS)
                 .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                .message_system_attribute_names(MessageSystemAttributeName::MessageDeduplicationId)
+                .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
+                .message_attribute_names("All")
                 .send()
                 .await
                 .map_err(|e| DisplayErrorContext(&e).to_string())?
                 .messages
                 .unwrap_or_default();
             if messages.is_empty() {
+                drained = true;
                 break;
             }
-            let mut entries = Vec::with_capacity(messages.len());
-            for (index, message) in messages.iter().enumerate() {
-                let group = message
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                    .map_or("redrive", String::as_str);
-                let dedup: String = format!("redrive-{}", message.message_id().unwrap_or(""))
-                    .chars()
-                    .take(128)
-                    .collect();
-                entries.push(
-                    SendMessageBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .message_body(message.body().unwrap_or("(no body)"))
-                        .message_group_id(group)
-                        .message_deduplication_id(dedup)
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                );
+            let moved = self
+                .redrive_round(db, &target, &messages, &mut outcome)
+                .await?;
+            if moved == 0 {
+                // Nothing of this round could be moved (SQS refused every entry): stop
+                // rather than receive the same messages again.
+                break;
             }
+            outcome.dlq_messages_moved += moved;
+        }
+        outcome.stopped_for_time = !drained && std::time::Instant::now() >= stop_at;
+        outcome.dead_letters_left = self.messages_left(&target.url).await;
+        Ok(outcome)
+    }
+
+    /// One round of the drain: answers how many of `messages` left the dead-letter queue.
+    async fn redrive_round(
+        &self,
+        db: &keystone_store::Database,
+        target: &DeadLetterQueue,
+        messages: &[aws_sdk_sqs::types::Message],
+        outcome: &mut RedriveOutcome,
+    ) -> Result<u64, String> {
+        let commands: Vec<Option<(String, i32)>> = messages
+            .iter()
+            .map(|message| {
+                let command = RecorderCommand::parse(message.body()).ok()?;
+                let dedup = message
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::MessageDeduplicationId))
+                    .map_or("", String::as_str);
+                Some((
+                    command.notification_id,
+                    generation_of_deduplication_id(dedup),
+                ))
+            })
+            .collect();
+        let letters: Vec<(String, i32)> = commands.iter().flatten().cloned().collect();
+        let requeued = requeue_for_redrive(db, &letters)
+            .await
+            .map_err(|e| e.to_string())?;
+        outcome.outbox_rows_requeued +=
+            u64::try_from(requeued.outbox_ids.len()).unwrap_or(u64::MAX);
+        outcome.requeued_outbox_ids.extend(requeued.outbox_ids);
+
+        let mut deletions = Vec::with_capacity(messages.len());
+        let mut entries = Vec::new();
+        for (index, (message, command)) in messages.iter().zip(&commands).enumerate() {
+            let known = command
+                .as_ref()
+                .is_some_and(|(notification, _)| requeued.known.contains(notification));
+            if known {
+                deletions.push(index);
+            } else {
+                entries.push(send_back_entry(index, message)?);
+            }
+        }
+        if !entries.is_empty() {
             let sent = self
                 .client
                 .send_message_batch()
@@ -242,42 +307,111 @@ impl DeadLetterRoute {
                 .send()
                 .await
                 .map_err(|e| DisplayErrorContext(&e).to_string())?;
-            let deletions: Vec<DeleteMessageBatchRequestEntry> = sent
-                .successful()
-                .iter()
-                .filter_map(|ok| {
-                    let index: usize = ok.id().parse().ok()?;
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(ok.id())
-                        .receipt_handle(messages.get(index)?.receipt_handle()?)
-                        .build()
-                        .ok()
-                })
-                .collect();
+            deletions.extend(
+                sent.successful()
+                    .iter()
+                    .filter_map(|ok| ok.id().parse::<usize>().ok()),
+            );
             for failure in sent.failed() {
                 tracing::warn!(
                     code = failure.code(),
                     "a dead letter could not be sent back"
                 );
             }
-            if deletions.is_empty() {
-                break;
-            }
-            moved += u64::try_from(deletions.len()).unwrap_or(0);
-            self.client
-                .delete_message_batch()
-                .queue_url(&target.url)
-                .set_entries(Some(deletions))
-                .send()
-                .await
-                .map_err(|e| DisplayErrorContext(&e).to_string())?;
         }
-        Ok(moved)
+        let entries: Vec<DeleteMessageBatchRequestEntry> = deletions
+            .iter()
+            .filter_map(|&index| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(messages.get(index)?.receipt_handle()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let deleted = self
+            .client
+            .delete_message_batch()
+            .queue_url(&target.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        Ok(u64::try_from(deleted.successful().len()).unwrap_or(u64::MAX))
+    }
+
+    /// Messages the dead-letter queue holds, in flight included (0 when SQS cannot say).
+    async fn messages_left(&self, url: &str) -> u64 {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await;
+        match attributes {
+            Ok(output) => output
+                .attributes()
+                .map(|a| {
+                    a.values()
+                        .filter_map(|n| n.parse::<u64>().ok())
+                        .sum::<u64>()
+                })
+                .unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(error = %DisplayErrorContext(&e), "cannot count the dead letters left");
+                0
+            }
+        }
     }
 }
 
+/// A message that is not a known recorder command, sent back as it was: its group, its
+/// attributes and trace header, under a new deduplication id (the original one may still be
+/// inside SQS's five-minute window).
+fn send_back_entry(
+    index: usize,
+    message: &aws_sdk_sqs::types::Message,
+) -> Result<SendMessageBatchRequestEntry, String> {
+    let system = message.attributes();
+    let group = system
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+        .map_or("redrive", String::as_str);
+    let dedup: String = format!("redrive-{}", message.message_id().unwrap_or(""))
+        .chars()
+        .take(128)
+        .collect();
+    let mut entry = SendMessageBatchRequestEntry::builder()
+        .id(index.to_string())
+        .message_body(message.body().unwrap_or("(no body)"))
+        .message_group_id(group)
+        .message_deduplication_id(dedup)
+        .set_message_attributes(message.message_attributes().cloned());
+    if let Some(header) = system
+        .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+        .and_then(|h| keystone_store::trace_context::xray_header(h))
+    {
+        entry = entry.message_system_attributes(
+            MessageSystemAttributeNameForSends::AwsTraceHeader,
+            MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(header)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    entry.build().map_err(|e| e.to_string())
+}
+
 impl DeadLetterRedrive for DeadLetterRoute {
-    fn redrive(&self) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
-        Box::pin(self.move_dead_letters_back())
+    fn redrive<'a>(
+        &'a self,
+        db: &'a keystone_store::Database,
+    ) -> Pin<Box<dyn Future<Output = Result<RedriveOutcome, String>> + Send + 'a>> {
+        Box::pin(self.redrive_all(db, REDRIVE_TIME_BUDGET))
     }
 }

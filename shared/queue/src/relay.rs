@@ -13,6 +13,13 @@ use crate::SqsPublisher;
 pub const RELAY_BATCH: i64 = 100;
 /// Rounds per run, so one run cannot outlive its Lambda timeout.
 pub const RELAY_MAX_ROUNDS: usize = 50;
+/// Days delivered recorder commands are kept by default (SPEC §7 "Retention").
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+/// Rows one retention statement removes at most: short transactions, whatever the backlog.
+pub const RETENTION_BATCH: i64 = 500;
+/// Retention statements per run at most; the next run goes on.
+const RETENTION_MAX_ROUNDS: usize = 20;
+
 /// Idempotency keys older than this are purged (SPEC §6.1).
 pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -23,6 +30,8 @@ pub struct RelayOutcome {
     pub published: usize,
     pub failed: usize,
     pub purged_idempotency_keys: u64,
+    /// Settled recorder commands and delivery records removed for their age.
+    pub purged_notifications: u64,
     /// The run stopped taking rounds because its invocation was running out of time; the rows
     /// left are the next run's.
     pub out_of_time: bool,
@@ -33,7 +42,8 @@ pub struct RelayOutcome {
 pub const RELAY_ROUND_RESERVE: Duration = Duration::from_secs(15);
 
 /// Publishes unpublished rows in rounds of `batch` until a round finds none (or sends none,
-/// or `max_rounds` pass), then purges expired idempotency keys.
+/// or `max_rounds` pass), then purges expired idempotency keys and, in small batches,
+/// delivered recorder commands older than the publisher's retention.
 ///
 /// Rows are leased with `FOR UPDATE SKIP LOCKED`, so relays running at once (and the inline
 /// publish) never send the same row.
@@ -84,6 +94,22 @@ pub async fn relay_until(
     }
     outcome.purged_idempotency_keys =
         outbox::purge_idempotency_keys(publisher.db(), IDEMPOTENCY_KEY_TTL).await?;
+    for _ in 0..RETENTION_MAX_ROUNDS {
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            outcome.out_of_time = true;
+            break;
+        }
+        let removed = outbox::purge_settled_notifications(
+            publisher.db(),
+            publisher.retention(),
+            RETENTION_BATCH,
+        )
+        .await?;
+        outcome.purged_notifications += removed;
+        if removed == 0 {
+            break;
+        }
+    }
     // What is left after this run: the alarms on the backlog's age and on parked rows.
     let (oldest_age_seconds, parked) = outbox::backlog(publisher.db()).await?;
     metrics::gauge!("OutboxOldestUnpublishedAgeSeconds").set(oldest_age_seconds);

@@ -27,16 +27,24 @@ pub enum NotificationState {
     DeadLettered,
     /// Publishing was refused too often; out of the relay's line until redriven.
     Parked,
+    /// On the queue, not tried: an earlier command of the same device has not been delivered
+    /// yet (it is retrying, or waiting itself).
+    HeldBack,
+    /// A redriven `clear` a later command of the same device overtook: never sent, since it
+    /// would clear a newer ready task.
+    Superseded,
 }
 
 impl NotificationState {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 8] = [
         Self::Pending,
         Self::Published,
         Self::Retrying,
         Self::Delivered,
         Self::DeadLettered,
         Self::Parked,
+        Self::HeldBack,
+        Self::Superseded,
     ];
 }
 
@@ -83,6 +91,8 @@ struct NotificationRow {
     created_at: DateTime<Utc>,
     published_at: Option<DateTime<Utc>>,
     delivered_at: Option<DateTime<Utc>>,
+    /// A consumer claimed it and its lease ran out with no outcome recorded.
+    lease_lapsed: bool,
 }
 
 impl NotificationRow {
@@ -92,11 +102,32 @@ impl NotificationRow {
             (false, false, _) => NotificationState::Pending,
             (true, _, Some("delivered")) => NotificationState::Delivered,
             (true, _, Some("dead_lettered")) => NotificationState::DeadLettered,
-            (true, _, Some(_)) if self.delivery_error.is_some() => NotificationState::Retrying,
+            (true, _, Some("superseded")) => NotificationState::Superseded,
+            (true, _, Some("held_back")) => NotificationState::HeldBack,
+            (true, _, Some(_)) if self.delivery_error.is_some() || self.lease_lapsed => {
+                NotificationState::Retrying
+            }
             (true, _, _) => NotificationState::Published,
         }
     }
 }
+
+/// An order's commands by the outbox's order index, each with its delivery record by the
+/// records' unique index: the cost follows the order's commands, not the history.
+const ORDER_NOTIFICATIONS: &str = "SELECT o.notification_id, o.action, o.device_id, o.task_id, \
+            o.batch_id, o.published_at IS NOT NULL AS published, \
+            o.parked_at IS NOT NULL AS parked, d.status AS delivery_status, o.publish_attempts, \
+            d.attempts AS delivery_attempts, d.last_error AS delivery_error, \
+            o.last_error AS publish_error, o.created_at, o.published_at, d.delivered_at, \
+            COALESCE(d.status = 'in_progress' AND d.lease_until < now(), false) AS lease_lapsed \
+     FROM recorder_outbox o \
+     LEFT JOIN recorder_deliveries d \
+            ON d.notification_id = o.notification_id AND d.deleted_at IS NULL \
+     WHERE o.order_id = $1 AND o.deleted_at IS NULL \
+     ORDER BY o.id";
+
+/// The statements whose plans `tests/tests/notification_plans.rs` checks on a large table.
+pub const PLANNED_STATEMENTS: [(&str, &str); 1] = [("order_notifications", ORDER_NOTIFICATIONS)];
 
 /// Every recorder command of the order, oldest first, with its state. Two statements in one
 /// read-only snapshot, whatever the number of commands.
@@ -117,22 +148,11 @@ pub async fn order_notifications(
     if exists.is_none() {
         return Err(DomainError::OrderNotFound.into());
     }
-    let rows: Vec<NotificationRow> = sqlx::query_as(
-        "SELECT o.notification_id, o.action, o.device_id, o.task_id, o.batch_id, \
-                o.published_at IS NOT NULL AS published, o.parked_at IS NOT NULL AS parked, \
-                d.status AS delivery_status, o.publish_attempts, d.attempts AS delivery_attempts, \
-                d.last_error AS delivery_error, o.last_error AS publish_error, o.created_at, \
-                o.published_at, d.delivered_at \
-         FROM recorder_outbox o \
-         LEFT JOIN recorder_deliveries d \
-                ON d.notification_id = o.notification_id AND d.deleted_at IS NULL \
-         WHERE o.order_id = $1 AND o.deleted_at IS NULL \
-         ORDER BY o.id",
-    )
-    .bind(order_id)
-    .persistent(named_statements())
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<NotificationRow> = sqlx::query_as(ORDER_NOTIFICATIONS)
+        .bind(order_id)
+        .persistent(named_statements())
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
 
     let mut summary: BTreeMap<NotificationState, usize> =
@@ -165,28 +185,105 @@ pub async fn order_notifications(
     })
 }
 
-/// Puts every parked outbox row back in line (SPEC §5.9): the relay publishes it on its next
-/// run, and it may be refused `OUTBOX_PARK_AFTER` times again before it is parked again.
+/// What a redrive did (SPEC §5.9).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RedriveOutcome {
+    /// Messages taken out of the dead-letter queue: a recorder command's is replaced by the
+    /// command put back in line (counted in `outbox_rows_requeued`), any other message is sent
+    /// back to the queue as it was.
+    pub dlq_messages_moved: u64,
+    /// Dead-lettered and parked commands put back in line, to be published again in their
+    /// devices' order.
+    pub outbox_rows_requeued: u64,
+    /// Messages the dead-letter queue still held when the redrive ended (SQS's approximate
+    /// count, those in flight included); redrive again to move them.
+    pub dead_letters_left: u64,
+    /// The redrive stopped at its time budget rather than at an empty dead-letter queue.
+    pub stopped_for_time: bool,
+    /// The outbox rows put back in line, for publishing at once.
+    #[serde(skip)]
+    pub requeued_outbox_ids: Vec<i64>,
+}
+
+/// What [`requeue_for_redrive`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requeued {
+    /// Outbox rows put back in line.
+    pub outbox_ids: Vec<i64>,
+    /// Of the notification ids asked about, those the outbox knows (their dead-letter
+    /// messages are replaced by the rows and can be deleted).
+    pub known: Vec<String>,
+}
+
+/// Puts commands back in line for publishing (SPEC §5.9): every dead-lettered and every parked
+/// one, and those of `dead_letters` (notification id and the redrive generation its message
+/// was sent under, read from the dead-letter queue) whose current message it is and that
+/// were not delivered since. A published command comes back under the next generation (a new
+/// deduplication id), loses its place in the publish sequence and is unsettled: its device's
+/// commands queued after it no longer wait for it, and those queued after its new message do.
+/// Records a consumer is delivering now are left alone. Two statements whatever the numbers.
 ///
 /// # Errors
 /// Database failures.
-pub async fn requeue_parked(db: &Database) -> Result<u64, StoreError> {
+pub async fn requeue_for_redrive(
+    db: &Database,
+    dead_letters: &[(String, i32)],
+) -> Result<Requeued, StoreError> {
+    let notifications: Vec<&str> = dead_letters.iter().map(|(n, _)| n.as_str()).collect();
+    let generations: Vec<i32> = dead_letters.iter().map(|(_, g)| *g).collect();
     let mut tx = db.begin().await?;
-    let requeued = sqlx::query(
-        "UPDATE recorder_outbox SET parked_at = NULL, publish_rejections = 0, lease_until = NULL \
-         WHERE parked_at IS NOT NULL AND published_at IS NULL AND deleted_at IS NULL",
+    let outbox_ids: Vec<i64> = sqlx::query_scalar(
+        "WITH letters AS ( \
+             SELECT * FROM unnest($1::text[], $2::int[]) AS l(notification_id, generation)), \
+         chosen AS ( \
+             SELECT o.id, o.notification_id FROM recorder_outbox o \
+             LEFT JOIN recorder_deliveries d ON d.notification_id = o.notification_id \
+             WHERE o.deleted_at IS NULL \
+               AND ((o.parked_at IS NOT NULL AND o.published_at IS NULL) \
+                    OR (o.published_at IS NOT NULL \
+                        AND COALESCE(d.status NOT IN ('delivered', 'superseded'), true) \
+                        AND (d.lease_until IS NULL OR d.lease_until < now()) \
+                        AND (d.status = 'dead_lettered' \
+                             OR EXISTS (SELECT 1 FROM letters \
+                                        WHERE letters.notification_id = o.notification_id \
+                                          AND letters.generation = o.publish_generation)))) \
+             FOR UPDATE OF o), \
+         records AS ( \
+             UPDATE recorder_deliveries d SET status = 'in_progress', lease_until = NULL \
+             FROM chosen WHERE d.notification_id = chosen.notification_id \
+               AND d.status NOT IN ('delivered', 'superseded') RETURNING 1), \
+         requeued AS ( \
+             UPDATE recorder_outbox o SET \
+                 publish_generation = o.publish_generation \
+                     + CASE WHEN o.published_at IS NULL THEN 0 ELSE 1 END, \
+                 published_at = NULL, publish_seq = NULL, settled_at = NULL, \
+                 lease_until = NULL, parked_at = NULL, publish_rejections = 0 \
+             FROM chosen WHERE o.id = chosen.id RETURNING o.id) \
+         SELECT id FROM requeued ORDER BY id",
     )
+    .bind(&notifications)
+    .bind(&generations)
     .persistent(named_statements())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_all(&mut *tx)
+    .await?;
+    let known: Vec<String> = sqlx::query_scalar(
+        "SELECT notification_id FROM recorder_outbox WHERE notification_id = ANY($1)",
+    )
+    .bind(&notifications)
+    .persistent(named_statements())
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(requeued)
+    Ok(Requeued { outbox_ids, known })
 }
 
-/// Moves dead-lettered messages back onto the queue (SPEC §5.9). Implemented over SQS by
-/// `keystone-queue`; a trait here so the HTTP state need not link an SQS client.
+/// The whole redrive (SPEC §5.9) over SQS, implemented by `keystone-queue`; a trait here so
+/// the HTTP state need not link an SQS client.
 pub trait DeadLetterRedrive: Send + Sync + std::fmt::Debug {
-    /// Moves every message now in the dead-letter queue back; answers how many moved.
-    fn redrive(&self) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>>;
+    /// Puts dead-lettered and parked commands back in line and empties the dead-letter queue
+    /// within the redrive's time budget.
+    fn redrive<'a>(
+        &'a self,
+        db: &'a Database,
+    ) -> Pin<Box<dyn Future<Output = Result<RedriveOutcome, String>> + Send + 'a>>;
 }

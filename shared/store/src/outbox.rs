@@ -27,6 +27,33 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
     /// The trace context of the request that queued it (an X-Ray header or a correlation id).
     pub trace_context: Option<String>,
+    /// Times a redrive put it back in line (0 for its first publishing).
+    pub publish_generation: i32,
+}
+
+impl OutboxRow {
+    /// The SQS deduplication id of this row's current message: the notification id, and for a
+    /// redriven row a new one per redrive (SQS would drop a repeat of the old one for five
+    /// minutes after it was sent).
+    pub fn deduplication_id(&self) -> String {
+        if self.publish_generation == 0 {
+            self.notification_id.clone()
+        } else {
+            format!(
+                "{}:redrive-{}",
+                self.notification_id, self.publish_generation
+            )
+        }
+    }
+}
+
+/// The redrive generation a deduplication id written by [`OutboxRow::deduplication_id`] names
+/// (0 for the first publishing, and for an id it did not write).
+pub fn generation_of_deduplication_id(deduplication_id: &str) -> i32 {
+    deduplication_id
+        .rsplit_once(":redrive-")
+        .and_then(|(_, generation)| generation.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Sends rows a request just committed, right after the commit (best effort: whatever it
@@ -40,7 +67,63 @@ pub trait OutboxPublisher: Send + Sync + std::fmt::Debug {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
-/// Leases up to `limit` unpublished rows, oldest first.
+/// Leases up to `limit` rows waiting to be published, oldest first, but never a row of a
+/// device whose earlier row is still waiting and not in the same lease (leased by another
+/// publisher, or beyond `limit`): SQS keeps a device's order only as it accepted the messages,
+/// so a device's rows must reach it one after another, in outbox order (SPEC §7 "Order end to
+/// end").
+const LEASE_WAITING: &str = "WITH candidates AS ( \
+         SELECT id, device_id FROM recorder_outbox \
+         WHERE published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
+           AND (lease_until IS NULL OR lease_until < now()) \
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED), \
+     picked AS ( \
+         SELECT c.id FROM candidates c \
+         WHERE NOT EXISTS ( \
+             SELECT 1 FROM recorder_outbox e \
+             WHERE e.device_id = c.device_id AND e.id < c.id \
+               AND e.settled_at IS NULL AND e.deleted_at IS NULL \
+               AND e.published_at IS NULL AND e.parked_at IS NULL \
+               AND e.id NOT IN (SELECT id FROM candidates))) \
+     UPDATE recorder_outbox o \
+     SET lease_until = now() + $2 * interval '1 millisecond', \
+         publish_attempts = o.publish_attempts + 1 \
+     FROM picked WHERE o.id = picked.id \
+     RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, o.batch_id, \
+               o.order_id, o.reason, o.created_at, o.trace_context, o.publish_generation";
+
+/// [`LEASE_WAITING`] among the given rows only (the inline publish after a commit): its own
+/// statement, so neither plan has to serve both cases.
+const LEASE_WAITING_BY_IDS: &str = "WITH candidates AS ( \
+         SELECT id, device_id FROM recorder_outbox \
+         WHERE id = ANY($1) \
+           AND published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
+           AND (lease_until IS NULL OR lease_until < now()) \
+         ORDER BY id FOR UPDATE SKIP LOCKED), \
+     picked AS ( \
+         SELECT c.id FROM candidates c \
+         WHERE NOT EXISTS ( \
+             SELECT 1 FROM recorder_outbox e \
+             WHERE e.device_id = c.device_id AND e.id < c.id \
+               AND e.settled_at IS NULL AND e.deleted_at IS NULL \
+               AND e.published_at IS NULL AND e.parked_at IS NULL \
+               AND e.id NOT IN (SELECT id FROM candidates))) \
+     UPDATE recorder_outbox o \
+     SET lease_until = now() + $2 * interval '1 millisecond', \
+         publish_attempts = o.publish_attempts + 1 \
+     FROM picked WHERE o.id = picked.id \
+     RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, o.batch_id, \
+               o.order_id, o.reason, o.created_at, o.trace_context, o.publish_generation";
+
+/// The statements whose plans `tests/tests/notification_plans.rs` checks on a large table.
+pub const PLANNED_STATEMENTS: [(&str, &str); 3] = [
+    ("lease_waiting", LEASE_WAITING),
+    ("lease_waiting_by_ids", LEASE_WAITING_BY_IDS),
+    ("backlog", BACKLOG),
+];
+
+/// Leases up to `limit` rows waiting to be published, oldest first, each device's in order
+/// (see [`LEASE_WAITING`]).
 ///
 /// # Errors
 /// Database failures.
@@ -49,10 +132,20 @@ pub async fn lease_unpublished(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    lease_rows(db, None, limit, lease).await
+    let mut tx = db.begin().await?;
+    let mut rows: Vec<OutboxRow> = sqlx::query_as(LEASE_WAITING)
+        .bind(limit)
+        .bind(crate::millis(lease))
+        .persistent(named_statements())
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    rows.sort_unstable_by_key(|r| r.id);
+    Ok(rows)
 }
 
-/// Leases the given rows, skipping any already published or leased by someone else.
+/// Leases the given rows, skipping any already published, leased by someone else, or behind
+/// an earlier waiting row of their device.
 ///
 /// # Errors
 /// Database failures.
@@ -61,51 +154,33 @@ pub async fn lease_by_ids(
     ids: &[i64],
     lease: Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let limit = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-    lease_rows(db, Some(ids), limit, lease).await
-}
-
-async fn lease_rows(
-    db: &Database,
-    ids: Option<&[i64]>,
-    limit: i64,
-    lease: Duration,
-) -> Result<Vec<OutboxRow>, StoreError> {
     let mut tx = db.begin().await?;
-    let mut rows: Vec<OutboxRow> = sqlx::query_as(
-        "WITH picked AS ( \
-             SELECT id FROM recorder_outbox \
-             WHERE ($1::bigint[] IS NULL OR id = ANY($1)) \
-               AND published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
-               AND (lease_until IS NULL OR lease_until < now()) \
-             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         UPDATE recorder_outbox o \
-         SET lease_until = now() + $3 * interval '1 millisecond', \
-             publish_attempts = o.publish_attempts + 1 \
-         FROM picked WHERE o.id = picked.id \
-         RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, \
-                   o.batch_id, o.order_id, o.reason, o.created_at, o.trace_context",
-    )
-    .bind(ids)
-    .bind(limit)
-    .bind(crate::millis(lease))
-    .persistent(named_statements())
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut rows: Vec<OutboxRow> = sqlx::query_as(LEASE_WAITING_BY_IDS)
+        .bind(ids)
+        .bind(crate::millis(lease))
+        .persistent(named_statements())
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     rows.sort_unstable_by_key(|r| r.id);
     Ok(rows)
 }
 
-/// Marks rows published and ends their lease.
+/// Marks rows published, in the order SQS accepted them (`ids` in that order), and ends their
+/// lease. Each gets the next publish sequence number, which the consumer compares to know
+/// which earlier commands of a device were on the queue before a message.
 ///
 /// # Errors
 /// Database failures.
 pub async fn mark_published(db: &Database, ids: &[i64]) -> Result<u64, StoreError> {
     let mut tx = db.begin().await?;
     let affected = sqlx::query(
-        "UPDATE recorder_outbox SET published_at = now(), lease_until = NULL, last_error = NULL \
-         WHERE id = ANY($1) AND published_at IS NULL",
+        "UPDATE recorder_outbox o SET published_at = now(), lease_until = NULL, \
+             last_error = NULL, publish_seq = s.seq \
+         FROM (SELECT id, nextval('recorder_outbox_publish_seq') AS seq \
+               FROM (SELECT id FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n) \
+                     ORDER BY n OFFSET 0) AS sent) AS s \
+         WHERE o.id = s.id AND o.published_at IS NULL",
     )
     .bind(ids)
     .persistent(named_statements())
@@ -114,6 +189,30 @@ pub async fn mark_published(db: &Database, ids: &[i64]) -> Result<u64, StoreErro
     .rows_affected();
     tx.commit().await?;
     Ok(affected)
+}
+
+/// Ends the lease of rows a publisher took but did not try, because an earlier row of their
+/// device failed in the same run: they wait for the next run, and the lease does not count as
+/// an attempt.
+///
+/// # Errors
+/// Database failures.
+pub async fn release_untried(db: &Database, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE recorder_outbox SET lease_until = NULL, \
+             publish_attempts = GREATEST(publish_attempts - 1, 0) \
+         WHERE id = ANY($1) AND published_at IS NULL",
+    )
+    .bind(ids)
+    .persistent(named_statements())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Why one row was not published.
@@ -148,7 +247,9 @@ pub async fn record_publish_failures(
         "UPDATE recorder_outbox o SET last_error = f.error, lease_until = NULL, \
              publish_rejections = o.publish_rejections + f.refused::int, \
              parked_at = CASE WHEN f.refused AND o.publish_rejections + 1 >= $4 \
-                              THEN now() ELSE o.parked_at END \
+                              THEN now() ELSE o.parked_at END, \
+             settled_at = CASE WHEN f.refused AND o.publish_rejections + 1 >= $4 \
+                               THEN now() ELSE o.settled_at END \
          FROM unnest($1::bigint[], $2::text[], $3::bool[]) AS f(id, error, refused) \
          WHERE o.id = f.id AND o.published_at IS NULL \
          RETURNING o.id, o.notification_id, o.parked_at IS NOT NULL",
@@ -172,6 +273,15 @@ pub async fn record_publish_failures(
     Ok(())
 }
 
+/// Two index lookups, not a scan of the outbox's history: the oldest waiting row by the
+/// waiting rows' index, the parked ones by theirs.
+const BACKLOG: &str = "SELECT COALESCE(( \
+         SELECT EXTRACT(EPOCH FROM now() - created_at) FROM recorder_outbox \
+         WHERE published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
+         ORDER BY id LIMIT 1), 0)::float8, \
+     (SELECT count(*) FROM recorder_outbox \
+      WHERE parked_at IS NOT NULL AND published_at IS NULL AND deleted_at IS NULL)";
+
 /// The backlog the relay reports: age in seconds of the oldest row waiting to be published (0
 /// when none), and how many rows are parked.
 ///
@@ -179,15 +289,10 @@ pub async fn record_publish_failures(
 /// Database failures.
 pub async fn backlog(db: &Database) -> Result<(f64, i64), StoreError> {
     let mut tx = db.begin().await?;
-    let figures: (f64, i64) = sqlx::query_as(
-        "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) \
-                    FILTER (WHERE parked_at IS NULL)), 0)::float8, \
-                count(*) FILTER (WHERE parked_at IS NOT NULL) \
-         FROM recorder_outbox WHERE published_at IS NULL AND deleted_at IS NULL",
-    )
-    .persistent(named_statements())
-    .fetch_one(&mut *tx)
-    .await?;
+    let figures: (f64, i64) = sqlx::query_as(BACKLOG)
+        .persistent(named_statements())
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(figures)
 }
@@ -208,4 +313,56 @@ pub async fn purge_idempotency_keys(db: &Database, age: Duration) -> Result<u64,
     .rows_affected();
     tx.commit().await?;
     Ok(affected)
+}
+
+/// Removes up to `batch` settled recorder commands older than `age` (delivered or superseded:
+/// a command dead-lettered, parked, unpublished or undelivered is never removed) with their
+/// delivery records, then up to `batch` delivery records no outbox row explains. Answers how
+/// many rows went; the relay calls it again while it removes a full batch (SPEC §7
+/// "Retention").
+///
+/// # Errors
+/// Database failures.
+pub async fn purge_settled_notifications(
+    db: &Database,
+    age: Duration,
+    batch: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let commands: i64 = sqlx::query_scalar(
+        "WITH doomed AS ( \
+             SELECT o.id, o.notification_id FROM recorder_outbox o \
+             JOIN recorder_deliveries d ON d.notification_id = o.notification_id \
+             WHERE o.settled_at < now() - $1 * interval '1 millisecond' \
+               AND o.published_at IS NOT NULL \
+               AND d.status IN ('delivered', 'superseded') \
+             ORDER BY o.settled_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED), \
+         records AS ( \
+             DELETE FROM recorder_deliveries d USING doomed \
+             WHERE d.notification_id = doomed.notification_id RETURNING 1), \
+         rows AS (DELETE FROM recorder_outbox o USING doomed WHERE o.id = doomed.id RETURNING 1) \
+         SELECT (SELECT count(*) FROM rows) + (SELECT count(*) FROM records)",
+    )
+    .bind(crate::millis(age))
+    .bind(batch)
+    .persistent(named_statements())
+    .fetch_one(&mut *tx)
+    .await?;
+    let strays = sqlx::query(
+        "DELETE FROM recorder_deliveries WHERE id IN ( \
+             SELECT d.id FROM recorder_deliveries d \
+             WHERE d.updated_at < now() - $1 * interval '1 millisecond' \
+               AND d.status IN ('delivered', 'superseded') \
+               AND NOT EXISTS (SELECT 1 FROM recorder_outbox o \
+                               WHERE o.notification_id = d.notification_id) \
+             ORDER BY d.updated_at LIMIT $2)",
+    )
+    .bind(crate::millis(age))
+    .bind(batch)
+    .persistent(named_statements())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(u64::try_from(commands).unwrap_or(0) + strays)
 }
