@@ -4,6 +4,7 @@
 
 pub mod notify;
 pub mod pinning;
+pub mod sqs_faults;
 
 use axum::Router;
 use axum::body::Body;

@@ -1,5 +1,7 @@
-//! Notification test support: a fresh FIFO queue pair per test on the real local SQS server
-//! (`moto_server`, started by tests/run.sh), and a fake Axon recorder that records every RPC.
+//! Notification test support: a fresh FIFO queue pair per test on a real local SQS server
+//! (`moto_server`, lax but recording and reordering, or LocalStack's SQS, faithful to SQS's
+//! FIFO, dedup and DLQ behaviour; both started by tests/run.sh), and a fake Axon recorder that
+//! records every RPC.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +26,14 @@ pub fn sqs_endpoint() -> String {
         .expect("AWS_ENDPOINT_URL_SQS is unset: run the tests through tests/run.sh, which starts moto_server")
 }
 
+/// The faithful SQS endpoint (LocalStack's) tests/run.sh started.
+#[track_caller]
+pub fn faithful_sqs_endpoint() -> String {
+    std::env::var("KEYSTONE_FAITHFUL_SQS_URL").expect(
+        "KEYSTONE_FAITHFUL_SQS_URL is unset: run the tests through tests/run.sh, which starts LocalStack's SQS",
+    )
+}
+
 /// An SQS client whose endpoint is a loopback port nobody listens on: SQS unreachable.
 pub async fn unreachable_sqs_client() -> aws_sdk_sqs::Client {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -46,7 +56,38 @@ impl TestQueue {
         max_receive_count: u32,
         visibility_timeout_secs: u32,
     ) -> Self {
-        let client = sqs_client(Some(&sqs_endpoint())).await;
+        Self::create_on(
+            &sqs_endpoint(),
+            prefix,
+            max_receive_count,
+            visibility_timeout_secs,
+        )
+        .await
+    }
+
+    /// [`TestQueue::create`] on the faithful SQS (LocalStack's).
+    pub async fn faithful(
+        prefix: &str,
+        max_receive_count: u32,
+        visibility_timeout_secs: u32,
+    ) -> Self {
+        Self::create_on(
+            &faithful_sqs_endpoint(),
+            prefix,
+            max_receive_count,
+            visibility_timeout_secs,
+        )
+        .await
+    }
+
+    /// [`TestQueue::create`] on the SQS server at `endpoint`.
+    pub async fn create_on(
+        endpoint: &str,
+        prefix: &str,
+        max_receive_count: u32,
+        visibility_timeout_secs: u32,
+    ) -> Self {
+        let client = sqs_client(Some(endpoint)).await;
         let name = format!("{prefix}-{}", rand::random::<u32>());
         let pair = create_queue_pair(&client, &name, max_receive_count, visibility_timeout_secs)
             .await
@@ -121,6 +162,15 @@ pub struct RecorderCall {
     pub device_id: String,
     pub action: String,
     pub body: Value,
+    /// What the fake answered.
+    pub status: u16,
+}
+
+impl RecorderCall {
+    /// Accepted by the device (2xx, or 400/409: nothing left to do).
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.status) || self.status == 400 || self.status == 409
+    }
 }
 
 /// How a fake device answers.
@@ -134,6 +184,8 @@ pub struct DeviceBehavior {
 struct FakeRecorderState {
     calls: Mutex<Vec<RecorderCall>>,
     behaviors: Mutex<HashMap<String, DeviceBehavior>>,
+    /// Calls still to fail, by device, before its behavior applies.
+    failures_left: Mutex<HashMap<String, (u32, u16)>>,
 }
 
 /// A fake fleet of Axon recorders on one loopback port: `{base}/{device_id}/rpc/{action}`.
@@ -168,6 +220,15 @@ impl FakeRecorder {
             .lock()
             .expect("lock")
             .insert(device_id.to_owned(), DeviceBehavior { status, delay });
+    }
+
+    /// Makes `device_id`'s next `calls` calls answer `status`, then its behavior again.
+    pub fn fail_next(&self, device_id: &str, calls: u32, status: u16) {
+        self.state
+            .failures_left
+            .lock()
+            .expect("lock")
+            .insert(device_id.to_owned(), (calls, status));
     }
 
     pub fn calls(&self) -> Vec<RecorderCall> {
@@ -220,20 +281,31 @@ async fn rpc(
     Json(body): Json<Value>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    state.calls.lock().expect("lock").push(RecorderCall {
-        device_id: device_id.clone(),
-        action,
-        body,
-    });
     let behavior = state
         .behaviors
         .lock()
         .expect("lock")
         .get(&device_id)
         .copied();
-    let behavior = behavior.unwrap_or(DeviceBehavior {
+    let mut behavior = behavior.unwrap_or(DeviceBehavior {
         status: 200,
         delay: Duration::ZERO,
+    });
+    if let Some((left, status)) = state
+        .failures_left
+        .lock()
+        .expect("lock")
+        .get_mut(&device_id)
+        .filter(|(left, _)| *left > 0)
+    {
+        *left -= 1;
+        behavior.status = *status;
+    }
+    state.calls.lock().expect("lock").push(RecorderCall {
+        device_id: device_id.clone(),
+        action,
+        body,
+        status: behavior.status,
     });
     tokio::time::sleep(behavior.delay).await;
     let status = StatusCode::from_u16(behavior.status).unwrap_or(StatusCode::OK);
