@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README): everything CI needs, from a fresh Debian machine with Rust and
 # the system PostgreSQL package. Checks formatting and lints, starts its own PostgreSQL and
-# local SQS server, picks a SAM-aware cfn-lint, installs a headless browser and schemathesis,
-# runs every test against them, then fuzzes the local stack by its API document.
+# local SQS servers (moto, and LocalStack's faithful SQS), picks a SAM-aware cfn-lint,
+# installs a headless browser and schemathesis, runs every test against them, then fuzzes the
+# local stack by its API document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ source tests/support/postgres.sh
 source tests/support/pgbouncer.sh
 # shellcheck source=tests/support/moto.sh
 source tests/support/moto.sh
+# shellcheck source=tests/support/localstack.sh
+source tests/support/localstack.sh
 # shellcheck source=tests/support/cfn-lint.sh
 source tests/support/cfn-lint.sh
 # shellcheck source=tests/support/sam.sh
@@ -32,10 +35,11 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-trap 'keystone_fuzz_stop; keystone_moto_stop; keystone_pgbouncer_stop; keystone_pg_stop' EXIT
+trap 'keystone_fuzz_stop; keystone_localstack_stop; keystone_moto_stop; keystone_pgbouncer_stop; keystone_pg_stop' EXIT
 keystone_pg_start
 keystone_pgbouncer_start
 keystone_moto_start
+keystone_localstack_start
 keystone_cfn_lint_setup
 keystone_sam_setup
 keystone_chromium_setup

@@ -470,3 +470,170 @@ async fn a_redriven_clear_overtaken_by_a_later_command_is_superseded(pool: PgPoo
         view.text
     );
 }
+
+/// SPEC §7 "Trace context": a caller's malformed `X-Amzn-Trace-Id` is dropped (SQS would refuse
+/// it as `AWSTraceHeader`, and refusals park a device's commands); a well-formed one travels
+/// in canonical form; a malformed context stored before headers were checked is not sent.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_forged_trace_header_never_reaches_sqs(pool: PgPool) {
+    let queue = TestQueue::create("order-trace", 5, 30).await;
+    let faults = SqsFaults::start(&sqs_endpoint()).await;
+    let publisher = SqsPublisher::new(faults.client().await, queue.pair.url.clone(), app_db(&pool));
+    let router =
+        keystone_local::routes().with_state(state(pool.clone()).with_outbox(Arc::new(publisher)));
+    let valid = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    for (operator, device, header) in [
+        ("AX-F", "axon-forged", "Root=1-forged;Evil=<script>"),
+        ("AX-V", "axon-valid", valid),
+    ] {
+        let s = Scenario::new(&pool, 1, 1, 0).await;
+        s.add_axon_batch(operator, device, &[("ready", 1)]).await;
+        let response = complete(
+            &router,
+            &s.seat.token,
+            s.batch_id,
+            s.group_a.body(1),
+            &[("x-amzn-trace-id", header)],
+        )
+        .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    }
+    let sent = |device: &str| {
+        faults
+            .accepted()
+            .into_iter()
+            .find(|e| e.body["device_id"] == json!(device))
+            .unwrap_or_else(|| panic!("{device} was not sent"))
+    };
+    let forged = sent("axon-forged");
+    assert_eq!(forged.trace_header, None);
+    let context = forged.trace_attribute.unwrap();
+    assert!(context.starts_with("Keystone-Request="), "{context}");
+    assert_eq!(sent("axon-valid").trace_header.as_deref(), Some(valid));
+    let stored: Vec<String> = sqlx::query_scalar("SELECT trace_context FROM recorder_outbox")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|c| !c.contains("forged")), "{stored:?}");
+
+    // A row stored with a malformed context (before headers were checked) goes out without it.
+    sqlx::query(
+        "UPDATE recorder_outbox SET trace_context = 'Root=1-forged;Evil=1', published_at = NULL, \
+             publish_generation = 1",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = faults.accepted().len();
+    relay_until_published(
+        &pool,
+        &SqsPublisher::new(faults.client().await, queue.pair.url.clone(), app_db(&pool)),
+    )
+    .await;
+    let resent = faults.accepted();
+    assert_eq!(resent.len(), before + 2);
+    assert!(
+        resent[before..]
+            .iter()
+            .all(|e| e.trace_header.is_none() && e.trace_attribute.is_none()),
+        "{:?}",
+        &resent[before..]
+    );
+}
+
+/// SPEC §7 "Retention": the relay removes delivered (and superseded) commands older than the
+/// retention, with their delivery records, in small batches; nothing unpublished, parked,
+/// undelivered or dead-lettered goes, whatever its age.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn retention_removes_old_settled_commands_and_nothing_else(pool: PgPool) {
+    finalized(&pool, &[("ready", 3), ("in_progress", 3)]).await;
+    let queue = TestQueue::create("order-retention", 5, 30).await;
+    relay_until_published(&pool, &queue.publisher(&pool)).await;
+    let ids: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, notification_id FROM recorder_outbox ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(ids.len(), 7);
+    // Seven commands, all 40 days old: delivered, superseded, dead-lettered, retrying,
+    // held back, unpublished, and one delivered yesterday.
+    let statuses = [
+        Some("delivered"),
+        Some("superseded"),
+        Some("dead_lettered"),
+        Some("in_progress"),
+        Some("held_back"),
+        None,
+        Some("delivered"),
+    ];
+    for ((id, notification), status) in ids.iter().zip(statuses) {
+        if let Some(status) = status {
+            sqlx::query(
+                "INSERT INTO recorder_deliveries (notification_id, device_id, status, attempts) \
+                 VALUES ($1, 'axon-a', $2, 1)",
+            )
+            .bind(notification)
+            .bind(status)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let settled = matches!(status, Some("delivered" | "superseded" | "dead_lettered"));
+        sqlx::query(
+            "UPDATE recorder_outbox SET created_at = now() - interval '40 days', \
+                 settled_at = CASE WHEN $2 THEN now() - interval '40 days' END, \
+                 published_at = CASE WHEN $3 THEN NULL ELSE published_at END WHERE id = $1",
+        )
+        .bind(id)
+        .bind(settled)
+        .bind(status.is_none())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE recorder_outbox SET settled_at = now() - interval '1 day' WHERE id = $1")
+        .bind(ids[6].0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A delivery record nothing in the outbox explains, old, and a young one.
+    sqlx::query(
+        "INSERT INTO recorder_deliveries (notification_id, device_id, status, updated_at) VALUES \
+             ('elsewhere:old', 'x', 'delivered', now() - interval '40 days'), \
+             ('elsewhere:new', 'x', 'delivered', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let outcome = relay(
+        &queue
+            .publisher(&pool)
+            .with_retention(Duration::from_secs(30 * 86_400)),
+        100,
+        RELAY_MAX_ROUNDS,
+    )
+    .await
+    .unwrap();
+
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT notification_id FROM recorder_outbox ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let expected: Vec<String> = ids[2..].iter().map(|(_, n)| n.clone()).collect();
+    assert_eq!(left, expected, "{outcome:?}");
+    let records: Vec<String> =
+        sqlx::query_scalar("SELECT notification_id FROM recorder_deliveries ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(!records.contains(&ids[0].1) && !records.contains(&ids[1].1));
+    assert!(!records.contains(&"elsewhere:old".to_owned()));
+    assert!(records.contains(&"elsewhere:new".to_owned()));
+    assert_eq!(records.len(), 4 + 1, "{records:?}");
+    assert_eq!(
+        outcome.purged_notifications, 5,
+        "two commands, their records, one stray"
+    );
+}
