@@ -34,10 +34,10 @@ pub fn xray_header(raw: &str) -> Option<String> {
                 .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     };
     let (mut root, mut parent, mut sampled) = (None, None, None);
+    // Spaces after a `;` are tolerated (proxies add them); no other whitespace is.
     for part in raw
-        .trim()
         .split(';')
-        .map(str::trim)
+        .map(|part| part.trim_matches(' '))
         .filter(|p| !p.is_empty())
     {
         let (key, value) = part.split_once('=')?;
