@@ -637,3 +637,55 @@ async fn retention_removes_old_settled_commands_and_nothing_else(pool: PgPool) {
         "two commands, their records, one stray"
     );
 }
+
+/// Publishers at once: while one publisher holds a device's oldest row (a relay run's lease),
+/// another (the inline publish after a commit, or a second relay) takes none of that device's
+/// later rows, and still takes other devices' rows. (Leasing rows by id alone, the inline
+/// publish sent a device's new rows while its older ones were leased elsewhere.)
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_device_row_leased_elsewhere_holds_back_its_later_rows(pool: PgPool) {
+    finalized(&pool, &[("ready", 2), ("in_progress", 1)]).await;
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, device_id FROM recorder_outbox ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let db = app_db(&pool);
+    let lease = Duration::from_secs(60);
+    let oldest_of_a = rows.iter().find(|(_, d)| d == "axon-a").unwrap().0;
+    let relay_lease = keystone_store::outbox::lease_by_ids(&db, &[oldest_of_a], lease)
+        .await
+        .unwrap();
+    assert_eq!(relay_lease.len(), 1);
+
+    let all: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    let inline = keystone_store::outbox::lease_by_ids(&db, &all, lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        inline
+            .iter()
+            .map(|r| r.device_id.as_str())
+            .collect::<Vec<_>>(),
+        ["axon-b"],
+        "only the other device's row"
+    );
+    let relay = keystone_store::outbox::lease_unpublished(&db, 100, lease)
+        .await
+        .unwrap();
+    assert!(relay.is_empty(), "{relay:?}");
+
+    // Once the oldest is published, the next ones of the device may go, in order.
+    keystone_store::outbox::mark_published(&db, &[oldest_of_a])
+        .await
+        .unwrap();
+    let next = keystone_store::outbox::lease_unpublished(&db, 100, lease)
+        .await
+        .unwrap();
+    let expected: Vec<i64> = rows
+        .iter()
+        .filter(|(id, d)| d == "axon-a" && *id != oldest_of_a)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(next.iter().map(|r| r.id).collect::<Vec<_>>(), expected);
+}

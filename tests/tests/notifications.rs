@@ -1,5 +1,5 @@
-//! SPEC §7 end to end: outbox → SQS FIFO (a real local SQS server) → recorder-notifier → a
-//! fake Axon recorder.
+//! SPEC §7 end to end: outbox → SQS FIFO (LocalStack's SQS, which keeps FIFO groups, the
+//! dedup window and DLQ moves as SQS does) → recorder-notifier → a fake Axon recorder.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -102,7 +102,7 @@ async fn expected_calls(pool: &PgPool) -> Vec<(String, String, Value)> {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn an_order_completion_reaches_each_device_exactly_once(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("e2e", 5, 30).await;
+    let queue = TestQueue::faithful("e2e", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     let router = router_publishing_to(&pool, queue.publisher(&pool));
 
@@ -180,7 +180,7 @@ async fn an_order_completion_reaches_each_device_exactly_once(pool: PgPool) {
 async fn with_sqs_down_the_request_succeeds_and_the_relay_publishes_later(pool: PgPool) {
     let w = world(&pool).await;
     let dead_client = unreachable_sqs_client().await;
-    let queue = TestQueue::create("down", 5, 30).await;
+    let queue = TestQueue::faithful("down", 5, 30).await;
     let dead =
         keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), app_db(&pool));
     let router = router_publishing_to(&pool, dead);
@@ -235,7 +235,7 @@ async fn relays_running_at_once_never_publish_a_row_twice(pool: PgPool) {
     )
     .await;
     assert_eq!(unpublished(&pool).await, 45);
-    let queue = TestQueue::create("relays", 5, 30).await;
+    let queue = TestQueue::faithful("relays", 5, 30).await;
 
     let relays = [
         queue.publisher(&pool),
@@ -263,7 +263,7 @@ async fn relays_running_at_once_never_publish_a_row_twice(pool: PgPool) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn the_inline_publish_racing_the_relay_delivers_one_rpc_per_notification(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("race", 5, 30).await;
+    let queue = TestQueue::faithful("race", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     let router = router_publishing_to(&pool, queue.publisher(&pool));
     let relay_publisher = queue.publisher(&pool);
@@ -311,7 +311,7 @@ async fn finalized_message_for(
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_message_delivered_twice_calls_the_device_once(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("dup", 5, 30).await;
+    let queue = TestQueue::faithful("dup", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     // The device is slow, so concurrent duplicates overlap.
     recorder.set_behavior("axon-b", 200, Duration::from_millis(200));
@@ -347,7 +347,7 @@ async fn failing_devices_are_retried_then_dead_lettered_while_others_are_deliver
     let w = world(&pool).await;
     // maxReceiveCount 2, visibility timeout 2 s: a failed message comes back after 2 s, and
     // moves to the DLQ when received a third time.
-    let queue = TestQueue::create("dlq", 2, 2).await;
+    let queue = TestQueue::faithful("dlq", 2, 2).await;
     let recorder = FakeRecorder::start().await;
     recorder.set_behavior("axon-a", 503, Duration::ZERO);
     // axon-b times out first (the consumer's RPC timeout is 500 ms), then answers.
@@ -475,7 +475,7 @@ async fn the_relay_purges_idempotency_keys_older_than_a_day(pool: PgPool) {
     }
     sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE idempotency_key = 'old'")
         .execute(&pool).await.unwrap();
-    let queue = TestQueue::create("purge", 5, 30).await;
+    let queue = TestQueue::faithful("purge", 5, 30).await;
 
     let outcome = relay(&queue.publisher(&pool), 100, RELAY_MAX_ROUNDS)
         .await
@@ -494,7 +494,7 @@ async fn the_relay_purges_idempotency_keys_older_than_a_day(pool: PgPool) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_failed_command_holds_back_its_device_later_ones_and_nothing_else(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("fifo-order", 5, 30).await;
+    let queue = TestQueue::faithful("fifo-order", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     let router = router_publishing_to(&pool, queue.publisher(&pool));
     complete_order(&router, &w).await;
@@ -585,7 +585,7 @@ async fn every_device_gets_a_group_id_sqs_accepts(pool: PgPool) {
         s.add_axon_batch(&format!("AX-{i}"), device, &[("ready", 1)])
             .await;
     }
-    let queue = TestQueue::create("groups", 5, 30).await;
+    let queue = TestQueue::faithful("groups", 5, 30).await;
     let response = complete(
         &router_publishing_to(&pool, queue.publisher(&pool)),
         &s.seat.token,
@@ -650,7 +650,7 @@ async fn refused_rows_are_parked_and_newer_ones_keep_flowing(pool: PgPool) {
 
     // SQS unreachable for a long while: every row fails many times, none is parked.
     let dead_client = unreachable_sqs_client().await;
-    let queue = TestQueue::create("parking", 5, 30).await;
+    let queue = TestQueue::faithful("parking", 5, 30).await;
     let dead = keystone_queue::SqsPublisher::new(dead_client, queue.pair.url.clone(), db.clone())
         .with_park_after(2);
     for _ in 0..3 {
@@ -744,7 +744,7 @@ fn grouped_record(
 /// held behind it; new fields are ignored; an unknown kind is acknowledged.
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn poison_goes_straight_to_the_dlq_and_new_fields_or_kinds_do_not(pool: PgPool) {
-    let queue = TestQueue::create("poison", 5, 30).await;
+    let queue = TestQueue::faithful("poison", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     let first = command_body("n1", "axon-p", "clear");
     let mut with_new_field = command_body("n2", "axon-p", "cancel");
@@ -805,7 +805,7 @@ async fn poison_goes_straight_to_the_dlq_and_new_fields_or_kinds_do_not(pool: Pg
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_failure_on_the_last_allowed_receive_is_recorded_as_dead_lettered(pool: PgPool) {
     // maxReceiveCount 3, read by the consumer from the queue's redrive policy.
-    let queue = TestQueue::create("last-receive", 3, 30).await;
+    let queue = TestQueue::faithful("last-receive", 3, 30).await;
     let recorder = FakeRecorder::start().await;
     recorder.set_behavior("axon-d", 503, Duration::ZERO);
     let notifier = recorder.notifier_for(&pool, &queue);
@@ -854,7 +854,7 @@ async fn a_failure_on_the_last_allowed_receive_is_recorded_as_dead_lettered(pool
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_device_that_always_times_out_ends_in_the_dlq_and_holds_up_no_other(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("timeout", 2, 1).await;
+    let queue = TestQueue::faithful("timeout", 2, 1).await;
     let recorder = FakeRecorder::start().await;
     // The consumer's RPC timeout is 500 ms.
     recorder.set_behavior("axon-a", 200, Duration::from_secs(3));
@@ -911,7 +911,7 @@ async fn a_device_that_always_times_out_ends_in_the_dlq_and_holds_up_no_other(po
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn the_request_trace_context_reaches_the_consumer(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("trace", 5, 30).await;
+    let queue = TestQueue::faithful("trace", 5, 30).await;
     let router = router_publishing_to(&pool, queue.publisher(&pool));
     let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
@@ -1002,7 +1002,7 @@ async fn the_request_trace_context_reaches_the_consumer(pool: PgPool) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_relay_out_of_time_takes_no_round_and_leaves_the_rows(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("late-relay", 5, 30).await;
+    let queue = TestQueue::faithful("late-relay", 5, 30).await;
     let dead = keystone_queue::SqsPublisher::new(
         unreachable_sqs_client().await,
         queue.pair.url.clone(),
@@ -1031,7 +1031,7 @@ async fn a_relay_out_of_time_takes_no_round_and_leaves_the_rows(pool: PgPool) {
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_consumer_out_of_time_tries_nothing_and_reports_every_message(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("late-consumer", 5, 30).await;
+    let queue = TestQueue::faithful("late-consumer", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     complete_order(&router_publishing_to(&pool, queue.publisher(&pool)), &w).await;
     let messages = queue.drain(&queue.pair.url).await;
@@ -1054,7 +1054,7 @@ async fn a_consumer_out_of_time_tries_nothing_and_reports_every_message(pool: Pg
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_redirecting_recorder_is_a_failure_and_is_not_followed(pool: PgPool) {
     let w = world(&pool).await;
-    let queue = TestQueue::create("redirect", 5, 30).await;
+    let queue = TestQueue::faithful("redirect", 5, 30).await;
     let recorder = FakeRecorder::start().await;
     recorder.set_behavior("axon-b", 307, Duration::ZERO);
     let message = &finalized_message_for(&pool, &w, &queue, "axon-b").await;

@@ -1,5 +1,5 @@
 //! SPEC §5.8 and §5.9: what became of an order's recorder commands, and putting dead letters
-//! and parked rows back in line.
+//! and parked rows back in line (on LocalStack's SQS, faithful to SQS's DLQ moves).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,7 +89,7 @@ async fn an_admin_sees_every_state_of_an_orders_commands(pool: PgPool) {
     lease_by_ids(&db, &[outbox_id(&rows, "axon-pending")], LEASE)
         .await
         .unwrap();
-    let queue = TestQueue::create("states", 3, 30).await;
+    let queue = TestQueue::faithful("states", 3, 30).await;
     let published = relay(&queue.publisher(&pool), 10, RELAY_MAX_ROUNDS)
         .await
         .unwrap();
@@ -199,7 +199,7 @@ async fn redrive_puts_dead_letters_and_parked_rows_back_and_each_device_is_told_
     let db = app_db(&pool);
     park(&db, outbox_id(&rows, "axon-refused")).await;
     // maxReceiveCount 2, visibility 1 s.
-    let queue = TestQueue::create("redrive", 2, 1).await;
+    let queue = TestQueue::faithful("redrive", 2, 1).await;
     relay(&queue.publisher(&pool), 10, RELAY_MAX_ROUNDS)
         .await
         .unwrap();

@@ -67,53 +67,45 @@ pub trait OutboxPublisher: Send + Sync + std::fmt::Debug {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
-/// Leases up to `limit` rows waiting to be published, oldest first, but never a row of a
-/// device whose earlier row is still waiting and not in the same lease (leased by another
-/// publisher, or beyond `limit`): SQS keeps a device's order only as it accepted the messages,
-/// so a device's rows must reach it one after another, in outbox order (SPEC §7 "Order end to
-/// end").
-const LEASE_WAITING: &str = "WITH candidates AS ( \
-         SELECT id, device_id FROM recorder_outbox \
-         WHERE published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
-           AND (lease_until IS NULL OR lease_until < now()) \
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED), \
-     picked AS ( \
-         SELECT c.id FROM candidates c \
-         WHERE NOT EXISTS ( \
-             SELECT 1 FROM recorder_outbox e \
-             WHERE e.device_id = c.device_id AND e.id < c.id \
-               AND e.settled_at IS NULL AND e.deleted_at IS NULL \
-               AND e.published_at IS NULL AND e.parked_at IS NULL \
-               AND e.id NOT IN (SELECT id FROM candidates))) \
-     UPDATE recorder_outbox o \
-     SET lease_until = now() + $2 * interval '1 millisecond', \
-         publish_attempts = o.publish_attempts + 1 \
-     FROM picked WHERE o.id = picked.id \
-     RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, o.batch_id, \
-               o.order_id, o.reason, o.created_at, o.trace_context, o.publish_generation";
+/// The lease statement, over the waiting rows `$candidates` (a condition and an `ORDER BY` /
+/// `LIMIT`) picks: takes each picked row unless an earlier waiting row of its device is not
+/// picked too (leased by another publisher, or beyond the limit). SQS keeps a device's order
+/// only as it accepted the messages, so a device's rows must reach it one after another, in
+/// outbox order (SPEC §7 "Order end to end"). `$2` is the lease in milliseconds.
+macro_rules! lease_waiting {
+    ($candidates:literal) => {
+        concat!(
+            "WITH candidates AS ( \
+                 SELECT id, device_id FROM recorder_outbox \
+                 WHERE published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
+                   AND (lease_until IS NULL OR lease_until < now()) ",
+            $candidates,
+            " FOR UPDATE SKIP LOCKED), \
+             picked AS ( \
+                 SELECT c.id FROM candidates c \
+                 WHERE NOT EXISTS ( \
+                     SELECT 1 FROM recorder_outbox e \
+                     WHERE e.device_id = c.device_id AND e.id < c.id \
+                       AND e.settled_at IS NULL AND e.deleted_at IS NULL \
+                       AND e.published_at IS NULL AND e.parked_at IS NULL \
+                       AND e.id NOT IN (SELECT id FROM candidates))) \
+             UPDATE recorder_outbox o \
+             SET lease_until = now() + $2 * interval '1 millisecond', \
+                 publish_attempts = o.publish_attempts + 1 \
+             FROM picked WHERE o.id = picked.id \
+             RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, o.batch_id, \
+                       o.order_id, o.reason, o.created_at, o.trace_context, \
+                       o.publish_generation"
+        )
+    };
+}
 
-/// [`LEASE_WAITING`] among the given rows only (the inline publish after a commit): its own
-/// statement, so neither plan has to serve both cases.
-const LEASE_WAITING_BY_IDS: &str = "WITH candidates AS ( \
-         SELECT id, device_id FROM recorder_outbox \
-         WHERE id = ANY($1) \
-           AND published_at IS NULL AND parked_at IS NULL AND deleted_at IS NULL \
-           AND (lease_until IS NULL OR lease_until < now()) \
-         ORDER BY id FOR UPDATE SKIP LOCKED), \
-     picked AS ( \
-         SELECT c.id FROM candidates c \
-         WHERE NOT EXISTS ( \
-             SELECT 1 FROM recorder_outbox e \
-             WHERE e.device_id = c.device_id AND e.id < c.id \
-               AND e.settled_at IS NULL AND e.deleted_at IS NULL \
-               AND e.published_at IS NULL AND e.parked_at IS NULL \
-               AND e.id NOT IN (SELECT id FROM candidates))) \
-     UPDATE recorder_outbox o \
-     SET lease_until = now() + $2 * interval '1 millisecond', \
-         publish_attempts = o.publish_attempts + 1 \
-     FROM picked WHERE o.id = picked.id \
-     RETURNING o.id, o.notification_id, o.action, o.device_id, o.task_id, o.batch_id, \
-               o.order_id, o.reason, o.created_at, o.trace_context, o.publish_generation";
+/// The relay's lease: the `$1` oldest waiting rows.
+const LEASE_WAITING: &str = lease_waiting!("ORDER BY id LIMIT $1");
+
+/// The inline publish's lease after a commit: among the rows `$1` only. Its own statement, so
+/// neither plan has to serve both cases.
+const LEASE_WAITING_BY_IDS: &str = lease_waiting!("AND id = ANY($1) ORDER BY id");
 
 /// The statements whose plans `tests/tests/notification_plans.rs` checks on a large table.
 pub const PLANNED_STATEMENTS: [(&str, &str); 3] = [
@@ -123,7 +115,7 @@ pub const PLANNED_STATEMENTS: [(&str, &str); 3] = [
 ];
 
 /// Leases up to `limit` rows waiting to be published, oldest first, each device's in order
-/// (see [`LEASE_WAITING`]).
+/// (see `lease_waiting!`).
 ///
 /// # Errors
 /// Database failures.
