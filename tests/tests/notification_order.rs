@@ -133,6 +133,23 @@ async fn poll_until(
     }
 }
 
+/// The Lambda record of `notification`'s message among `messages`, received `receives` times.
+fn record_for(
+    messages: &[aws_sdk_sqs::types::Message],
+    notification: &str,
+    receives: u32,
+) -> aws_lambda_events::event::sqs::SqsMessage {
+    let message = messages
+        .iter()
+        .find(|m| m.body().unwrap().contains(notification))
+        .unwrap();
+    let mut record = as_lambda_record(message);
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".to_owned(), receives.to_string());
+    record
+}
+
 /// Accepted entries of `device`, as notification ids in the order SQS accepted them.
 fn accepted_order(faults: &SqsFaults, device: &str) -> Vec<String> {
     faults
@@ -222,13 +239,7 @@ async fn a_command_handed_over_before_an_earlier_one_waits_for_it(pool: PgPool) 
     relay_until_published(&pool, &queue.publisher(&pool)).await;
     let messages = queue.drain(&queue.pair.url).await;
     let order = outbox_order(&pool, "axon-a").await;
-    let record_of = |notification: &str| {
-        let message = messages
-            .iter()
-            .find(|m| m.body().unwrap().contains(notification))
-            .unwrap();
-        as_lambda_record(message)
-    };
+    let record_of = |notification: &str| record_for(&messages, notification, 1);
     let recorder = FakeRecorder::start().await;
     let notifier = recorder.notifier(&pool);
 
@@ -390,17 +401,7 @@ async fn a_redriven_clear_overtaken_by_a_later_command_is_superseded(pool: PgPoo
     let queue = TestQueue::create("order-supersede", 2, 30).await;
     relay_until_published(&pool, &queue.publisher(&pool)).await;
     let messages = queue.drain(&queue.pair.url).await;
-    let record = |notification: &str, receives: u32| {
-        let message = messages
-            .iter()
-            .find(|m| m.body().unwrap().contains(notification))
-            .unwrap();
-        let mut record = as_lambda_record(message);
-        record
-            .attributes
-            .insert("ApproximateReceiveCount".to_owned(), receives.to_string());
-        record
-    };
+    let record = |notification: &str, receives: u32| record_for(&messages, notification, receives);
     let recorder = FakeRecorder::start().await;
     let notifier = recorder.notifier_for(&pool, &queue);
     let a = outbox_order(&pool, "axon-a").await;

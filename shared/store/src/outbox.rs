@@ -124,16 +124,7 @@ pub async fn lease_unpublished(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let mut tx = db.begin().await?;
-    let mut rows: Vec<OutboxRow> = sqlx::query_as(LEASE_WAITING)
-        .bind(limit)
-        .bind(crate::millis(lease))
-        .persistent(named_statements())
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    rows.sort_unstable_by_key(|r| r.id);
-    Ok(rows)
+    lease_with(db, LEASE_WAITING, limit, lease).await
 }
 
 /// Leases the given rows, skipping any already published, leased by someone else, or behind
@@ -146,9 +137,22 @@ pub async fn lease_by_ids(
     ids: &[i64],
     lease: Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
+    lease_with(db, LEASE_WAITING_BY_IDS, ids, lease).await
+}
+
+/// Runs one of the lease statements, whose `$1` is `choice`, and answers the rows in id order.
+async fn lease_with<'q, C>(
+    db: &Database,
+    statement: &'static str,
+    choice: C,
+    lease: Duration,
+) -> Result<Vec<OutboxRow>, StoreError>
+where
+    C: sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + 'q,
+{
     let mut tx = db.begin().await?;
-    let mut rows: Vec<OutboxRow> = sqlx::query_as(LEASE_WAITING_BY_IDS)
-        .bind(ids)
+    let mut rows: Vec<OutboxRow> = sqlx::query_as(statement)
+        .bind(choice)
         .bind(crate::millis(lease))
         .persistent(named_statements())
         .fetch_all(&mut *tx)
