@@ -145,9 +145,21 @@ impl TestResponse {
     }
 
     #[track_caller]
+    /// The status and message, and a stable snake_case `code` beside them (SPEC §5: every
+    /// error body carries one).
     pub fn assert_error(&self, status: StatusCode, message: &str) -> &Self {
         assert_eq!(self.status, status, "body: {}", self.text);
         assert_eq!(self.body["error"], json!(message), "body: {}", self.text);
+        let code = self.body["code"].as_str().unwrap_or_default();
+        assert!(
+            !code.is_empty()
+                && code.starts_with(|c: char| c.is_ascii_lowercase())
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "no snake_case code: {}",
+            self.text
+        );
         self
     }
 }

@@ -395,6 +395,7 @@ async fn raising_the_batch_past_the_order_target_is_refused_with_the_figures(poo
         response.body,
         json!({
             "error": "batch task count would exceed the order's target",
+            "code": "batch_quota_exceeded",
             "target_count": 10,
             "order_task_count": 7,
             "current_batch_task_count": 4,

@@ -50,6 +50,60 @@ fn the_committed_document_is_the_generated_one() {
     }
 }
 
+/// SPEC §5: every documented error of every operation carries a snake_case `code`, required
+/// and fixed by its schema, and one code always comes with one status, so a client can branch
+/// on the code alone.
+#[test]
+fn every_documented_error_has_a_stable_code() {
+    let document: Value = serde_json::from_str(&committed()).unwrap();
+    let mut statuses: std::collections::BTreeMap<String, String> = Default::default();
+    let mut seen = 0;
+    for (method, path, operation) in operations(&document) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let response = match response.get("$ref").and_then(Value::as_str) {
+                Some(reference) => {
+                    let name = reference.rsplit('/').next().unwrap();
+                    &document["components"]["responses"][name]
+                }
+                None => response,
+            };
+            if !status.starts_with('4') && !status.starts_with('5') {
+                continue;
+            }
+            let content = &response["content"]["application/json"];
+            for (name, example) in content["examples"].as_object().into_iter().flatten() {
+                let code = example["value"]["code"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path} {status} {name:?} has no code"));
+                assert!(
+                    code.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                    "{code}"
+                );
+                let first = statuses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| status.clone());
+                assert_eq!(first, status, "{code} answers two statuses");
+                seen += 1;
+            }
+            let shapes: Vec<&Value> = match content["schema"]["anyOf"].as_array() {
+                Some(shapes) => shapes.iter().collect(),
+                None => vec![&content["schema"]],
+            };
+            for shape in shapes {
+                assert!(
+                    shape["required"]
+                        .as_array()
+                        .is_some_and(|r| r.contains(&Value::from("code")))
+                        && shape["properties"]["code"]["enum"].is_array(),
+                    "{method} {path} {status}: {shape}"
+                );
+            }
+        }
+    }
+    assert!(seen > 100, "{seen} error examples");
+}
+
 fn operations(document: &Value) -> Vec<(String, String, &Value)> {
     let mut found = Vec::new();
     for (path, item) in document["paths"].as_object().unwrap() {

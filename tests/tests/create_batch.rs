@@ -251,7 +251,8 @@ async fn requests_beyond_the_remaining_assignable_count_are_refused(pool: PgPool
     let response = assert_refused(&pool, &router, request, StatusCode::BAD_REQUEST, message).await;
     assert_eq!(
         response.body,
-        json!({"error": message, "target_count": 10, "task_count": 7, "remaining": 3, "requested": 4})
+        json!({"error": message, "code": "order_quota_exceeded", "target_count": 10, "task_count": 7,
+               "remaining": 3, "requested": 4})
     );
     let response = admin_post(
         &router,

@@ -181,6 +181,6 @@ async fn a_value_the_database_refuses_as_data_is_a_400(pool: PgPool) {
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         answer.body(),
-        json!({"error": "a value in the request cannot be stored"})
+        json!({"error": "a value in the request cannot be stored", "code": "unstorable_value"})
     );
 }

@@ -132,7 +132,7 @@ async fn every_mismatch_gets_the_same_401(pool: PgPool) {
     assert!(
         bodies
             .iter()
-            .all(|b| *b == r#"{"error":"invalid credentials"}"#),
+            .all(|b| *b == r#"{"code":"invalid_credentials","error":"invalid credentials"}"#),
         "{bodies:?}"
     );
 }
@@ -490,7 +490,7 @@ async fn tokens_that_must_not_pass_get_401(pool: PgPool) {
         );
         assert_eq!(
             response.body,
-            json!({"error": "invalid or expired token"}),
+            json!({"error": "invalid or expired token", "code": "invalid_token"}),
             "{case}"
         );
     }

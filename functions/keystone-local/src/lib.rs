@@ -294,7 +294,8 @@ pub async fn loopback_host_only(
         (
             axum::http::StatusCode::FORBIDDEN,
             axum::Json(serde_json::json!({
-                "error": "the local stack answers only to localhost, 127.0.0.1 and [::1]"
+                "error": "the local stack answers only to localhost, 127.0.0.1 and [::1]",
+                "code": "loopback_only"
             })),
         )
             .into_response()

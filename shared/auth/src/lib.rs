@@ -98,6 +98,20 @@ pub enum AuthError {
     UnsupportedRole,
 }
 
+impl AuthError {
+    /// The stable, machine-readable name of the failure (the `code` of the error body).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "authentication_required",
+            Self::MalformedHeader => "invalid_authorization_header",
+            Self::InvalidToken => "invalid_token",
+            Self::RoleRequired(Role::Admin) => "admin_role_required",
+            Self::RoleRequired(Role::DataCollector) => "collector_role_required",
+            Self::UnsupportedRole => "unsupported_role",
+        }
+    }
+}
+
 /// Failure to sign a token; only a broken key can cause it.
 #[derive(Debug, thiserror::Error)]
 #[error("could not sign token")]

@@ -12,6 +12,11 @@ pub enum DomainError {
     InvalidBatchId,
     #[error("invalid request body")]
     InvalidRequestBody { detail: String },
+    #[error("invalid {parameter}: {detail}")]
+    InvalidListParameter {
+        parameter: &'static str,
+        detail: String,
+    },
     /// PostgreSQL stores no NUL character in text or JSON, so a string that holds one is
     /// refused up front, naming where it sits (`metadata.note`, `task_groups[0]`).
     #[error("a text contains a NUL character, which cannot be stored")]
@@ -162,4 +167,66 @@ pub enum DomainError {
         completed_count: i64,
         requested: i64,
     },
+}
+
+impl DomainError {
+    /// The stable, machine-readable name of the rule (SPEC §5: `code` in every error body),
+    /// for clients to branch on and translate; the English message may change, this may not.
+    /// No wildcard arm: a new rule must be given its code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidBatchId => "invalid_batch_id",
+            Self::InvalidRequestBody { .. } => "invalid_request_body",
+            Self::InvalidListParameter { .. } => "invalid_list_parameter",
+            Self::UnstorableText { .. } => "unstorable_text",
+            Self::UnstorableValue => "unstorable_value",
+            Self::QuantityTooSmall => "quantity_too_small",
+            Self::InvalidTaskGroup => "invalid_task_group",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::CollectorNotFound => "collector_not_found",
+            Self::SessionEnded => "session_ended",
+            Self::WorkstationNotAssigned => "workstation_not_assigned",
+            Self::BatchNotFound => "batch_not_found",
+            Self::BatchNotOnWorkstation => "batch_not_on_workstation",
+            Self::RequiresAxon => "requires_axon",
+            Self::OrderCancelled { .. } => "order_cancelled",
+            Self::BatchNotOpen { .. } => "batch_not_open",
+            Self::QuantityExceedsBatch { .. } => "quantity_exceeds_batch",
+            Self::TaskGroupNotFound => "task_group_not_found",
+            Self::NotEnoughPending { .. } => "not_enough_pending",
+            Self::InvalidOrderId => "invalid_order_id",
+            Self::OrderNotFound => "order_not_found",
+            Self::MissingField(_) => "missing_field",
+            Self::TaskGroupsEmpty => "task_groups_empty",
+            Self::InvalidTaskGroupAt { .. } => "invalid_task_group_entry",
+            Self::InvalidQuantityAt { .. } => "invalid_task_group_quantity",
+            Self::DuplicateTaskGroup { .. } => "duplicate_task_group",
+            Self::TooManyTasks { .. } => "too_many_tasks",
+            Self::TooManyTasksAdded { .. } => "too_many_tasks_added",
+            Self::UnknownOrder => "unknown_order",
+            Self::UnknownWorkstation => "unknown_workstation",
+            Self::UnknownSop { .. } => "unknown_sop",
+            Self::UnknownSubscene { .. } => "unknown_subscene",
+            Self::WorkstationOrganizationMismatch => "workstation_organization_mismatch",
+            Self::OrderClosedForBatches { .. } => "order_closed_for_batches",
+            Self::BatchNotCancellable { .. } => "batch_not_cancellable",
+            Self::BatchNotEditable { .. } => "batch_not_editable",
+            Self::BelowLockedTasks { .. } => "below_locked_tasks",
+            Self::OrderCompletedNoInsert => "order_completed_cannot_add_tasks",
+            Self::OrderCancelledNoInsert => "order_cancelled_cannot_add_tasks",
+            Self::BatchQuotaExceeded { .. } => "batch_quota_exceeded",
+            Self::OrderQuotaExceeded { .. } => "order_quota_exceeded",
+            Self::MissingCredentials => "missing_credentials",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::TooManyLoginAttempts { .. } => "too_many_login_attempts",
+            Self::BatchChangedConcurrently => "batch_changed_concurrently",
+            Self::NotEnoughReopenable { .. } => "not_enough_reopenable",
+            Self::OrderClosedForReopen { .. } => "order_closed_for_reopen",
+            Self::BatchNotReopenable { .. } => "batch_not_reopenable",
+            Self::OrderControlNotAllowed { .. } => "order_control_not_allowed",
+            Self::InvalidTargetCount { .. } => "invalid_target_count",
+            Self::TargetBelowCompleted { .. } => "target_below_completed",
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod handoff;
 pub mod idempotency;
 pub mod ids;
+pub mod listing;
 pub mod login;
 pub mod session;
 pub mod status;
@@ -25,7 +26,9 @@ pub use handoff::{HandoffPayload, Workflow};
 pub use idempotency::IdempotencyKey;
 pub use login::{LoginBody, LoginRequest};
 pub use session::{CollectorSession, CollectorStanding};
-pub use status::{BatchStatus, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus};
+pub use status::{
+    BatchStatus, OrderPriority, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus,
+};
 pub use workflow::{
     COLLECTOR_REOPEN_WINDOW, MAX_TARGET_COUNT, OrderControl, OrderTargetBody, OrderTargetRequest,
     ReopenTasksRequest,

@@ -55,6 +55,16 @@ status_enum!(
 );
 
 status_enum!(
+    /// How urgent an order is.
+    OrderPriority, "priority", {
+        Low => "low",
+        Normal => "normal",
+        High => "high",
+        Urgent => "urgent",
+    }
+);
+
+status_enum!(
     /// Lifecycle of a batch.
     BatchStatus, "batch", {
         Pending => "pending",

@@ -46,6 +46,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The `code` of a busy answer: which limit turned the request away.
+fn busy_code(busy: Busy) -> &'static str {
+    match busy {
+        Busy::LockWait => "lock_timeout",
+        Busy::Statement => "statement_timeout",
+        Busy::IdleTransaction => "transaction_timeout",
+        Busy::Conflict => "concurrent_conflict",
+        Busy::Pool => "no_database_connection",
+        Busy::ConnectionLost => "database_connection_lost",
+    }
+}
+
 /// What a client is told when the database turned its request away.
 fn busy_message(busy: Busy) -> &'static str {
     match busy {
@@ -59,6 +71,20 @@ fn busy_message(busy: Busy) -> &'static str {
 }
 
 impl ApiError {
+    /// The stable, machine-readable `code` of the error body (SPEC §5), one per rule or
+    /// failure: clients branch on it and translate the message themselves.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Auth(failure) => failure.code(),
+            Self::Rejected(rule) => rule.code(),
+            Self::PayloadTooLarge => "request_body_too_large",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Busy(busy, _) => busy_code(*busy),
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
     /// The status code for this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -81,6 +107,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
     match rule {
         E::InvalidBatchId
         | E::InvalidRequestBody { .. }
+        | E::InvalidListParameter { .. }
         | E::UnstorableText { .. }
         | E::UnstorableValue
         | E::QuantityTooSmall
@@ -136,12 +163,15 @@ fn rule_fields(rule: &DomainError) -> Value {
     use DomainError as E;
     match rule {
         E::InvalidRequestBody { detail } => json!({ "detail": detail }),
+        E::InvalidListParameter { parameter, .. } => json!({ "parameter": parameter }),
         E::UnstorableText { field } => json!({ "field": field }),
         E::RequiresAxon => json!({ "requires_axon": true }),
+        // `current_status` names the blocking object's status on every error; `order_status`
+        // stays beside it where clients already read it.
         E::OrderCancelled { order_status }
         | E::OrderClosedForBatches { order_status }
         | E::OrderClosedForReopen { order_status } => {
-            json!({ "order_status": order_status })
+            json!({ "order_status": order_status, "current_status": order_status })
         }
         E::BatchNotOpen {
             current_status,
@@ -180,8 +210,13 @@ fn rule_fields(rule: &DomainError) -> Value {
         }
         E::UnknownSop { sop_id } => json!({ "sop_id": sop_id }),
         E::UnknownSubscene { subscene_id } => json!({ "subscene_id": subscene_id }),
-        E::OrderCancelledNoInsert => json!({ "order_status": "cancelled" }),
-        E::OrderCompletedNoInsert => json!({ "order_status": "completed" }),
+        E::OrderCancelledNoInsert => {
+            json!({ "order_status": "cancelled", "current_status": "cancelled" })
+        }
+        E::OrderCompletedNoInsert => {
+            json!({ "order_status": "completed", "current_status": "completed" })
+        }
+        E::MissingField(field) => json!({ "field": field }),
         E::BatchNotEditable { current_status }
         | E::BatchNotCancellable { current_status }
         | E::BatchNotReopenable { current_status } => {
@@ -244,7 +279,6 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::BatchNotOnWorkstation
         | E::TaskGroupNotFound
         | E::OrderNotFound
-        | E::MissingField(_)
         | E::TaskGroupsEmpty
         | E::UnknownOrder
         | E::UnknownWorkstation
@@ -271,11 +305,12 @@ fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl ApiError {
-    /// The JSON body a client receives: `{"error": message, ...extra fields}` (SPEC §5). The
-    /// API document renders its error examples with this too.
+    /// The JSON body a client receives: `{"error": message, "code": code, ...extra fields}`
+    /// (SPEC §5). The API document renders its error examples with this too.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
         body.insert("error".to_owned(), Value::String(self.to_string()));
+        body.insert("code".to_owned(), Value::String(self.code().to_owned()));
         if let Self::Rejected(rule) = self
             && let Value::Object(extra) = rule_fields(rule)
         {

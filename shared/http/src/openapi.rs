@@ -200,11 +200,11 @@ fn error_response(cases: &[ApiError]) -> Response {
             .map(|o| {
                 o.keys()
                     .map(String::as_str)
-                    .filter(|k| *k != "error")
+                    .filter(|k| *k != "error" && *k != "code")
                     .collect()
             })
             .unwrap_or_default();
-        description.push_str(&format!("- `{message}`"));
+        description.push_str(&format!("- `{}`: `{message}`", case.code()));
         if !extra.is_empty() {
             description.push_str(&format!(", with `{}`", extra.join("`, `")));
         }
@@ -250,17 +250,18 @@ fn error_response(cases: &[ApiError]) -> Response {
     response.build()
 }
 
-/// The schema of one error body: `error` is the exact message (a one-value `enum`) when the body has no extra
-/// fields (the message is then fixed), else a string beside the required extra fields, typed
-/// from the rendered body.
+/// The schema of one error body: `code` is the case's code (a one-value `enum`, so clients
+/// can tell the shapes apart by it); `error` is the exact message too when the body has no
+/// extra fields (the message is then fixed), else a string beside the required extra fields,
+/// typed from the rendered body.
 fn error_shape(body: &Value) -> RefOr<Schema> {
     let Some(fields) = body.as_object() else {
         return Schema::default().into();
     };
-    let fixed = fields.len() == 1;
+    let fixed = fields.len() == 2;
     let mut object = ObjectBuilder::new().schema_type(Type::Object);
     for (name, value) in fields {
-        let property = if name == "error" && fixed {
+        let property = if name == "code" || (name == "error" && fixed) {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .enum_values(Some([value.clone()]))
@@ -533,16 +534,24 @@ mod tests {
             invalid_id["schema"]["properties"]["error"]["enum"],
             json!(["invalid batch id"])
         );
+        assert_eq!(
+            invalid_id["schema"]["properties"]["code"]["enum"],
+            json!(["invalid_batch_id"])
+        );
         let conflict = &responses["409"]["content"]["application/json"];
         assert_eq!(
             conflict["schema"]["required"],
-            json!(["current_status", "error"])
+            json!(["code", "current_status", "error"])
         );
         assert!(conflict["schema"]["properties"]["error"]["enum"].is_null());
+        assert_eq!(
+            conflict["schema"]["properties"]["code"]["enum"],
+            json!(["batch_not_cancellable"])
+        );
         let message = "batch is completed; only pending or active batches can be cancelled";
         assert_eq!(
             conflict["examples"][message]["value"],
-            json!({"error": message, "current_status": "completed"})
+            json!({"error": message, "code": "batch_not_cancellable", "current_status": "completed"})
         );
     }
 
