@@ -509,8 +509,9 @@ fn every_example_satisfies_its_schema() {
                     &example["value"],
                 ));
             }
+            // A 204 has no body to show.
             assert!(
-                !status.starts_with('2') || content["example"].is_object(),
+                !status.starts_with('2') || status == "204" || content["example"].is_object(),
                 "{method} {path} {status} has no example"
             );
         }

@@ -688,7 +688,7 @@ fn the_cors_check_finds_a_route_method_the_configuration_misses() {
     .unwrap();
     assert_eq!(
         methods_missing_from_cors(&broken),
-        BTreeSet::from(["PATCH".to_owned()])
+        BTreeSet::from(["DELETE".to_owned(), "PATCH".to_owned()])
     );
 }
 

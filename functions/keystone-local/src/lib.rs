@@ -17,7 +17,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 17] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 20] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -67,6 +67,21 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 17] = [
         binary: "get-order",
         method: get_order::METHOD,
         path: get_order::ROUTE,
+    },
+    HttpFunction {
+        binary: "create-order",
+        method: create_order::METHOD,
+        path: create_order::ROUTE,
+    },
+    HttpFunction {
+        binary: "list-orders",
+        method: list_orders::METHOD,
+        path: list_orders::ROUTE,
+    },
+    HttpFunction {
+        binary: "delete-order",
+        method: delete_order::METHOD,
+        path: delete_order::ROUTE,
     },
     HttpFunction {
         binary: "get-batch",
@@ -119,6 +134,9 @@ fn functions() -> (Router<AppState>, OpenApi) {
         .merge(order_notifications::routes())
         .merge(notifications_redrive::routes())
         .merge(get_order::routes())
+        .merge(create_order::routes())
+        .merge(list_orders::routes())
+        .merge(delete_order::routes())
         .merge(get_batch::routes())
         .merge(cancel_batch::routes())
         .merge(reopen_tasks::routes())

@@ -12,6 +12,18 @@ pub enum DomainError {
     InvalidBatchId,
     #[error("invalid request body")]
     InvalidRequestBody { detail: String },
+    #[error("name must be at most {max} characters")]
+    OrderNameTooLong { max: usize },
+    #[error("order name already exists")]
+    OrderNameTaken,
+    #[error("unknown organization")]
+    UnknownOrganization,
+    #[error("unknown scene")]
+    UnknownScene,
+    #[error("scene belongs to another factory than the organization's")]
+    SceneOrganizationMismatch,
+    #[error("order has batches")]
+    OrderHasBatches { batch_count: i64 },
     #[error("invalid {parameter}: {detail}")]
     InvalidListParameter {
         parameter: &'static str,
@@ -178,6 +190,12 @@ impl DomainError {
             Self::InvalidBatchId => "invalid_batch_id",
             Self::InvalidRequestBody { .. } => "invalid_request_body",
             Self::InvalidListParameter { .. } => "invalid_list_parameter",
+            Self::OrderNameTooLong { .. } => "order_name_too_long",
+            Self::OrderNameTaken => "order_name_taken",
+            Self::UnknownOrganization => "unknown_organization",
+            Self::UnknownScene => "unknown_scene",
+            Self::SceneOrganizationMismatch => "scene_organization_mismatch",
+            Self::OrderHasBatches { .. } => "order_has_batches",
             Self::UnstorableText { .. } => "unstorable_text",
             Self::UnstorableValue => "unstorable_value",
             Self::QuantityTooSmall => "quantity_too_small",

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod listing;
 pub mod login;
+pub mod orders;
 pub mod session;
 pub mod status;
 pub mod workflow;

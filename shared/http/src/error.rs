@@ -108,6 +108,10 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         E::InvalidBatchId
         | E::InvalidRequestBody { .. }
         | E::InvalidListParameter { .. }
+        | E::OrderNameTooLong { .. }
+        | E::UnknownOrganization
+        | E::UnknownScene
+        | E::SceneOrganizationMismatch
         | E::UnstorableText { .. }
         | E::UnstorableValue
         | E::QuantityTooSmall
@@ -151,7 +155,9 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::OrderCancelledNoInsert
         | E::OrderClosedForReopen { .. }
         | E::BatchNotReopenable { .. }
-        | E::OrderControlNotAllowed { .. } => StatusCode::CONFLICT,
+        | E::OrderControlNotAllowed { .. }
+        | E::OrderNameTaken
+        | E::OrderHasBatches { .. } => StatusCode::CONFLICT,
         E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         E::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
     }
@@ -164,6 +170,8 @@ fn rule_fields(rule: &DomainError) -> Value {
     match rule {
         E::InvalidRequestBody { detail } => json!({ "detail": detail }),
         E::InvalidListParameter { parameter, .. } => json!({ "parameter": parameter }),
+        E::OrderNameTooLong { max } => json!({ "max": max }),
+        E::OrderHasBatches { batch_count } => json!({ "batch_count": batch_count }),
         E::UnstorableText { field } => json!({ "field": field }),
         E::RequiresAxon => json!({ "requires_axon": true }),
         // `current_status` names the blocking object's status on every error; `order_status`
@@ -280,6 +288,10 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::TaskGroupNotFound
         | E::OrderNotFound
         | E::TaskGroupsEmpty
+        | E::OrderNameTaken
+        | E::UnknownOrganization
+        | E::UnknownScene
+        | E::SceneOrganizationMismatch
         | E::UnknownOrder
         | E::UnknownWorkstation
         | E::WorkstationOrganizationMismatch

@@ -165,9 +165,11 @@ impl FromRequestParts<AppState> for CollectorAuth {
     }
 }
 
-/// An admin's token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdminAuth;
+/// An admin's token, and who the admin is (whose idempotency keys a request's key is among).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAuth {
+    pub operator_id: String,
+}
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
@@ -175,7 +177,12 @@ impl FromRequestParts<AppState> for AdminAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
         principal.require(Role::Admin)?;
-        Ok(Self)
+        match principal {
+            Principal::Admin { operator_id } => Ok(Self { operator_id }),
+            _ => Err(ApiError::Auth(keystone_auth::AuthError::RoleRequired(
+                Role::Admin,
+            ))),
+        }
     }
 }
 
@@ -277,5 +284,30 @@ mod tests {
         );
         assert_eq!(found(json!({"k\u{0}": 1})).as_deref(), Some("the body"));
         assert_eq!(found(json!({"name": "\\u0000 is six characters"})), None);
+    }
+}
+
+/// A list's query parameters: a value of the wrong type (`limit=ten`) or an unknown parameter
+/// shape is a 400 naming the query, like the rules the list checks after parsing (SPEC §5
+/// "Lists").
+#[derive(Debug, Clone)]
+pub struct ListQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ListQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(params)) => Ok(Self(params)),
+            Err(rejection) => Err(DomainError::InvalidListParameter {
+                parameter: "query",
+                detail: rejection.body_text(),
+            }
+            .into()),
+        }
     }
 }

@@ -14,7 +14,7 @@ pub mod telemetry;
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 pub use extract::{
-    AdminAuth, Authenticated, ClientAddress, CollectorAuth, Json, PathId, StaffAuth,
+    AdminAuth, Authenticated, ClientAddress, CollectorAuth, Json, ListQuery, PathId, StaffAuth,
 };
 pub use keys::JwtKeyRing;
 pub use state::AppState;

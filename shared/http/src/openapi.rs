@@ -474,8 +474,26 @@ pub mod examples {
             "target_count": 40,
             "task_count": 38,
             "completed_count": 2,
+            "failed_count": 0,
+            "cancelled_count": 0,
             "remaining_assignable": 2,
-            "batch_counts": {"active": 2, "cancelled": 0, "completed": 0, "pending": 0, "recalled": 0}
+            "batch_counts": {"active": 2, "cancelled": 0, "completed": 0, "pending": 0, "recalled": 0},
+            "scene_id": "1",
+            "scene_name": "厨房",
+            "organization_id": "1",
+            "organization_name": "Acme Robotics",
+            "deadline": "2026-12-31T00:00:00Z",
+            "metadata": {"customer": "acme"},
+            "created_at": "2026-12-01T08:00:00Z",
+            "updated_at": "2026-12-01T09:30:00Z"
+        })
+    }
+
+    /// A first page of orders holding the demo order.
+    pub fn order_page() -> Value {
+        json!({
+            "items": [order()], "total": 1, "limit": 50, "offset": 0,
+            "hasNext": false, "hasPrev": false
         })
     }
 

@@ -27,6 +27,7 @@ pub mod locking;
 pub mod login_throttle;
 pub mod notifications;
 pub mod order_controls;
+pub mod orders;
 pub mod outbox;
 pub mod progress;
 pub mod reopen;

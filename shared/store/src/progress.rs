@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use keystone_domain::{CollectorSession, DomainError};
+use chrono::{DateTime, Utc};
+use keystone_domain::{CollectorSession, DomainError, OrderPriority, OrderStatus};
 use serde::Serialize;
 use sqlx::PgConnection;
 
@@ -29,32 +30,142 @@ fn task_status_counts(rows: impl IntoIterator<Item = (String, i64)>) -> BTreeMap
     counts
 }
 
-/// The 200 body of `GET /api/v1/orders/{id}`.
+/// The order view (SPEC §5.14): `GET /api/v1/orders/{id}`, the order list's items, and the
+/// answer of creating or controlling an order.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderProgress {
     pub id: String,
     pub name: String,
-    pub status: String,
-    pub priority: String,
+    pub status: OrderStatus,
+    pub priority: OrderPriority,
+    pub scene_id: Option<String>,
+    pub scene_name: Option<String>,
+    pub organization_id: String,
+    pub organization_name: String,
     pub target_count: i64,
+    /// Live tasks.
     pub task_count: i64,
     pub completed_count: i64,
+    pub failed_count: i64,
+    pub cancelled_count: i64,
+    /// Tasks new batches may still take: the target less the live tasks, and 0 for a completed
+    /// or cancelled order (nothing can be assigned to it).
     pub remaining_assignable: i64,
+    /// Live batches per status, every status present.
     pub batch_counts: BTreeMap<String, i64>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
-struct OrderRow {
+pub(crate) struct OrderRow {
+    id: i64,
     name: String,
     status: String,
     priority: String,
+    scene_id: Option<i64>,
+    scene_name: Option<String>,
+    organization_id: i64,
+    organization_name: String,
     target_count: i32,
     task_count: i64,
     completed_count: i64,
+    failed_count: i64,
+    cancelled_count: i64,
     batch_counts: serde_json::Value,
+    deadline: Option<DateTime<Utc>>,
+    metadata: serde_json::Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-/// An order's figures (SPEC §3 derived figures) and its live batches by status.
+/// The order view's columns over `orders o` (or any row source aliased `o` with the orders'
+/// columns, `$from`), its scene and organization; the batch figures are one aggregate over the
+/// order's live batches (by the batches' order index), so the cost of a view follows its
+/// batches, never its tasks.
+macro_rules! order_view_from {
+    ($from:expr, $($rest:tt)*) => {
+        concat!(
+            "SELECT o.id, o.name, o.status, o.priority, o.scene_id, sc.name AS scene_name, \
+                    o.organization_id, org.name AS organization_name, o.target_count, \
+                    o.task_count, o.completed_count, b.failed_count, b.cancelled_count, \
+                    b.batch_counts, o.deadline, o.metadata, o.created_at, o.updated_at \
+             FROM ",
+            $from,
+            " JOIN organizations org ON org.id = o.organization_id \
+             LEFT JOIN scenes sc ON sc.id = o.scene_id \
+             CROSS JOIN LATERAL ( \
+                 SELECT COALESCE(sum(x.failed), 0)::bigint AS failed_count, \
+                        COALESCE(sum(x.cancelled), 0)::bigint AS cancelled_count, \
+                        COALESCE(jsonb_object_agg(x.status, x.n) \
+                                 FILTER (WHERE x.status IS NOT NULL), '{}'::jsonb) AS batch_counts \
+                 FROM (SELECT bt.status, count(*) AS n, sum(bt.failed_count) AS failed, \
+                              sum(bt.cancelled_count) AS cancelled \
+                       FROM batches bt WHERE bt.order_id = o.id AND bt.deleted_at IS NULL \
+                       GROUP BY bt.status) x) b ",
+            $($rest)*
+        )
+    };
+}
+pub(crate) use order_view_from;
+
+/// [`order_view_from!`] over the orders table.
+macro_rules! order_view_select {
+    ($($rest:tt)*) => {
+        $crate::progress::order_view_from!("orders o", $($rest)*)
+    };
+}
+pub(crate) use order_view_select;
+
+impl TryFrom<OrderRow> for OrderProgress {
+    type Error = StoreError;
+
+    fn try_from(row: OrderRow) -> Result<Self, StoreError> {
+        let unknown = |e: keystone_domain::UnknownStatus| StoreError::Invariant(e.to_string());
+        let status: OrderStatus = row.status.parse().map_err(unknown)?;
+        let priority: OrderPriority = row.priority.parse().map_err(unknown)?;
+        let mut batch_counts: BTreeMap<String, i64> =
+            ["pending", "active", "completed", "cancelled", "recalled"]
+                .iter()
+                .map(|s| ((*s).to_owned(), 0))
+                .collect();
+        if let serde_json::Value::Object(counts) = row.batch_counts {
+            for (status, count) in counts {
+                batch_counts.insert(status, count.as_i64().unwrap_or(0));
+            }
+        }
+        let target_count = i64::from(row.target_count);
+        let remaining_assignable = match status {
+            OrderStatus::Completed | OrderStatus::Cancelled => 0,
+            _ => (target_count - row.task_count).max(0),
+        };
+        Ok(Self {
+            id: row.id.to_string(),
+            name: row.name,
+            status,
+            priority,
+            scene_id: row.scene_id.map(|id| id.to_string()),
+            scene_name: row.scene_name,
+            organization_id: row.organization_id.to_string(),
+            organization_name: row.organization_name,
+            target_count,
+            task_count: row.task_count,
+            completed_count: row.completed_count,
+            failed_count: row.failed_count,
+            cancelled_count: row.cancelled_count,
+            remaining_assignable,
+            batch_counts,
+            deadline: row.deadline,
+            metadata: row.metadata,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// An order's view.
 ///
 /// # Errors
 /// [`DomainError::OrderNotFound`]; database failures.
@@ -74,43 +185,14 @@ pub(crate) async fn read_order_progress(
     conn: &mut PgConnection,
     order_id: i64,
 ) -> Result<Option<OrderProgress>, StoreError> {
-    let row: Option<OrderRow> = sqlx::query_as(
-        "SELECT o.name, o.status, o.priority, o.target_count, o.task_count, o.completed_count, \
-                (SELECT COALESCE(jsonb_object_agg(status, n), '{}'::jsonb) FROM ( \
-                    SELECT b.status, count(*) AS n FROM batches b \
-                    WHERE b.order_id = o.id AND b.deleted_at IS NULL GROUP BY b.status) s) \
-                    AS batch_counts \
-         FROM orders o WHERE o.id = $1 AND o.deleted_at IS NULL",
-    )
+    let row: Option<OrderRow> = sqlx::query_as(order_view_select!(
+        "WHERE o.id = $1 AND o.deleted_at IS NULL"
+    ))
     .bind(order_id)
     .persistent(named_statements())
     .fetch_optional(conn)
     .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let mut batch_counts: BTreeMap<String, i64> =
-        ["pending", "active", "completed", "cancelled", "recalled"]
-            .iter()
-            .map(|s| ((*s).to_owned(), 0))
-            .collect();
-    if let serde_json::Value::Object(counts) = row.batch_counts {
-        for (status, count) in counts {
-            batch_counts.insert(status, count.as_i64().unwrap_or(0));
-        }
-    }
-    let target_count = i64::from(row.target_count);
-    Ok(Some(OrderProgress {
-        id: order_id.to_string(),
-        name: row.name,
-        status: row.status,
-        priority: row.priority,
-        target_count,
-        task_count: row.task_count,
-        completed_count: row.completed_count,
-        remaining_assignable: target_count - row.task_count,
-        batch_counts,
-    }))
+    row.map(OrderProgress::try_from).transpose()
 }
 
 /// One task group of a batch, with its tasks by status.
