@@ -17,7 +17,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 20] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 24] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -84,6 +84,26 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 20] = [
         path: delete_order::ROUTE,
     },
     HttpFunction {
+        binary: "list-stations",
+        method: list_stations::METHOD,
+        path: list_stations::ROUTE,
+    },
+    HttpFunction {
+        binary: "list-sops",
+        method: list_sops::METHOD,
+        path: list_sops::ROUTE,
+    },
+    HttpFunction {
+        binary: "list-scenes",
+        method: list_scenes::METHOD,
+        path: list_scenes::ROUTE,
+    },
+    HttpFunction {
+        binary: "list-robot-types",
+        method: list_robot_types::METHOD,
+        path: list_robot_types::ROUTE,
+    },
+    HttpFunction {
         binary: "get-batch",
         method: get_batch::METHOD,
         path: get_batch::ROUTE,
@@ -137,6 +157,10 @@ fn functions() -> (Router<AppState>, OpenApi) {
         .merge(create_order::routes())
         .merge(list_orders::routes())
         .merge(delete_order::routes())
+        .merge(list_stations::routes())
+        .merge(list_sops::routes())
+        .merge(list_scenes::routes())
+        .merge(list_robot_types::routes())
         .merge(get_batch::routes())
         .merge(cancel_batch::routes())
         .merge(reopen_tasks::routes())

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod listing;
 pub mod login;
 pub mod orders;
+pub mod reference;
 pub mod session;
 pub mod status;
 pub mod workflow;

@@ -489,6 +489,42 @@ pub mod examples {
         })
     }
 
+    fn page(item: Value) -> Value {
+        json!({"items": [item], "total": 1, "limit": 50, "offset": 0, "hasNext": false, "hasPrev": false})
+    }
+
+    /// A page of stations: the demo's Axon arm station.
+    pub fn station_page() -> Value {
+        page(json!({
+            "id": "2", "name": "WS-02 AxonArm", "status": "active", "organization_id": "1",
+            "factory_id": "1", "robot_id": "2", "device_id": "axon-arm-01",
+            "robot_type": {"id": "2", "name": "AxonArm", "model": "AA-7", "capabilities": null},
+            "requires_axon": true, "workflow": "axon", "data_collector_id": "2",
+            "collector_operator_id": "DC002", "collector_name": "李四", "open_batch_count": 1,
+            "created_at": "2026-12-01T08:00:00Z"
+        }))
+    }
+
+    /// A page of SOPs.
+    pub fn sop_page() -> Value {
+        page(
+            json!({"id": "1", "slug": "move_bottle", "version": "v1", "description": "Move the bottle to the tray"}),
+        )
+    }
+
+    /// A page of scenes with their subscenes.
+    pub fn scene_page() -> Value {
+        page(json!({"id": "1", "name": "厨房", "factory_id": "1",
+                    "subscenes": [{"id": "1", "name": "台面"}, {"id": "2", "name": "水槽"}]}))
+    }
+
+    /// A page of robot types.
+    pub fn robot_type_page() -> Value {
+        page(json!({"id": "1", "name": "SynGloves", "model": "SG-1",
+                    "capabilities": {"requires_axon": false}, "requires_axon": false,
+                    "workflow": "external_device"}))
+    }
+
     /// A first page of orders holding the demo order.
     pub fn order_page() -> Value {
         json!({

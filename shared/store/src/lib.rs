@@ -30,6 +30,7 @@ pub mod order_controls;
 pub mod orders;
 pub mod outbox;
 pub mod progress;
+pub mod reference;
 pub mod reopen;
 mod task_edits;
 mod telemetry;

@@ -258,6 +258,8 @@ struct Bench {
     admin: String,
     world: World,
     failures: usize,
+    /// Orders this run created, for unique names.
+    orders_created: usize,
 }
 
 /// The fixed rows every order and seat hangs off.
@@ -313,16 +315,21 @@ impl Bench {
         self.send(method, path, &token, body).await
     }
 
-    async fn order(&self, target: i64) -> Result<i64, AnyError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO orders (organization_id, scene_id, name, target_count) \
-             VALUES ($1, $2, 'bench', $3) RETURNING id",
-        )
-        .bind(self.world.organization)
-        .bind(self.world.scene)
-        .bind(i32::try_from(target)?)
-        .fetch_one(&self.pool)
-        .await?)
+    /// An order of `target` tasks, created as the admin console does (names are unique per
+    /// organization).
+    async fn order(&mut self, target: i64) -> Result<i64, AnyError> {
+        self.orders_created += 1;
+        let body = json!({
+            "organization_id": self.world.organization, "scene_id": self.world.scene,
+            "name": format!("bench {}", self.orders_created), "target_count": target,
+        });
+        let (_, order) = self
+            .admin_call(reqwest::Method::POST, "/api/v1/orders", Some(body))
+            .await?;
+        Ok(order["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| format!("no order created: {order}"))?)
     }
 
     async fn seat(&self) -> Result<Seat, AnyError> {
@@ -675,6 +682,7 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
             subscene: world.3,
         },
         failures: 0,
+        orders_created: 0,
     };
     let seconds = Duration::from_secs_f64(sizes.seconds);
     let report = Report::header();

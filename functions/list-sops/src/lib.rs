@@ -1,0 +1,59 @@
+//! `GET /api/v1/sops` (SPEC §5.16): the sops the dispatch forms offer. The read lives in
+//! `keystone_store::reference`.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use keystone_domain::DomainError;
+use keystone_domain::listing::Page;
+use keystone_domain::reference::{ReferenceFilter, ReferenceListParams};
+use keystone_http::openapi::{Access, ErrorResponses};
+use keystone_http::{AdminAuth, ApiError, AppState, ListQuery};
+use keystone_store::reference::{SopView, list_sops};
+use utoipa_axum::router::OpenApiRouter;
+
+/// The API Gateway method and route this function serves.
+pub const METHOD: &str = "GET";
+pub const ROUTE: &str = "/api/v1/sops";
+
+/// The function's routes and their API document, without state or fallbacks, for merging
+/// into the local stack.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(utoipa_axum::routes!(list))
+}
+
+/// The function's whole application, as `lambda_http` runs it.
+pub fn app(state: AppState) -> axum::Router {
+    keystone_http::finish_router(routes().into()).with_state(state)
+}
+
+keystone_http::error_responses!(
+    /// The list's parameters.
+    Errors = ErrorResponses::new(Access::Admin).rules([DomainError::InvalidListParameter {
+        parameter: "limit",
+        detail: "must be between 1 and 100".to_owned(),
+    }])
+);
+
+#[utoipa::path(
+    get,
+    path = ROUTE,
+    tag = "reference data",
+    operation_id = "list_sops",
+    summary = "List SOPs",
+    description = "Live SOPs by slug, then version, in pages (`limit` 1–100, default 50; `offset` 0–100 000): what a task group's `sop_id` may name. `keyword` matches the slug or the description, ignoring case.",
+    security(("bearer" = [])),
+    params(ReferenceListParams),
+    responses(
+        (status = 200, description = "A page of sops.", body = Page<SopView>,
+            example = keystone_http::openapi::examples::sop_page),
+        Errors,
+    ),
+)]
+async fn list(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    ListQuery(params): ListQuery<ReferenceListParams>,
+) -> Result<JsonResponse<Page<SopView>>, ApiError> {
+    let filter = ReferenceFilter::validate(params)?;
+    Ok(JsonResponse(list_sops(&state.db, &filter).await?))
+}
