@@ -21,6 +21,8 @@ source tests/support/cfn-lint.sh
 source tests/support/sam.sh
 # shellcheck source=tests/support/chromium.sh
 source tests/support/chromium.sh
+# shellcheck source=tests/support/redocly.sh
+source tests/support/redocly.sh
 # shellcheck source=tests/support/schemathesis.sh
 source tests/support/schemathesis.sh
 
@@ -44,6 +46,7 @@ keystone_cfn_lint_setup
 keystone_sam_setup
 keystone_chromium_setup
 keystone_schemathesis_setup
+keystone_redocly_setup
 
 echo "==> cargo test"
 log="$(mktemp)"

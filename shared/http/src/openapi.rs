@@ -210,7 +210,12 @@ fn error_response(cases: &[ApiError]) -> Response {
         }
         description.push('\n');
         if !examples.iter().any(|(name, _)| *name == message) {
-            shapes.push(error_shape(&body));
+            let shape = error_shape(&body);
+            // Cases of one rule with different messages (`name is required`, `scene_id is
+            // required`) share a shape: list it once.
+            if !shapes.contains(&shape) {
+                shapes.push(shape);
+            }
             examples.push((
                 message.clone(),
                 ExampleBuilder::new().value(Some(body)).build(),
@@ -340,6 +345,12 @@ pub fn document(paths: OpenApi) -> OpenApi {
                 .title("Keystone Serverless API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(DESCRIPTION))
+                .license(Some(
+                    utoipa::openapi::LicenseBuilder::new()
+                        .name("Apache-2.0")
+                        .identifier(Some("Apache-2.0"))
+                        .build(),
+                ))
                 .build(),
         )
         .servers(Some([ServerBuilder::new()
@@ -355,6 +366,7 @@ pub fn document(paths: OpenApi) -> OpenApi {
         .build();
     doc.merge(paths);
     share_common_responses(&mut doc);
+    mark_public_operations(&mut doc);
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         BEARER,
@@ -368,7 +380,50 @@ pub fn document(paths: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
+    drop_unreferenced_schemas(&mut doc);
     doc
+}
+
+/// An operation without a security requirement says so with an empty list (`security: []`),
+/// so a linter and a client generator know it is public on purpose.
+fn mark_public_operations(doc: &mut OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security.get_or_insert_with(Vec::new);
+        }
+    }
+}
+
+/// Removes component schemas nothing refers to: utoipa registers a generic list's item type
+/// as a component as well as inlining it in the list's schema.
+fn drop_unreferenced_schemas(doc: &mut OpenApi) {
+    loop {
+        let text = serde_json::to_string(&*doc).unwrap_or_default();
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        let unused: Vec<String> = components
+            .schemas
+            .keys()
+            .filter(|name| !text.contains(&format!("\"#/components/schemas/{name}\"")))
+            .cloned()
+            .collect();
+        if unused.is_empty() {
+            return;
+        }
+        for name in unused {
+            components.schemas.remove(&name);
+        }
+    }
 }
 
 /// The error responses many operations answer identically, named once under
@@ -421,21 +476,31 @@ fn share_common_responses(doc: &mut OpenApi) {
     );
 }
 
-const TAGS: [(&str, &str); 5] = [
+const TAGS: [(&str, &str); 6] = [
     ("auth", "Log in and identify the caller."),
     ("collector", "What a data collector's phone calls."),
     ("batches", "Batches and their tasks."),
-    ("orders", "Orders: progress, finalization and controls."),
+    (
+        "orders",
+        "Orders: create, list, progress, finalization, controls, delete.",
+    ),
     (
         "notifications",
         "Recorder commands sent to devices through the outbox.",
+    ),
+    (
+        "reference data",
+        "What the dispatch forms pick from: stations, SOPs, scenes, robot types.",
     ),
 ];
 
 const DESCRIPTION: &str = "\
 The Keystone Serverless API: robot data-collection teams dispatch production work and data \
-collectors complete it. Every error body is `{\"error\": \"<message>\", ...extra fields}`; each \
-response below lists its exact messages and extra fields. A 503 means the database turned the \
+collectors complete it. Every error body is `{\"error\": \"<message>\", \"code\": \"<code>\", \
+...extra fields}`: `code` is a stable snake_case name to branch on (one status per code), the \
+message may be reworded; each response below lists its codes, exact messages and extra fields. \
+Lists answer `{\"items\", \"total\", \"limit\", \"offset\", \"hasNext\", \"hasPrev\"}`, newest \
+first unless the operation says otherwise; `limit` is 1–100 (default 50). A 503 means the database turned the \
 request away before applying anything: retry after `Retry-After` seconds, with the same \
 `Idempotency-Key` where the operation takes one.";
 
