@@ -1,6 +1,6 @@
 //! SPEC §5.3: `POST /api/v1/batches` creates a batch and all its tasks atomically.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use keystone_tests::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -302,4 +302,46 @@ async fn create_statement_count_does_not_grow_with_quantity(pool: PgPool) {
         one, many,
         "1 task ran {one} statements, 1000 tasks ran {many}"
     );
+}
+
+/// SPEC §5.15: an `Idempotency-Key` makes a repeated create safe — the same body answers the
+/// first 201 (marked replayed) and creates nothing; another body under the key is a 422.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn an_idempotency_key_makes_a_repeated_create_safe(pool: PgPool) {
+    let s = Scenario::new(&pool, 100, 0, 0).await;
+    let router = router(pool.clone());
+    let a = s.group_a;
+    let post = |body: Value| {
+        let router = router.clone();
+        async move {
+            send(
+                &router,
+                Method::POST,
+                CREATE,
+                Some(&admin_token()),
+                &[("idempotency-key", "batch-once")],
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let first = post(body(&s, s.seat.workstation_id, &[a.entry(3)])).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = post(body(&s, s.seat.workstation_id, &[a.entry(3)])).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let batches: i64 = sqlx::query_scalar("SELECT count(*) FROM batches WHERE order_id = $1")
+        .bind(s.order_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(batches, 2, "the scenario's and one more");
+    post(body(&s, s.seat.workstation_id, &[a.entry(4)]))
+        .await
+        .assert_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency key reused with a different request",
+        );
 }

@@ -2,12 +2,13 @@
 //! The rules and the transaction live in `keystone_store::dispatch`; this crate only routes
 //! and translates.
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::{Json as JsonResponse, Router};
-use keystone_domain::{CreateBatchBody, CreateBatchRequest};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use keystone_domain::{CreateBatchBody, CreateBatchRequest, IdempotencyKey};
 use keystone_domain::{DomainError, OrderStatus};
-use keystone_http::openapi::{Access, ErrorResponses};
+use keystone_http::openapi::{Access, ErrorResponses, IdempotencyKeyHeader};
 use keystone_http::{AdminAuth, ApiError, AppState, Json};
 use keystone_store::dispatch::CreateBatchResponse;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,6 +47,8 @@ keystone_http::error_responses!(
             DomainError::UnknownSubscene { subscene_id: 99 },
             DomainError::OrderClosedForBatches { order_status: OrderStatus::Completed },
             DomainError::OrderQuotaExceeded { target_count: 40, task_count: 38, remaining: 2, requested: 5 },
+            DomainError::InvalidIdempotencyKey,
+            DomainError::IdempotencyKeyReused,
         ])
 );
 
@@ -56,11 +59,16 @@ keystone_http::error_responses!(
     operation_id = "create_batch",
     summary = "Create a batch with its tasks",
     description = "Creates a pending batch on a workstation and all its tasks atomically, \
-        within the order's remaining assignable count (SPEC §5.3).",
+        within the order's remaining assignable count. With an `Idempotency-Key` (1–255 visible \
+        ASCII characters), a repeat of the same request answers the first 201 and creates \
+        nothing; the same key with another body is refused with 422.",
     security(("bearer" = [])),
+    params(IdempotencyKeyHeader),
     request_body(content = CreateBatchBody, example = json!({"order_id": 1, "workstation_id": 1, "notes": "second shift", "task_groups": [{"sop_id": 1, "subscene_id": 1, "quantity": 2}]})),
     responses(
-        (status = 201, description = "The batch created, with its tasks.", body = CreateBatchResponse, example = json!({
+        (status = 201, description = "The batch created, with its tasks.", body = CreateBatchResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer of an earlier request with the same `Idempotency-Key`; absent otherwise.")),
+            example = json!({
             "batch": {
                 "id": "3",
                 "batch_id": "batch_20261124_094500_120_00_3c9e1f20",
@@ -99,10 +107,21 @@ keystone_http::error_responses!(
 )]
 async fn create_batch(
     State(state): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
+    headers: HeaderMap,
     Json(body): Json<CreateBatchBody>,
-) -> Result<(StatusCode, JsonResponse<CreateBatchResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let request = CreateBatchRequest::validate(body)?;
-    let response = keystone_store::create_batch(&state.db, request).await?;
-    Ok((StatusCode::CREATED, JsonResponse(response)))
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|value| IdempotencyKey::parse(value.as_bytes()))
+        .transpose()?;
+    let stored = keystone_store::create_batch(
+        &state.db,
+        request,
+        &admin.operator_id,
+        idempotency_key.as_ref(),
+    )
+    .await?;
+    Ok(keystone_http::stored_response(stored))
 }

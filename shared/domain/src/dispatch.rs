@@ -137,6 +137,25 @@ pub struct CreateBatchRequest {
 }
 
 impl CreateBatchRequest {
+    /// What an `Idempotency-Key` is bound to: the same key with another body is refused.
+    pub fn fingerprint(&self) -> String {
+        let groups: Vec<[i64; 3]> = self
+            .groups
+            .iter()
+            .map(|g| [g.group.sop_id, g.group.subscene_id, g.quantity])
+            .collect();
+        serde_json::json!({
+            "operation": "create_batch",
+            "order_id": self.order_id,
+            "workstation_id": self.workstation_id,
+            "name": self.name,
+            "notes": self.notes,
+            "metadata": self.metadata,
+            "groups": groups,
+        })
+        .to_string()
+    }
+
     /// Total tasks the batch will hold.
     pub fn total(&self) -> i64 {
         self.groups.iter().map(|g| g.quantity).sum()

@@ -4,14 +4,15 @@
 use chrono::{DateTime, Utc};
 use keystone_domain::{
     AdjustBatchRequest, BatchStatus, CollectorSession, CollectorStanding, CreateBatchRequest,
-    DomainError, GroupQuantity, MAX_TASKS_PER_ADJUST, OrderStatus,
+    DomainError, GroupQuantity, IdempotencyKey, MAX_TASKS_PER_ADJUST, OrderStatus,
 };
 use serde::Serialize;
 
 use crate::complete_tasks::OrderProgressView;
+use crate::idempotency::{self, Claim, KeyOwner};
 use crate::locking::{BatchSelection, OpenBatches, UnitOfWork};
 use crate::task_edits::{CreatedTaskView, NewBatch};
-use crate::{Database, StoreError};
+use crate::{Database, StoreError, StoredResponse};
 
 /// The 200 body of `POST /api/v1/batches/{id}/tasks`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -257,9 +258,19 @@ pub struct CreateBatchResponse {
 pub async fn create_batch(
     db: &Database,
     request: CreateBatchRequest,
-) -> Result<CreateBatchResponse, StoreError> {
+    admin_operator_id: &str,
+    idempotency_key: Option<&IdempotencyKey>,
+) -> Result<StoredResponse, StoreError> {
     let total = request.total();
-    let work = UnitOfWork::begin(db).await?;
+    let mut work = UnitOfWork::begin(db).await?;
+    let owner = KeyOwner::Admin(admin_operator_id.to_owned());
+    if let Some(key) = idempotency_key
+        && let Claim::Replay(stored) =
+            idempotency::claim(work.conn(), &owner, key, &request.fingerprint()).await?
+    {
+        tracing::info!("idempotent replay");
+        return Ok(stored);
+    }
     let mut order = work
         .lock_order(request.order_id)
         .await?
@@ -306,9 +317,8 @@ pub async fn create_batch(
         .await?;
     let tasks = scope.insert_pending_tasks(row.id, &request.groups).await?;
     let order = scope.order().clone();
-    scope.settle_workstations().await?.commit().await?;
-    tracing::info!(batch_id = row.id, tasks = tasks.len(), "batch created");
-    Ok(CreateBatchResponse {
+    let mut settled = scope.settle_workstations().await?;
+    let response = CreateBatchResponse {
         batch: BatchSummary {
             id: row.id.to_string(),
             batch_id: row.batch_id,
@@ -324,6 +334,19 @@ pub async fn create_batch(
             created_at: row.created_at,
         },
         tasks,
+    };
+    let body = serde_json::to_string(&response)
+        .map_err(|e| StoreError::Invariant(format!("create-batch answer: {e}")))?;
+    if let Some(key) = idempotency_key {
+        idempotency::store_response(settled.conn(), &owner, key, 201, &body).await?;
+    }
+    settled.commit().await?;
+    tracing::info!(batch_id = row.id, "batch created");
+    Ok(StoredResponse {
+        status: 201,
+        body,
+        replayed: false,
+        outbox_ids: Vec::new(),
     })
 }
 
