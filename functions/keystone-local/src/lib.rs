@@ -17,7 +17,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 24] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 26] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -82,6 +82,16 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 24] = [
         binary: "delete-order",
         method: delete_order::METHOD,
         path: delete_order::ROUTE,
+    },
+    HttpFunction {
+        binary: "list-batches",
+        method: list_batches::METHOD,
+        path: list_batches::ROUTE,
+    },
+    HttpFunction {
+        binary: "list-batch-tasks",
+        method: list_batch_tasks::METHOD,
+        path: list_batch_tasks::ROUTE,
     },
     HttpFunction {
         binary: "list-stations",
@@ -157,6 +167,8 @@ fn functions() -> (Router<AppState>, OpenApi) {
         .merge(create_order::routes())
         .merge(list_orders::routes())
         .merge(delete_order::routes())
+        .merge(list_batches::routes())
+        .merge(list_batch_tasks::routes())
         .merge(list_stations::routes())
         .merge(list_sops::routes())
         .merge(list_scenes::routes())

@@ -4,6 +4,7 @@
 //! the [`DomainError`] a rule violation produces live here so the transaction crate and the
 //! HTTP layer agree on them without depending on each other.
 
+pub mod batches;
 pub mod complete;
 pub mod dispatch;
 pub mod error;

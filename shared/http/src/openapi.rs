@@ -570,6 +570,30 @@ pub mod examples {
         }))
     }
 
+    /// A page of batches: the demo's Axon batch.
+    pub fn batch_page() -> Value {
+        page(json!({
+            "id": "2", "batch_id": "batch_20261201_080000_000_02_1a2b3c4d", "order_id": "1",
+            "order_name": "Kitchen demo order", "workstation_id": "2",
+            "workstation_name": "WS-02 AxonArm", "device_id": "axon-arm-01",
+            "collector_operator_id": "DC002", "organization_id": "1", "name": "Axon batch",
+            "notes": null, "metadata": null, "status": "active", "task_count": 20,
+            "completed_count": 2, "failed_count": 0, "cancelled_count": 0, "pending_count": 15,
+            "created_at": "2026-12-01T08:00:00Z", "updated_at": "2026-12-01T09:30:00Z"
+        }))
+    }
+
+    /// A page of a batch's tasks.
+    pub fn batch_task_page() -> Value {
+        page(json!({
+            "id": "41", "task_id": "task_20261201_080000_000_02_5e6f7a8b", "sop_id": "1",
+            "subscene_id": "1", "scene_name": "厨房", "subscene_name": "台面",
+            "status": "completed", "assigned_at": "2026-12-01T08:00:00Z",
+            "started_at": "2026-12-01T08:10:00Z", "completed_at": "2026-12-01T08:20:00Z",
+            "episode_id": null
+        }))
+    }
+
     /// A page of SOPs.
     pub fn sop_page() -> Value {
         page(

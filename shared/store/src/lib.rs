@@ -14,6 +14,7 @@
 //! commit once; returning early with an error drops the transaction, which rolls back.
 
 pub mod batch_cancel;
+pub mod batch_lists;
 pub mod complete_tasks;
 pub mod config;
 pub mod database;
