@@ -60,7 +60,6 @@ async fn the_batch_list_filters_by_every_parameter(pool: PgPool) {
     assert!(public_id.starts_with("batch_"));
 
     let only = |query: String| {
-        let list = list;
         async move { ids(&list(&query).await) }
     };
     let scenario = vec![s.batch_id.to_string()];
