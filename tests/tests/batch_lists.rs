@@ -59,9 +59,7 @@ async fn the_batch_list_filters_by_every_parameter(pool: PgPool) {
     let public_id = first["batch_id"].as_str().unwrap().to_owned();
     assert!(public_id.starts_with("batch_"));
 
-    let only = |query: String| {
-        async move { ids(&list(&query).await) }
-    };
+    let only = |query: String| async move { ids(&list(&query).await) };
     let scenario = vec![s.batch_id.to_string()];
     let axon_only = vec![axon_batch.to_string()];
     assert_eq!(only(format!("?batch_id={public_id}")).await, scenario);
