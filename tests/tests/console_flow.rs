@@ -1,0 +1,158 @@
+//! The admin console's whole flow through the HTTP API alone: create an order, pick a station,
+//! a SOP and a scene's subscene from the reference lists, create a batch, find it in the batch
+//! list, read its tasks, let the station's collector complete them, watch the order, finalize
+//! it. SQL sets up only what the API does not manage yet: an organization, a scene with a
+//! subscene, a SOP, and a station (robot, collector, workstation binding — SPEC §5.17).
+
+use axum::http::{Method, StatusCode};
+use keystone_tests::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+async fn admin(router: &axum::Router, method: Method, path: &str, body: Value) -> TestResponse {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    send(router, method, path, Some(&admin_token()), &[], body).await
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn an_admin_runs_an_order_from_creation_to_finalization_through_the_api(pool: PgPool) {
+    // Fixtures: the scenario's organization, scene (with subscenes), SOPs and a station whose
+    // collector is DC001; its own order is left alone.
+    let s = Scenario::new(&pool, 1, 0, 0).await;
+    let router = router(pool.clone());
+
+    // 1. The forms' reference data.
+    let stations = admin(
+        &router,
+        Method::GET,
+        "/api/v1/stations?collector_operator_id=DC001",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(stations.status, StatusCode::OK, "{}", stations.text);
+    let station = stations.body["items"][0].clone();
+    let workstation_id = station["id"].as_str().unwrap().to_owned();
+    assert_eq!(station["workflow"], json!("external_device"));
+    let scenes = admin(&router, Method::GET, "/api/v1/scenes", Value::Null).await;
+    let scene = scenes.body["items"][0].clone();
+    let subscene_id = scene["subscenes"][0]["id"].as_str().unwrap().to_owned();
+    let sops = admin(
+        &router,
+        Method::GET,
+        "/api/v1/sops?keyword=move",
+        Value::Null,
+    )
+    .await;
+    let sop_id = sops.body["items"][0]["id"].as_str().unwrap().to_owned();
+
+    // 2. The order.
+    let created = admin(
+        &router,
+        Method::POST,
+        "/api/v1/orders",
+        json!({"organization_id": station["organization_id"], "scene_id": scene["id"],
+               "name": "Console run", "target_count": 3, "priority": "high"}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let order_id = created.body["id"].as_str().unwrap().to_owned();
+    let listed = admin(
+        &router,
+        Method::GET,
+        "/api/v1/orders?keyword=console",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(listed.body["items"][0]["id"], json!(order_id));
+
+    // 3. A batch of three tasks on the station (ids as the lists gave them, sent as numbers).
+    let number = |text: &str| text.parse::<i64>().unwrap();
+    let batch = admin(
+        &router,
+        Method::POST,
+        "/api/v1/batches",
+        json!({"order_id": number(&order_id), "workstation_id": number(&workstation_id),
+               "task_groups": [{"sop_id": number(&sop_id), "subscene_id": number(&subscene_id),
+                                "quantity": 3}]}),
+    )
+    .await;
+    assert_eq!(batch.status, StatusCode::CREATED, "{}", batch.text);
+    let batch_id = batch.body["batch"]["id"].as_str().unwrap().to_owned();
+    let batches = admin(
+        &router,
+        Method::GET,
+        &format!("/api/v1/batches?order_id={order_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(batches.body["total"], json!(1));
+    assert_eq!(batches.body["items"][0]["pending_count"], json!(3));
+    let tasks = admin(
+        &router,
+        Method::GET,
+        &format!("/api/v1/batches/{batch_id}/tasks"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(tasks.body["total"], json!(3));
+    assert!(
+        tasks.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == json!("pending"))
+    );
+
+    // 4. The station's collector completes two; the admin watches, then finalizes.
+    let body =
+        json!({"sop_id": number(&sop_id), "subscene_id": number(&subscene_id), "quantity": 2});
+    let done = complete(&router, &s.seat.token, number(&batch_id), body, &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let order = admin(
+        &router,
+        Method::GET,
+        &format!("/api/v1/orders/{order_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (
+            &order.body["status"],
+            &order.body["completed_count"],
+            &order.body["remaining_assignable"]
+        ),
+        (&json!("in_progress"), &json!(2), &json!(0))
+    );
+    let finalized = admin(
+        &router,
+        Method::POST,
+        &format!("/api/v1/orders/{order_id}/finalize"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(finalized.status, StatusCode::OK, "{}", finalized.text);
+    let after = admin(
+        &router,
+        Method::GET,
+        &format!("/api/v1/orders/{order_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(after.body["status"], json!("completed"));
+    let cancelled = admin(
+        &router,
+        Method::GET,
+        &format!("/api/v1/batches/{batch_id}/tasks?status=cancelled"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        cancelled.body["total"],
+        json!(1),
+        "the task nobody did was cancelled"
+    );
+}
