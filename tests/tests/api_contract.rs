@@ -50,6 +50,18 @@ fn the_committed_document_is_the_generated_one() {
     }
 }
 
+/// The document stands alone for client teams: it never sends them to a specification they
+/// do not have.
+#[test]
+fn the_document_cites_no_outside_document() {
+    let document = committed();
+    let cited: Vec<&str> = document
+        .lines()
+        .filter(|line| line.contains("SPEC"))
+        .collect();
+    assert!(cited.is_empty(), "{cited:#?}");
+}
+
 /// SPEC §5: every documented error of every operation carries a snake_case `code`, required
 /// and fixed by its schema, and one code always comes with one status, so a client can branch
 /// on the code alone.

@@ -15,9 +15,10 @@ fn collector_operations(s: &Scenario) -> Vec<(Method, String, Option<Value>)> {
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let forbidden = operation["responses"]["403"]["$ref"].as_str();
-            if operation.get("security").is_none()
-                || forbidden == Some("#/components/responses/AdminRoleRequired")
-            {
+            let public = operation["security"]
+                .as_array()
+                .is_none_or(|requirements| requirements.is_empty());
+            if public || forbidden == Some("#/components/responses/AdminRoleRequired") {
                 continue;
             }
             let body = operation["requestBody"]["content"]["application/json"]["example"]

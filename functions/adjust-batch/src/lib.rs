@@ -1,4 +1,4 @@
-//! `POST /api/v1/batches/{id}/tasks` (SPEC §5.2): an admin sets the target live task count
+//! `POST /api/v1/batches/{id}/tasks`: an admin sets the target live task count
 //! of a batch's task groups. The rules and the transaction live in
 //! `keystone_store::dispatch`; this crate only routes and translates.
 
@@ -65,7 +65,7 @@ keystone_http::error_responses!(
     description = "Declarative: each named group ends up with `quantity` live tasks; groups not \
         named keep theirs. Reductions soft-delete the newest pending, episode-less tasks and never \
         go below a group's locked (started or recorded) tasks; insertions are bounded by the \
-        order's target (SPEC §5.2). The batch then advances as a completion would.",
+        order's target. The batch then advances as a completion would.",
     security(("bearer" = [])),
     params(BatchIdPath),
     request_body(content = AdjustBatchBody, example = json!({"task_groups": [{"sop_id": 1, "subscene_id": 1, "quantity": 18}]})),

@@ -1,4 +1,4 @@
-//! `POST /api/v1/auth/login` (SPEC §5.6): trades an account and password for a bearer token.
+//! `POST /api/v1/auth/login`: trades an account and password for a bearer token.
 //!
 //! Every mismatch — unknown account, no password set, wrong password, disabled collector —
 //! answers the same 401 after the same amount of hashing work, so accounts cannot be
@@ -105,7 +105,7 @@ async fn login(
     let settings = state.login.clone();
 
     // Throttled before any password is looked at, the same for every account name, existing
-    // or not (SPEC §4).
+    // or not.
     if let Some(wait) = login_blocked_for(&state.db, &account, source.as_deref()).await? {
         let retry_after_secs =
             u32::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u32::MAX);

@@ -1,4 +1,4 @@
-//! `GET /api/v1/auth/me` (SPEC §5.5): who the token speaks for, with the collector's
+//! `GET /api/v1/auth/me`: who the token speaks for, with the collector's
 //! workstation, robot and robot type read fresh from the database on every call.
 
 use axum::extract::State;
@@ -31,8 +31,8 @@ keystone_http::error_responses!(
     Errors = ErrorResponses::new(Access::Staff)
 );
 
-/// The 200 body. The admin's has exactly the SPEC §5.5 keys; a collector's adds
-/// `requires_axon` and `workflow`.
+/// The 200 body: who the caller is; a data collector's also names their workstation, robot
+/// and robot type, with `requires_axon` and `workflow`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
     pub collector_id: Option<String>,
@@ -56,7 +56,7 @@ pub struct MeResponse {
     summary = "Who am I",
     description = "The caller, and for a data collector their workstation, robot and robot type, \
         read from the database on every call, with `requires_axon` and `workflow` so clients \
-        need not derive them (SPEC §5.5).",
+        need not derive them.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller.", body = MeResponse, example = json!({

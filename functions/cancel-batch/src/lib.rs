@@ -1,4 +1,4 @@
-//! `POST /api/v1/batches/{id}/cancel` (SPEC §5.11): an admin pulls work back from a
+//! `POST /api/v1/batches/{id}/cancel`: an admin pulls work back from a
 //! workstation. The transaction lives in `keystone_store::batch_cancel`; the recorder commands
 //! it queues are published right after the commit.
 
@@ -47,7 +47,7 @@ keystone_http::error_responses!(
     description = "Pulls work back from a workstation: a pending or active batch and its runnable \
         tasks become cancelled, and devices recording them are told through the outbox. \
         Completed tasks stay completed; the order is not advanced. A batch already cancelled \
-        answers `\"cancelled\": false` and changes nothing (SPEC §5.11).",
+        answers `\"cancelled\": false` and changes nothing.",
     security(("bearer" = [])),
     params(BatchIdPath),
     responses(

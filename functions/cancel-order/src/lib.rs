@@ -1,4 +1,4 @@
-//! `POST /api/v1/orders/{id}/cancel` (SPEC §5.12): an admin cancels an order and every open batch of it, telling the Axon recorders. Any request body is ignored. The transaction lives in
+//! `POST /api/v1/orders/{id}/cancel`: an admin cancels an order and every open batch of it, telling the Axon recorders. Any request body is ignored. The transaction lives in
 //! `keystone_store::order_controls`, shared by every order control.
 
 use axum::extract::State;
@@ -37,7 +37,7 @@ keystone_http::error_responses!(
     operation_id = "cancel_order",
     summary = "Cancel an order",
     description = "An open order becomes cancelled, and every open batch of it is cancelled as by \
-        `POST /api/v1/batches/{id}/cancel`. Cancelling a cancelled order changes nothing (SPEC §5.12).",
+        `POST /api/v1/batches/{id}/cancel`. Cancelling a cancelled order changes nothing.",
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(

@@ -1,4 +1,4 @@
-//! `POST /api/v1/batches/{id}/complete-tasks` (SPEC §5.1): a data collector completes N
+//! `POST /api/v1/batches/{id}/complete-tasks`: a data collector completes N
 //! pending tasks of one task group. The rules and the transaction live in
 //! `keystone_store::complete_tasks`; this crate only routes and translates.
 
@@ -76,7 +76,7 @@ keystone_http::error_responses!(
     summary = "Complete pending tasks of a task group",
     description = "Marks the earliest `quantity` pending tasks of one task group of the batch \
         completed, and advances the batch and its order in the same transaction; the order is \
-        finalized when this completion reaches its target (SPEC §5.1). Only for batches on the \
+        finalized when this completion reaches its target. Only for batches on the \
         caller's workstation whose robot does not record through Axon.",
     security(("bearer" = [])),
     params(BatchIdPath, IdempotencyKeyHeader),

@@ -1,4 +1,4 @@
-//! `POST /api/v1/batches` (SPEC §5.3): an admin creates a batch and all its tasks at once.
+//! `POST /api/v1/batches`: an admin creates a batch and all its tasks at once.
 //! The rules and the transaction live in `keystone_store::dispatch`; this crate only routes
 //! and translates.
 

@@ -1,4 +1,4 @@
-//! `POST /api/v1/orders` (SPEC §5.14): an admin creates an order, in status `created`. The
+//! `POST /api/v1/orders`: an admin creates an order, in status `created`. The
 //! transaction lives in `keystone_store::orders`.
 
 use axum::extract::State;

@@ -1,4 +1,4 @@
-//! `DELETE /api/v1/orders/{id}` (SPEC §5.14): an admin removes an order nothing was dispatched
+//! `DELETE /api/v1/orders/{id}`: an admin removes an order nothing was dispatched
 //! to. The statement lives in `keystone_store::orders`.
 
 use axum::extract::State;

@@ -1,4 +1,4 @@
-//! `POST /api/v1/orders/{id}/finalize` (SPEC §5.4): an admin completes an order and it is
+//! `POST /api/v1/orders/{id}/finalize`: an admin completes an order and it is
 //! finalized with the same code the complete-tasks path uses. The transaction lives in
 //! `keystone_store::dispatch`; this crate only routes and translates.
 
@@ -45,7 +45,7 @@ keystone_http::error_responses!(
     summary = "Complete an order on an admin's decision",
     description = "Completes a created, in-progress or paused order and finalizes it: runnable \
         tasks of its open batches are cancelled, those batches completed, and devices recording \
-        them told through the outbox (SPEC §5.4). An order already completed answers \
+        them told through the outbox. An order already completed answers \
         `\"finalized\": false` and changes nothing. A request body, if any, is ignored.",
     security(("bearer" = [])),
     params(OrderIdPath),

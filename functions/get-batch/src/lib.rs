@@ -1,4 +1,4 @@
-//! `GET /api/v1/batches/{id}` (SPEC §5.13): a batch's summary with per-status and per-group
+//! `GET /api/v1/batches/{id}`: a batch's summary with per-status and per-group
 //! counts, for an admin or the collector of its workstation. The read lives in
 //! `keystone_store::progress`.
 
@@ -39,8 +39,8 @@ keystone_http::error_responses!(
     tag = "batches",
     operation_id = "get_batch",
     summary = "A batch's progress",
-    description = "The batch summary with per-status task counts and its task groups (SPEC \
-        §5.13). Admins see any batch; a data collector only the batches of their workstation.",
+    description = "The batch summary with per-status task counts and its task groups. Admins \
+        see any batch; a data collector only the batches of their workstation.",
     security(("bearer" = [])),
     params(BatchIdPath),
     responses(

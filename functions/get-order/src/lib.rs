@@ -1,4 +1,4 @@
-//! `GET /api/v1/orders/{id}` (SPEC §5.13): an order's figures and its batches by status, for
+//! `GET /api/v1/orders/{id}`: an order's figures and its batches by status, for
 //! the admin's production dashboard. The read lives in `keystone_store::progress`.
 
 use axum::extract::State;
@@ -39,7 +39,7 @@ keystone_http::error_responses!(
     operation_id = "get_order",
     summary = "An order's progress",
     description = "The order's status and figures: its target, live and completed tasks, what \
-        may still be assigned, and its batches per status (SPEC §5.13).",
+        may still be assigned, and its batches per status.",
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(

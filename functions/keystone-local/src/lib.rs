@@ -150,7 +150,7 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 26] = [
     },
 ];
 
-/// Every HTTP function's routes, merged, and the API document they make (SPEC §10). The
+/// Every HTTP function's routes, merged, and the API document they make. The
 /// document is built from the same annotated handlers the router serves, so no route can be
 /// served without being documented.
 fn functions() -> (Router<AppState>, OpenApi) {

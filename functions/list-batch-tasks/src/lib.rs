@@ -1,4 +1,4 @@
-//! `GET /api/v1/batches/{id}/tasks` (SPEC §5.15): a batch's tasks, filtered and paged, for an
+//! `GET /api/v1/batches/{id}/tasks`: a batch's tasks, filtered and paged, for an
 //! admin or the collector of the batch's workstation. The read lives in
 //! `keystone_store::batch_lists`.
 

@@ -1,4 +1,4 @@
-//! `GET /api/v1/batches` (SPEC §5.15): the admin console's batch list, filtered and paged.
+//! `GET /api/v1/batches`: the admin console's batch list, filtered and paged.
 //! The read lives in `keystone_store::batch_lists`.
 
 use axum::Json as JsonResponse;

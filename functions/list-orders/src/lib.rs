@@ -1,4 +1,4 @@
-//! `GET /api/v1/orders` (SPEC §5.14): the admin console's order list, filtered and paged. The
+//! `GET /api/v1/orders`: the admin console's order list, filtered and paged. The
 //! read lives in `keystone_store::orders`.
 
 use axum::Json as JsonResponse;

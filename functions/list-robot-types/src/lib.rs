@@ -1,4 +1,4 @@
-//! `GET /api/v1/robot-types` (SPEC §5.16): the robot types the dispatch forms offer. The read lives in
+//! `GET /api/v1/robot-types`: the robot types the dispatch forms offer. The read lives in
 //! `keystone_store::reference`.
 
 use axum::Json as JsonResponse;

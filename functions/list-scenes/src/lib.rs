@@ -1,4 +1,4 @@
-//! `GET /api/v1/scenes` (SPEC §5.16): the scenes the dispatch forms offer. The read lives in
+//! `GET /api/v1/scenes`: the scenes the dispatch forms offer. The read lives in
 //! `keystone_store::reference`.
 
 use axum::Json as JsonResponse;

@@ -1,4 +1,4 @@
-//! `GET /api/v1/sops` (SPEC §5.16): the sops the dispatch forms offer. The read lives in
+//! `GET /api/v1/sops`: the sops the dispatch forms offer. The read lives in
 //! `keystone_store::reference`.
 
 use axum::Json as JsonResponse;

@@ -1,4 +1,4 @@
-//! `GET /api/v1/me/batches` (SPEC §5.7): everything the collector's mobile page needs in one
+//! `GET /api/v1/me/batches`: everything the collector's mobile page needs in one
 //! call, read in a fixed number of statements by `keystone_store::identity::my_batches`.
 
 use axum::extract::State;
@@ -35,7 +35,7 @@ keystone_http::error_responses!(
     summary = "My open batches",
     description = "Everything the collector's phone shows in one call: the collector, their \
         workstation, and its pending and active batches, newest first, with progress and task \
-        groups, each with its handoff payload (SPEC §5.7, §8).",
+        groups, each with its handoff payload.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The collector's workstation and open batches.", body = MyBatchesResponse, example = json!({

@@ -1,4 +1,4 @@
-//! `POST /api/v1/notifications/redrive` (SPEC §5.9): puts dead-lettered and parked recorder
+//! `POST /api/v1/notifications/redrive`: puts dead-lettered and parked recorder
 //! commands back in line, publishes them, and empties the dead-letter queue. Safe to repeat:
 //! the consumer's delivery records keep each device command delivered at most once.
 

@@ -1,4 +1,4 @@
-//! `GET /api/v1/orders/{id}/notifications` (SPEC §5.8): what became of every recorder command
+//! `GET /api/v1/orders/{id}/notifications`: what became of every recorder command
 //! of an order, so an admin can see whether its devices were told. The read lives in
 //! `keystone_store::notifications`.
 
@@ -40,8 +40,8 @@ keystone_http::error_responses!(
     operation_id = "order_notifications",
     summary = "What became of an order's device commands",
     description = "Every recorder command the order caused, oldest first, with its state \
-        (`pending`, `published`, `retrying`, `delivered`, `dead_lettered`, `parked`) and a \
-        count per state (SPEC §5.8, §7).",
+        (`pending`, `published`, `held_back`, `retrying`, `delivered`, `dead_lettered`, `superseded`, `parked`) and a \
+        count per state.",
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(

@@ -1,4 +1,4 @@
-//! `POST /api/v1/orders/{id}/pause` (SPEC §5.12): an admin pauses an order: no auto-advance while paused. Any request body is ignored. The transaction lives in
+//! `POST /api/v1/orders/{id}/pause`: an admin pauses an order: no auto-advance while paused. Any request body is ignored. The transaction lives in
 //! `keystone_store::order_controls`, shared by every order control.
 
 use axum::extract::State;
@@ -37,7 +37,7 @@ keystone_http::error_responses!(
     operation_id = "pause_order",
     summary = "Pause an order",
     description = "A created or in-progress order becomes paused: completions are still accepted but do not \
-        advance it. Pausing a paused order changes nothing (SPEC §5.12).",
+        advance it. Pausing a paused order changes nothing.",
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(

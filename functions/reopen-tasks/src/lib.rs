@@ -1,4 +1,4 @@
-//! `POST /api/v1/batches/{id}/reopen-tasks` (SPEC §5.10): undo a mistaken completion, for an
+//! `POST /api/v1/batches/{id}/reopen-tasks`: undo a mistaken completion, for an
 //! admin or the collector of the batch's workstation. The rules and the transaction live in
 //! `keystone_store::reopen`; this crate only routes and translates.
 
@@ -62,7 +62,7 @@ keystone_http::error_responses!(
     operation_id = "reopen_tasks",
     summary = "Undo a mistaken completion",
     description = "The `quantity` most recently completed, episode-less tasks of a task group go \
-        back to pending; a completed batch becomes active again (SPEC §5.10). A data collector \
+        back to pending; a completed batch becomes active again. A data collector \
         may reopen only tasks of their own workstation completed within the last 15 minutes; an \
         admin any. Not possible once the order is completed or cancelled.",
     security(("bearer" = [])),

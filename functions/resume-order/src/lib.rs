@@ -1,4 +1,4 @@
-//! `POST /api/v1/orders/{id}/resume` (SPEC §5.12): an admin resumes a paused order, finalizing it when it is already at its target. Any request body is ignored. The transaction lives in
+//! `POST /api/v1/orders/{id}/resume`: an admin resumes a paused order, finalizing it when it is already at its target. Any request body is ignored. The transaction lives in
 //! `keystone_store::order_controls`, shared by every order control.
 
 use axum::extract::State;
@@ -38,7 +38,7 @@ keystone_http::error_responses!(
     summary = "Resume a paused order",
     description = "A paused order goes back to in progress (created if it has no completed task), and completes \
         and is finalized at once when it already reached its target. Resuming an order that is not \
-        paused changes nothing (SPEC §5.12).",
+        paused changes nothing.",
     security(("bearer" = [])),
     params(OrderIdPath),
     responses(

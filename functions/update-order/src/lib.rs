@@ -1,4 +1,4 @@
-//! `PATCH /api/v1/orders/{id}` (SPEC §5.12): an admin changes an order's target, which may complete and finalize it, or run a completed order again. The transaction lives in
+//! `PATCH /api/v1/orders/{id}`: an admin changes an order's target, which may complete and finalize it, or run a completed order again. The transaction lives in
 //! `keystone_store::order_controls`, shared by every order control.
 
 use axum::extract::State;
@@ -50,7 +50,7 @@ keystone_http::error_responses!(
     summary = "Change an order's target",
     description = "Sets `target_count`, never below the completed count. An open order that \
         reaches the new target completes and is finalized at once; a completed order given a \
-        larger target goes back to in progress (SPEC §5.12).",
+        larger target goes back to in progress.",
     security(("bearer" = [])),
     params(OrderIdPath),
     request_body(content = OrderTargetBody, example = json!({"target_count": 60})),

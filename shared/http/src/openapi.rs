@@ -374,9 +374,7 @@ pub fn document(paths: OpenApi) -> OpenApi {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("JWT")
-                .description(Some(
-                    "HS256 JWT from `POST /api/v1/auth/login` (claims of SPEC §4).",
-                ))
+                .description(Some("HS256 JWT from `POST /api/v1/auth/login`."))
                 .build(),
         ),
     );

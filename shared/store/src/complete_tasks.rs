@@ -21,7 +21,7 @@ pub struct CompleteTaskGroup {
     pub idempotency_key: Option<IdempotencyKey>,
 }
 
-/// The 200 body of SPEC §5.1.
+/// The 200 body of `POST /api/v1/batches/{id}/complete-tasks`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CompleteTasksResponse {
     pub batch_id: String,

@@ -185,7 +185,7 @@ pub async fn order_notifications(
     })
 }
 
-/// What a redrive did (SPEC §5.9).
+/// What a redrive did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RedriveOutcome {
     /// Messages taken out of the dead-letter queue: a recorder command's is replaced by the

@@ -30,7 +30,7 @@ fn task_status_counts(rows: impl IntoIterator<Item = (String, i64)>) -> BTreeMap
     counts
 }
 
-/// The order view (SPEC §5.14): `GET /api/v1/orders/{id}`, the order list's items, and the
+/// The order view: `GET /api/v1/orders/{id}`, the order list's items, and the
 /// answer of creating or controlling an order.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderProgress {
