@@ -398,8 +398,15 @@ async fn order_controls_refuse_bad_requests_and_non_admins(pool: PgPool) {
         )
         .await;
     }
+    assert_refused(
+        &pool,
+        &router,
+        patch(Some(admin.clone()), order.clone(), "{}"),
+        StatusCode::BAD_REQUEST,
+        "the body changes nothing: send target_count, name, priority, deadline or metadata",
+    )
+    .await;
     for body in [
-        "{}",
         r#"{"target_count":0}"#,
         r#"{"target_count":-1}"#,
         r#"{"target_count":2147483648}"#,

@@ -612,3 +612,127 @@ fn seq_scans_orders(plan: &Value) -> bool {
         _ => false,
     }
 }
+
+async fn patch(router: &axum::Router, id: &str, body: Value) -> TestResponse {
+    send(
+        router,
+        Method::PATCH,
+        &format!("/api/v1/orders/{id}"),
+        Some(&admin_token()),
+        &[],
+        body.to_string(),
+    )
+    .await
+}
+
+/// `PATCH /api/v1/orders/{id}` changes the descriptive fields in any status, with the target
+/// when given, and refuses the status, the scene, the organization and a taken name.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn an_admin_edits_an_orders_name_priority_deadline_and_metadata(pool: PgPool) {
+    let (organization, scene) = organization_and_scene(&pool, "Acme", "Kitchen").await;
+    let router = router(pool.clone());
+    let mut body = order_body(organization, scene, "First");
+    body["deadline"] = json!("2026-12-31T00:00:00Z");
+    let first = create(&router, body, &[]).await;
+    let id = first.body["id"].as_str().unwrap().to_owned();
+    create(&router, order_body(organization, scene, "Second"), &[]).await;
+
+    let edited = patch(
+        &router,
+        &id,
+        json!({"name": " Renamed ", "priority": "urgent", "deadline": null,
+               "metadata": {"line": 2}, "target_count": 12}),
+    )
+    .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+    for (field, value) in [
+        ("name", json!("Renamed")),
+        ("priority", json!("urgent")),
+        ("deadline", Value::Null),
+        ("metadata", json!({"line": 2})),
+        ("target_count", json!(12)),
+        ("status", json!("created")),
+    ] {
+        assert_eq!(edited.body[field], value, "{field}");
+    }
+    let only_name = patch(&router, &id, json!({"name": "Renamed again"})).await;
+    assert_eq!(
+        only_name.body["priority"],
+        json!("urgent"),
+        "absent fields stay"
+    );
+    assert_eq!(only_name.body["target_count"], json!(12));
+
+    // A cancelled order's details still change; its target does not.
+    sqlx::query("UPDATE orders SET status = 'cancelled' WHERE id = $1")
+        .bind(id.parse::<i64>().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let renamed = patch(&router, &id, json!({"name": "Archived"})).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let refused = patch(
+        &router,
+        &id,
+        json!({"name": "Not applied", "target_count": 20}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    let view = get(
+        &router,
+        &format!("/api/v1/orders/{id}"),
+        Some(&admin_token()),
+    )
+    .await;
+    assert_eq!(
+        view.body["name"],
+        json!("Archived"),
+        "a refused call changes nothing"
+    );
+
+    for (body, status, code) in [
+        (
+            json!({"name": "Second"}),
+            StatusCode::CONFLICT,
+            "order_name_taken",
+        ),
+        (
+            json!({"status": "paused"}),
+            StatusCode::BAD_REQUEST,
+            "status_not_patchable",
+        ),
+        (
+            json!({"scene_id": "9"}),
+            StatusCode::BAD_REQUEST,
+            "immutable_field",
+        ),
+        (
+            json!({"organization_id": 9}),
+            StatusCode::BAD_REQUEST,
+            "immutable_field",
+        ),
+        (
+            json!({"name": "  "}),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            json!({"priority": "asap"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_body",
+        ),
+        (
+            json!({"metadata": "x"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_body",
+        ),
+        (json!({}), StatusCode::BAD_REQUEST, "nothing_to_update"),
+    ] {
+        let answer = patch(&router, &id, body.clone()).await;
+        assert_eq!(
+            (answer.status, answer.body["code"].clone()),
+            (status, json!(code)),
+            "{body}"
+        );
+    }
+}

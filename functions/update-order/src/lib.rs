@@ -3,12 +3,12 @@
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
+use keystone_domain::orders::{OrderUpdateBody, OrderUpdateRequest};
 use keystone_domain::{DomainError, OrderControl, OrderStatus};
-use keystone_domain::{OrderTargetBody, OrderTargetRequest};
 use keystone_http::extract::OrderKind;
 use keystone_http::openapi::{Access, ErrorResponses, OrderIdPath};
 use keystone_http::{AdminAuth, ApiError, AppState, Json, PathId};
-use keystone_store::order_controls::{OrderCommand, OrderControlResponse, control_order};
+use keystone_store::order_controls::{OrderCommand, OrderControlResponse, update_order};
 use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.
@@ -39,6 +39,12 @@ keystone_http::error_responses!(
                 control: OrderControl::Retarget,
                 current_status: OrderStatus::Cancelled,
             },
+            DomainError::NothingToUpdate,
+            DomainError::StatusNotPatchable,
+            DomainError::ImmutableField { field: "scene_id" },
+            DomainError::MissingField("name"),
+            DomainError::OrderNameTooLong { max: keystone_domain::orders::MAX_ORDER_NAME },
+            DomainError::OrderNameTaken,
         ])
 );
 
@@ -47,13 +53,18 @@ keystone_http::error_responses!(
     path = ROUTE,
     tag = "orders",
     operation_id = "update_order",
-    summary = "Change an order's target",
-    description = "Sets `target_count`, never below the completed count. An open order that \
-        reaches the new target completes and is finalized at once; a completed order given a \
-        larger target goes back to in progress.",
+    summary = "Change an order's target, name, priority, deadline or metadata",
+    description = "Changes the fields the body names, in one transaction. `target_count` is \
+        never below the completed count; an open order that reaches the new target completes \
+        and is finalized at once, a completed order given a larger target goes back to in \
+        progress, and a cancelled order keeps its target (409). `name` (trimmed, 1–200 \
+        characters, unique among the organization's live orders), `priority`, `deadline` \
+        (`null` clears it) and `metadata` (replaced whole) may change in any status. The status \
+        moves only through pause, resume, cancel and finalize (a `status` field is refused), \
+        and an order keeps its scene and organization.",
     security(("bearer" = [])),
     params(OrderIdPath),
-    request_body(content = OrderTargetBody, example = json!({"target_count": 60})),
+    request_body(content = OrderUpdateBody, example = json!({"target_count": 60, "priority": "urgent", "deadline": null})),
     responses(
         (status = 200, description = "The order as `GET /api/v1/orders/{id}` shows it (unchanged when the call changed nothing).", body = OrderControlResponse,
             example = keystone_http::openapi::examples::order_retargeted),
@@ -64,10 +75,11 @@ async fn retarget(
     State(state): State<AppState>,
     _admin: AdminAuth,
     PathId { id, .. }: PathId<OrderKind>,
-    Json(body): Json<OrderTargetBody>,
+    Json(body): Json<OrderUpdateBody>,
 ) -> Result<JsonResponse<OrderControlResponse>, ApiError> {
-    let command = OrderCommand::Retarget(OrderTargetRequest::validate(body)?);
-    let response = control_order(&state.db, id, command).await?;
+    let request = OrderUpdateRequest::validate(body)?;
+    let command = request.target.map(OrderCommand::Retarget);
+    let response = update_order(&state.db, id, command, &request.details).await?;
     state.publish_committed(&response.outbox_ids).await;
     Ok(JsonResponse(response))
 }

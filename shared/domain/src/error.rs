@@ -16,12 +16,16 @@ pub enum DomainError {
     OrderNameTooLong { max: usize },
     #[error("order name already exists")]
     OrderNameTaken,
+    #[error("the body changes nothing: send target_count, name, priority, deadline or metadata")]
+    NothingToUpdate,
+    #[error("an order's status changes through pause, resume, cancel and finalize")]
+    StatusNotPatchable,
+    #[error("{field} cannot be changed")]
+    ImmutableField { field: &'static str },
     #[error("unknown organization")]
     UnknownOrganization,
     #[error("unknown scene")]
     UnknownScene,
-    #[error("scene belongs to another factory than the organization's")]
-    SceneOrganizationMismatch,
     #[error("order has batches")]
     OrderHasBatches { batch_count: i64 },
     #[error("invalid {parameter}: {detail}")]
@@ -192,9 +196,11 @@ impl DomainError {
             Self::InvalidListParameter { .. } => "invalid_list_parameter",
             Self::OrderNameTooLong { .. } => "order_name_too_long",
             Self::OrderNameTaken => "order_name_taken",
+            Self::NothingToUpdate => "nothing_to_update",
+            Self::StatusNotPatchable => "status_not_patchable",
+            Self::ImmutableField { .. } => "immutable_field",
             Self::UnknownOrganization => "unknown_organization",
             Self::UnknownScene => "unknown_scene",
-            Self::SceneOrganizationMismatch => "scene_organization_mismatch",
             Self::OrderHasBatches { .. } => "order_has_batches",
             Self::UnstorableText { .. } => "unstorable_text",
             Self::UnstorableValue => "unstorable_value",

@@ -122,6 +122,125 @@ impl CreateOrderRequest {
     }
 }
 
+/// Reads a field that may be absent (outer `None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Body of `PATCH /api/v1/orders/{id}`: any of the fields; at least one.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct OrderUpdateBody {
+    /// The new target (1–2 147 483 647, not below the completed count): an open order that
+    /// reaches it completes and is finalized; a completed order given more reopens.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 2147483647)]
+    pub target_count: Option<Option<i64>>,
+    /// 1–200 characters, unique among the organization's live orders.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub priority: Option<OrderPriority>,
+    /// RFC 3339; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub deadline: Option<Option<DateTime<Utc>>>,
+    /// Replaces the metadata object.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    /// Refused: the status moves only through pause, resume, cancel and finalize.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub status: Option<Value>,
+    /// Refused: an order keeps its scene.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub scene_id: Option<Value>,
+    /// Refused: an order keeps its organization.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub organization_id: Option<Value>,
+}
+
+/// The descriptive fields an order update changes (absent ones stay).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderDetailsEdit {
+    pub name: Option<String>,
+    pub priority: Option<OrderPriority>,
+    /// `Some(None)` clears the deadline.
+    pub deadline: Option<Option<DateTime<Utc>>>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl OrderDetailsEdit {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.priority.is_none()
+            && self.deadline.is_none()
+            && self.metadata.is_none()
+    }
+}
+
+/// A validated order update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderUpdateRequest {
+    pub target: Option<crate::OrderTargetRequest>,
+    pub details: OrderDetailsEdit,
+}
+
+impl OrderUpdateRequest {
+    /// # Errors
+    /// [`DomainError::StatusNotPatchable`], [`DomainError::ImmutableField`], a `null` target
+    /// ([`DomainError::InvalidRequestBody`]), the target's and the name's rules,
+    /// [`DomainError::NothingToUpdate`] for a body naming no field.
+    pub fn validate(body: OrderUpdateBody) -> Result<Self, DomainError> {
+        if body.status.is_some() {
+            return Err(DomainError::StatusNotPatchable);
+        }
+        for (field, value) in [
+            ("scene_id", &body.scene_id),
+            ("organization_id", &body.organization_id),
+        ] {
+            if value.is_some() {
+                return Err(DomainError::ImmutableField { field });
+            }
+        }
+        let target = match body.target_count {
+            None => None,
+            Some(None) => {
+                return Err(DomainError::InvalidRequestBody {
+                    detail: "target_count: null is not a target".to_owned(),
+                });
+            }
+            Some(Some(target_count)) => Some(crate::OrderTargetRequest::validate(
+                crate::OrderTargetBody { target_count },
+            )?),
+        };
+        let name = match body.name.map(|n| n.trim().to_owned()) {
+            Some(name) if name.is_empty() => return Err(DomainError::MissingField("name")),
+            Some(name) if name.chars().count() > MAX_ORDER_NAME => {
+                return Err(DomainError::OrderNameTooLong {
+                    max: MAX_ORDER_NAME,
+                });
+            }
+            other => other,
+        };
+        let details = OrderDetailsEdit {
+            name,
+            priority: body.priority,
+            deadline: body.deadline,
+            metadata: body.metadata,
+        };
+        if target.is_none() && details.is_empty() {
+            return Err(DomainError::NothingToUpdate);
+        }
+        Ok(Self { target, details })
+    }
+}
+
 /// Query parameters of `GET /api/v1/orders`, as sent.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

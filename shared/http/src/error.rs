@@ -109,9 +109,11 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::InvalidRequestBody { .. }
         | E::InvalidListParameter { .. }
         | E::OrderNameTooLong { .. }
+        | E::NothingToUpdate
+        | E::StatusNotPatchable
+        | E::ImmutableField { .. }
         | E::UnknownOrganization
         | E::UnknownScene
-        | E::SceneOrganizationMismatch
         | E::UnstorableText { .. }
         | E::UnstorableValue
         | E::QuantityTooSmall
@@ -171,6 +173,7 @@ fn rule_fields(rule: &DomainError) -> Value {
         E::InvalidRequestBody { detail } => json!({ "detail": detail }),
         E::InvalidListParameter { parameter, .. } => json!({ "parameter": parameter }),
         E::OrderNameTooLong { max } => json!({ "max": max }),
+        E::ImmutableField { field } => json!({ "field": field }),
         E::OrderHasBatches { batch_count } => json!({ "batch_count": batch_count }),
         E::UnstorableText { field } => json!({ "field": field }),
         E::RequiresAxon => json!({ "requires_axon": true }),
@@ -289,9 +292,10 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::OrderNotFound
         | E::TaskGroupsEmpty
         | E::OrderNameTaken
+        | E::NothingToUpdate
+        | E::StatusNotPatchable
         | E::UnknownOrganization
         | E::UnknownScene
-        | E::SceneOrganizationMismatch
         | E::UnknownOrder
         | E::UnknownWorkstation
         | E::WorkstationOrganizationMismatch

@@ -4,6 +4,7 @@
 //! others lock every open batch of the order first, because resuming or re-targeting may
 //! complete (and so finalize) the order and cancelling it cancels all of them.
 
+use keystone_domain::orders::OrderDetailsEdit;
 use keystone_domain::{DomainError, OrderControl, OrderStatus, OrderTargetRequest};
 use serde::Serialize;
 
@@ -93,11 +94,45 @@ pub async fn control_order(
     order_id: i64,
     command: OrderCommand,
 ) -> Result<OrderControlResponse, StoreError> {
+    update_order(db, order_id, Some(command), &OrderDetailsEdit::default()).await
+}
+
+/// `PATCH /api/v1/orders/{id}`: the descriptive fields (name, priority, deadline, metadata)
+/// and, when given, a new target, in one transaction under the order's lock. The details may
+/// change in any status; the target follows the re-target rules.
+///
+/// # Errors
+/// [`DomainError::OrderNameTaken`] for a name another live order of the organization has, and
+/// [`control_order`]'s.
+pub async fn update_order(
+    db: &Database,
+    order_id: i64,
+    command: Option<OrderCommand>,
+    details: &OrderDetailsEdit,
+) -> Result<OrderControlResponse, StoreError> {
     let mut scope = UnitOfWork::begin(db)
         .await?
         .lock_order(order_id)
         .await?
         .ok_or(DomainError::OrderNotFound)?;
+    let details_changed = if details.is_empty() {
+        false
+    } else {
+        scope.edit_order_details(details).await?
+    };
+    let Some(command) = command else {
+        let mut settled = scope.settle();
+        let order = read_order_progress(settled.conn(), order_id)
+            .await?
+            .ok_or_else(|| StoreError::Invariant(format!("locked order {order_id} vanished")))?;
+        settled.commit().await?;
+        tracing::info!(changed = details_changed, "order details updated");
+        return Ok(OrderControlResponse {
+            order,
+            changed: details_changed,
+            outbox_ids: Vec::new(),
+        });
+    };
     let current_status = scope.order().status;
     let gate = command.gate(current_status);
     if let Gate::Refuse = gate {
@@ -151,7 +186,7 @@ pub async fn control_order(
     );
     Ok(OrderControlResponse {
         order,
-        changed: effects.changed,
+        changed: effects.changed || details_changed,
         outbox_ids: effects.outbox_ids,
     })
 }
@@ -299,6 +334,43 @@ impl BatchScope {
 }
 
 impl OrderScope {
+    /// Sets the locked order's descriptive fields that `details` names; answers whether the
+    /// row changed. The live-name index refuses a name another live order of the organization
+    /// has.
+    ///
+    /// # Errors
+    /// [`DomainError::OrderNameTaken`]; database failures.
+    pub async fn edit_order_details(
+        &mut self,
+        details: &OrderDetailsEdit,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE orders SET name = COALESCE($2, name), priority = COALESCE($3, priority), \
+                 deadline = CASE WHEN $4 THEN $5 ELSE deadline END, \
+                 metadata = COALESCE($6, metadata) \
+             WHERE id = $1 \
+               AND (name, priority, deadline, metadata) IS DISTINCT FROM \
+                   (COALESCE($2, name), COALESCE($3, priority), \
+                    CASE WHEN $4 THEN $5 ELSE deadline END, COALESCE($6, metadata))",
+        )
+        .bind(self.order.id)
+        .bind(details.name.as_deref())
+        .bind(details.priority.map(|p| p.as_str()))
+        .bind(details.deadline.is_some())
+        .bind(details.deadline.flatten())
+        .bind(details.metadata.as_ref().map(sqlx::types::Json))
+        .persistent(named_statements())
+        .execute(&mut *self.tx)
+        .await;
+        match updated {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(sqlx::Error::Database(e)) if e.constraint() == Some("orders_live_name") => {
+                Err(DomainError::OrderNameTaken.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Pauses the locked order (created or in progress → paused) with one conditional UPDATE;
     /// answers whether it moved.
     ///
