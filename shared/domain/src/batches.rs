@@ -3,8 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::listing::{PageRequest, enum_filter};
-use crate::reference::positive_filter;
+use crate::listing::{PageRequest, enum_filter, exact_filter, positive_filter};
 use crate::{BatchStatus, DomainError, TaskStatus};
 
 /// Query parameters of `GET /api/v1/batches`.
@@ -46,10 +45,6 @@ pub struct BatchFilter {
     pub page: PageRequest,
 }
 
-fn exact(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
 impl BatchFilter {
     /// # Errors
     /// [`DomainError::InvalidListParameter`] naming the parameter.
@@ -59,9 +54,9 @@ impl BatchFilter {
             workstation_id: positive_filter(params.workstation_id, "workstation_id")?,
             organization_id: positive_filter(params.organization_id, "organization_id")?,
             statuses: enum_filter("status", params.status.as_deref())?,
-            batch_id: exact(params.batch_id),
-            device_id: exact(params.device_id),
-            collector_operator_id: exact(params.collector_operator_id),
+            batch_id: exact_filter(params.batch_id),
+            device_id: exact_filter(params.device_id),
+            collector_operator_id: exact_filter(params.collector_operator_id),
             page: PageRequest::new(params.limit, params.offset)?,
         })
     }

@@ -99,6 +99,28 @@ pub fn enum_filter<T: FromStr + PartialEq>(
     Ok(values)
 }
 
+/// A positive id filter (`organization_id=3`); absent filters nothing.
+///
+/// # Errors
+/// [`DomainError::InvalidListParameter`] naming `parameter` for 0 or less.
+pub fn positive_filter(
+    value: Option<i64>,
+    parameter: &'static str,
+) -> Result<Option<i64>, DomainError> {
+    match value {
+        Some(id) if id <= 0 => Err(DomainError::InvalidListParameter {
+            parameter,
+            detail: "must be a positive id".to_owned(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// An exact-match text filter (`device_id=axon-1`): trimmed; blank filters nothing.
+pub fn exact_filter(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 /// A keyword filter: trimmed, lower-cased, at most 100 characters; `None` when blank. `%`,
 /// `_` and `\` are escaped for a `LIKE` pattern.
 ///

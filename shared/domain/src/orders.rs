@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::listing::{PageRequest, enum_filter, keyword_filter};
+use crate::listing::{PageRequest, enum_filter, keyword_filter, positive_filter};
 use crate::{DomainError, MAX_TARGET_COUNT, OrderPriority, OrderStatus};
 
 /// The longest order name kept.
@@ -280,18 +280,11 @@ impl OrderListFilter {
     /// # Errors
     /// [`DomainError::InvalidListParameter`] naming the parameter.
     pub fn validate(params: OrderListParams) -> Result<Self, DomainError> {
-        let positive = |value: Option<i64>, parameter: &'static str| match value {
-            Some(id) if id <= 0 => Err(DomainError::InvalidListParameter {
-                parameter,
-                detail: "must be a positive id".to_owned(),
-            }),
-            other => Ok(other),
-        };
         Ok(Self {
             statuses: enum_filter("status", params.status.as_deref())?,
             priorities: enum_filter("priority", params.priority.as_deref())?,
-            organization_id: positive(params.organization_id, "organization_id")?,
-            scene_id: positive(params.scene_id, "scene_id")?,
+            organization_id: positive_filter(params.organization_id, "organization_id")?,
+            scene_id: positive_filter(params.scene_id, "scene_id")?,
             keyword: keyword_filter(params.keyword.as_deref())?,
             page: PageRequest::new(params.limit, params.offset)?,
         })

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::listing::{PageRequest, enum_filter, keyword_filter};
+use crate::listing::{PageRequest, enum_filter, exact_filter, keyword_filter, positive_filter};
 use crate::{DomainError, WorkstationStatus};
 
 /// Parameters every reference list takes.
@@ -30,20 +30,6 @@ pub struct ReferenceFilter {
     pub keyword: Option<String>,
     pub factory_id: Option<i64>,
     pub page: PageRequest,
-}
-
-/// A positive id filter, or the 400 naming it.
-pub(crate) fn positive_filter(
-    value: Option<i64>,
-    parameter: &'static str,
-) -> Result<Option<i64>, DomainError> {
-    match value {
-        Some(id) if id <= 0 => Err(DomainError::InvalidListParameter {
-            parameter,
-            detail: "must be a positive id".to_owned(),
-        }),
-        other => Ok(other),
-    }
 }
 
 impl ReferenceFilter {
@@ -102,15 +88,13 @@ impl StationFilter {
     /// # Errors
     /// [`DomainError::InvalidListParameter`] naming the parameter.
     pub fn validate(params: StationListParams) -> Result<Self, DomainError> {
-        let exact =
-            |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         Ok(Self {
             statuses: enum_filter("status", params.status.as_deref())?,
             organization_id: positive_filter(params.organization_id, "organization_id")?,
             factory_id: positive_filter(params.factory_id, "factory_id")?,
             robot_type_id: positive_filter(params.robot_type_id, "robot_type_id")?,
-            device_id: exact(params.device_id),
-            collector_operator_id: exact(params.collector_operator_id),
+            device_id: exact_filter(params.device_id),
+            collector_operator_id: exact_filter(params.collector_operator_id),
             keyword: keyword_filter(params.keyword.as_deref())?,
             page: PageRequest::new(params.limit, params.offset)?,
         })
