@@ -234,7 +234,7 @@ async fn a_refused_entry_holds_back_its_device_later_commands_and_nothing_else(p
 /// shown `held_back`, until the earlier one is delivered.
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]
 async fn a_command_handed_over_before_an_earlier_one_waits_for_it(pool: PgPool) {
-    finalized(&pool, &[("ready", 1), ("in_progress", 1)]).await;
+    let s = finalized(&pool, &[("ready", 1), ("in_progress", 1)]).await;
     let queue = TestQueue::create("order-reorder", 5, 30).await;
     relay_until_published(&pool, &queue.publisher(&pool)).await;
     let messages = queue.drain(&queue.pair.url).await;
@@ -247,6 +247,13 @@ async fn a_command_handed_over_before_an_earlier_one_waits_for_it(pool: PgPool) 
     assert_eq!(later.batch_item_failures.len(), 1, "the later one waits");
     assert!(recorder.calls().is_empty());
     assert_eq!(states(&pool, "axon-a").await[1].0, "held_back");
+    let view = get(
+        &router(pool.clone()),
+        &format!("/api/v1/orders/{}/notifications", s.order_id),
+        Some(&admin_token()),
+    )
+    .await;
+    assert_eq!(view.body["summary"]["held_back"], json!(1), "{}", view.text);
 
     let earlier = notifier.handle(sqs_event(vec![record_of(&order[0])])).await;
     assert!(earlier.batch_item_failures.is_empty());
