@@ -1,5 +1,5 @@
 //! `POST /api/v1/batches/{id}/cancel`: an admin pulls work back from a
-//! workstation. The transaction lives in `keystone_store::batch_cancel`; the recorder commands
+//! workstation. The transaction lives in `keystone_store::batch_controls`; the recorder commands
 //! it queues are published right after the commit.
 
 use axum::extract::State;
@@ -8,7 +8,7 @@ use keystone_domain::{BatchStatus, DomainError};
 use keystone_http::extract::BatchKind;
 use keystone_http::openapi::{Access, BatchIdPath, ErrorResponses};
 use keystone_http::{AdminAuth, ApiError, AppState, PathId};
-use keystone_store::batch_cancel::{CancelBatchResponse, cancel_batch};
+use keystone_store::batch_controls::{CancelBatchResponse, cancel_batch};
 use utoipa_axum::router::OpenApiRouter;
 
 /// The API Gateway method and route this function serves.

@@ -17,7 +17,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 26] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 29] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -148,6 +148,21 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 26] = [
         method: update_order::METHOD,
         path: update_order::ROUTE,
     },
+    HttpFunction {
+        binary: "update-batch",
+        method: update_batch::METHOD,
+        path: update_batch::ROUTE,
+    },
+    HttpFunction {
+        binary: "recall-batch",
+        method: recall_batch::METHOD,
+        path: recall_batch::ROUTE,
+    },
+    HttpFunction {
+        binary: "delete-batch",
+        method: delete_batch::METHOD,
+        path: delete_batch::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, and the API document they make. The
@@ -180,6 +195,9 @@ fn functions() -> (Router<AppState>, OpenApi) {
         .merge(resume_order::routes())
         .merge(cancel_order::routes())
         .merge(update_order::routes())
+        .merge(update_batch::routes())
+        .merge(recall_batch::routes())
+        .merge(delete_batch::routes())
         .split_for_parts()
 }
 

@@ -3,7 +3,9 @@
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
-use keystone_domain::orders::{OrderUpdateBody, OrderUpdateRequest};
+use keystone_domain::orders::{
+    ORDER_PATCH_FIELDS, ORDER_STATUS_RULE, OrderUpdateBody, OrderUpdateRequest,
+};
 use keystone_domain::{DomainError, OrderControl, OrderStatus};
 use keystone_http::extract::OrderKind;
 use keystone_http::openapi::{Access, ErrorResponses, OrderIdPath};
@@ -39,8 +41,8 @@ keystone_http::error_responses!(
                 control: OrderControl::Retarget,
                 current_status: OrderStatus::Cancelled,
             },
-            DomainError::NothingToUpdate,
-            DomainError::StatusNotPatchable,
+            DomainError::NothingToUpdate { fields: ORDER_PATCH_FIELDS },
+            DomainError::StatusNotPatchable { rule: ORDER_STATUS_RULE },
             DomainError::ImmutableField { field: "scene_id" },
             DomainError::MissingField("name"),
             DomainError::OrderNameTooLong { max: keystone_domain::orders::MAX_ORDER_NAME },

@@ -16,10 +16,13 @@ pub enum DomainError {
     OrderNameTooLong { max: usize },
     #[error("order name already exists")]
     OrderNameTaken,
-    #[error("the body changes nothing: send target_count, name, priority, deadline or metadata")]
-    NothingToUpdate,
-    #[error("an order's status changes through pause, resume, cancel and finalize")]
-    StatusNotPatchable,
+    /// A PATCH body that names no field it may change; `fields` lists those it may.
+    #[error("the body changes nothing: send {fields}")]
+    NothingToUpdate { fields: &'static str },
+    /// A PATCH body asking for a status move that only a control endpoint makes; `rule` says
+    /// which.
+    #[error("{rule}")]
+    StatusNotPatchable { rule: &'static str },
     #[error("{field} cannot be changed")]
     ImmutableField { field: &'static str },
     #[error("unknown organization")]
@@ -118,6 +121,16 @@ pub enum DomainError {
     OrderClosedForBatches { order_status: OrderStatus },
     #[error("batch is {current_status}; only pending or active batches can be cancelled")]
     BatchNotCancellable { current_status: BatchStatus },
+    #[error("batch is {current_status}; only active or completed batches can be recalled")]
+    BatchNotRecallable { current_status: BatchStatus },
+    #[error(
+        "batch is {current_status} with {completed_count} completed tasks; only a pending or \
+         cancelled batch without completed tasks can be deleted"
+    )]
+    BatchNotDeletable {
+        current_status: BatchStatus,
+        completed_count: i64,
+    },
     #[error("batch is {current_status}; only pending or active batches can be edited")]
     BatchNotEditable { current_status: BatchStatus },
     #[error(
@@ -196,8 +209,8 @@ impl DomainError {
             Self::InvalidListParameter { .. } => "invalid_list_parameter",
             Self::OrderNameTooLong { .. } => "order_name_too_long",
             Self::OrderNameTaken => "order_name_taken",
-            Self::NothingToUpdate => "nothing_to_update",
-            Self::StatusNotPatchable => "status_not_patchable",
+            Self::NothingToUpdate { .. } => "nothing_to_update",
+            Self::StatusNotPatchable { .. } => "status_not_patchable",
             Self::ImmutableField { .. } => "immutable_field",
             Self::UnknownOrganization => "unknown_organization",
             Self::UnknownScene => "unknown_scene",
@@ -236,6 +249,8 @@ impl DomainError {
             Self::OrderClosedForBatches { .. } => "order_closed_for_batches",
             Self::BatchNotCancellable { .. } => "batch_not_cancellable",
             Self::BatchNotEditable { .. } => "batch_not_editable",
+            Self::BatchNotRecallable { .. } => "batch_not_recallable",
+            Self::BatchNotDeletable { .. } => "batch_not_deletable",
             Self::BelowLockedTasks { .. } => "below_locked_tasks",
             Self::OrderCompletedNoInsert => "order_completed_cannot_add_tasks",
             Self::OrderCancelledNoInsert => "order_cancelled_cannot_add_tasks",

@@ -123,13 +123,20 @@ impl CreateOrderRequest {
 }
 
 /// Reads a field that may be absent (outer `None`), `null` (`Some(None)`) or a value.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// The fields `PATCH /api/v1/orders/{id}` changes, as its "changes nothing" error names them.
+pub const ORDER_PATCH_FIELDS: &str = "target_count, name, priority, deadline or metadata";
+
+/// Why `PATCH /api/v1/orders/{id}` refuses a `status`.
+pub const ORDER_STATUS_RULE: &str =
+    "an order's status changes through pause, resume, cancel and finalize";
 
 /// Body of `PATCH /api/v1/orders/{id}`: any of the fields; at least one.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -198,7 +205,9 @@ impl OrderUpdateRequest {
     /// [`DomainError::NothingToUpdate`] for a body naming no field.
     pub fn validate(body: OrderUpdateBody) -> Result<Self, DomainError> {
         if body.status.is_some() {
-            return Err(DomainError::StatusNotPatchable);
+            return Err(DomainError::StatusNotPatchable {
+                rule: ORDER_STATUS_RULE,
+            });
         }
         for (field, value) in [
             ("scene_id", &body.scene_id),
@@ -235,7 +244,9 @@ impl OrderUpdateRequest {
             metadata: body.metadata,
         };
         if target.is_none() && details.is_empty() {
-            return Err(DomainError::NothingToUpdate);
+            return Err(DomainError::NothingToUpdate {
+                fields: ORDER_PATCH_FIELDS,
+            });
         }
         Ok(Self { target, details })
     }

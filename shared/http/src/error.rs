@@ -109,8 +109,8 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::InvalidRequestBody { .. }
         | E::InvalidListParameter { .. }
         | E::OrderNameTooLong { .. }
-        | E::NothingToUpdate
-        | E::StatusNotPatchable
+        | E::NothingToUpdate { .. }
+        | E::StatusNotPatchable { .. }
         | E::ImmutableField { .. }
         | E::UnknownOrganization
         | E::UnknownScene
@@ -153,6 +153,8 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::OrderClosedForBatches { .. }
         | E::BatchNotEditable { .. }
         | E::BatchNotCancellable { .. }
+        | E::BatchNotRecallable { .. }
+        | E::BatchNotDeletable { .. }
         | E::OrderCompletedNoInsert
         | E::OrderCancelledNoInsert
         | E::OrderClosedForReopen { .. }
@@ -230,9 +232,14 @@ fn rule_fields(rule: &DomainError) -> Value {
         E::MissingField(field) => json!({ "field": field }),
         E::BatchNotEditable { current_status }
         | E::BatchNotCancellable { current_status }
+        | E::BatchNotRecallable { current_status }
         | E::BatchNotReopenable { current_status } => {
             json!({ "current_status": current_status })
         }
+        E::BatchNotDeletable {
+            current_status,
+            completed_count,
+        } => json!({ "current_status": current_status, "completed_count": completed_count }),
         E::OrderControlNotAllowed { current_status, .. } => {
             json!({ "current_status": current_status })
         }
@@ -292,8 +299,8 @@ fn rule_fields(rule: &DomainError) -> Value {
         | E::OrderNotFound
         | E::TaskGroupsEmpty
         | E::OrderNameTaken
-        | E::NothingToUpdate
-        | E::StatusNotPatchable
+        | E::NothingToUpdate { .. }
+        | E::StatusNotPatchable { .. }
         | E::UnknownOrganization
         | E::UnknownScene
         | E::UnknownOrder

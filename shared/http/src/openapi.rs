@@ -644,6 +644,48 @@ pub mod examples {
         )
     }
 
+    /// The demo's Axon batch as the §5.3 summary shows it, two tasks done.
+    fn batch() -> Value {
+        json!({
+            "id": "2",
+            "batch_id": "batch_20261124_093000_000_02_b4abb622",
+            "order_id": "1",
+            "workstation_id": "2",
+            "organization_id": "1",
+            "name": "Axon batch",
+            "notes": null,
+            "metadata": null,
+            "status": "active",
+            "task_count": 8,
+            "completed_count": 2,
+            "created_at": "2026-11-24T09:30:00.000000Z"
+        })
+    }
+
+    /// The Axon batch renamed and annotated (no cancel asked).
+    pub fn batch_updated() -> Value {
+        json!({
+            "batch": with(batch(), json!({
+                "name": "Kitchen, morning shift",
+                "notes": "Bottles on the left shelf",
+                "metadata": {"shift": "morning"}
+            })),
+            "cancelled": false,
+            "cancelled_task_count": 0,
+            "notifications_enqueued": 0
+        })
+    }
+
+    /// The Axon batch recalled: its six open tasks cancelled, two devices told.
+    pub fn batch_recalled() -> Value {
+        json!({
+            "batch": with(batch(), json!({"status": "recalled"})),
+            "recalled": true,
+            "cancelled_task_count": 6,
+            "notifications_enqueued": 2
+        })
+    }
+
     fn with(mut base: Value, changes: Value) -> Value {
         if let (Some(base), Value::Object(changes)) = (base.as_object_mut(), changes) {
             base.extend(changes);

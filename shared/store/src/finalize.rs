@@ -24,6 +24,7 @@ pub struct Finalization {
 pub(crate) enum NotificationReason {
     OrderCompleted,
     BatchCancelled,
+    BatchRecalled,
     OrderCancelled,
 }
 
@@ -32,6 +33,7 @@ impl NotificationReason {
         match self {
             Self::OrderCompleted => "order_completed",
             Self::BatchCancelled => "batch_cancelled",
+            Self::BatchRecalled => "batch_recalled",
             Self::OrderCancelled => "order_cancelled",
         }
     }

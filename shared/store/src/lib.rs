@@ -13,7 +13,7 @@
 //! Services open one [`locking::UnitOfWork`], make every change of the request inside it and
 //! commit once; returning early with an error drops the transaction, which rolls back.
 
-pub mod batch_cancel;
+pub mod batch_controls;
 pub mod batch_lists;
 pub mod complete_tasks;
 pub mod config;

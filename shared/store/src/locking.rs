@@ -14,7 +14,7 @@
 //! This file holds the ladder: the scopes, their transitions, and the bookkeeping every use
 //! case shares (recording batch and order moves, handing out `OrderCompletion`s). Each use
 //! case adds its own statements in an `impl BatchScope` block of its own module — completion
-//! in `complete_tasks`, edits in `task_edits`, cancellation in `batch_cancel`, reopening in
+//! in `complete_tasks`, edits in `task_edits`, cancellation, recall, edits and deletion of a batch in `batch_controls`, reopening in
 //! `reopen`, finalization in `finalize`, the order's own moves in `order_controls` — so each
 //! product rule has one place.
 //!
