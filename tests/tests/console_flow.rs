@@ -1,7 +1,7 @@
 //! The admin console's whole flow through the HTTP API alone: create an order, pick a station,
 //! a SOP and a scene's subscene from the reference lists, create a batch, find it in the batch
-//! list, read its tasks, let the station's collector complete them, watch the order, finalize
-//! it. SQL sets up only what the API does not manage yet: an organization, a scene with a
+//! list, annotate it, read its tasks, let the station's collector complete them, watch the
+//! order, then finalize it or recall the batch. SQL sets up only what the API does not manage yet: an organization, a scene with a
 //! subscene, a SOP, and a station (robot, collector, workstation binding — SPEC §5.17).
 
 use axum::http::{Method, StatusCode};
@@ -18,11 +18,11 @@ async fn admin(router: &axum::Router, method: Method, path: &str, body: Value) -
     send(router, method, path, Some(&admin_token()), &[], body).await
 }
 
-#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
-async fn an_admin_runs_an_order_from_creation_to_finalization_through_the_api(pool: PgPool) {
+/// Steps 1–4, up to two of three tasks done: the router, the order's and the batch's ids.
+async fn dispatch_and_complete_two(pool: &PgPool) -> (axum::Router, String, String) {
     // Fixtures: the scenario's organization, scene (with subscenes), SOPs and a station whose
     // collector is DC001; its own order is left alone.
-    let s = Scenario::new(&pool, 1, 0, 0).await;
+    let s = Scenario::new(pool, 1, 0, 0).await;
     let router = router(pool.clone());
 
     // 1. The forms' reference data.
@@ -91,6 +91,15 @@ async fn an_admin_runs_an_order_from_creation_to_finalization_through_the_api(po
     .await;
     assert_eq!(batches.body["total"], json!(1));
     assert_eq!(batches.body["items"][0]["pending_count"], json!(3));
+    let annotated = admin(
+        &router,
+        Method::PATCH,
+        &format!("/api/v1/batches/{batch_id}"),
+        json!({"name": "Console batch", "notes": "left shelf first"}),
+    )
+    .await;
+    assert_eq!(annotated.status, StatusCode::OK, "{}", annotated.text);
+    assert_eq!(annotated.body["batch"]["notes"], json!("left shelf first"));
     let tasks = admin(
         &router,
         Method::GET,
@@ -127,6 +136,12 @@ async fn an_admin_runs_an_order_from_creation_to_finalization_through_the_api(po
         ),
         (&json!("in_progress"), &json!(2), &json!(0))
     );
+    (router, order_id, batch_id)
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn an_admin_runs_an_order_from_creation_to_finalization_through_the_api(pool: PgPool) {
+    let (router, order_id, batch_id) = dispatch_and_complete_two(&pool).await;
     let finalized = admin(
         &router,
         Method::POST,
@@ -154,5 +169,47 @@ async fn an_admin_runs_an_order_from_creation_to_finalization_through_the_api(po
         cancelled.body["total"],
         json!(1),
         "the task nobody did was cancelled"
+    );
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn an_admin_recalls_a_running_batch_through_the_api(pool: PgPool) {
+    let (router, order_id, batch_id) = dispatch_and_complete_two(&pool).await;
+    let recalled = admin(
+        &router,
+        Method::POST,
+        &format!("/api/v1/batches/{batch_id}/recall"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(recalled.status, StatusCode::OK, "{}", recalled.text);
+    assert_eq!(recalled.body["cancelled_task_count"], json!(1));
+    let order = admin(
+        &router,
+        Method::GET,
+        &format!("/api/v1/orders/{order_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (
+            &order.body["status"],
+            &order.body["completed_count"],
+            &order.body["batch_counts"]["recalled"]
+        ),
+        (&json!("in_progress"), &json!(2), &json!(1)),
+        "the completions still count; the order does not move back"
+    );
+    let recalled_list = admin(
+        &router,
+        Method::GET,
+        &format!("/api/v1/batches?order_id={order_id}&status=recalled"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(recalled_list.body["items"][0]["id"], json!(batch_id));
+    assert_eq!(
+        recalled_list.body["items"][0]["name"],
+        json!("Console batch")
     );
 }
