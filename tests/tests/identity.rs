@@ -168,7 +168,8 @@ async fn the_admin_logs_in_with_configured_credentials(pool: PgPool) {
     assert_eq!(
         me.body,
         json!({"collector_id": null, "operator_id": "admin", "name": "Administrator", "role": "admin",
-               "workstation_id": null, "robot_id": null, "robot_type": null})
+               "workstation_id": null, "robot_id": null, "robot_type": null,
+               "requires_axon": null, "workflow": null})
     );
 }
 

@@ -6,8 +6,8 @@
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
-use keystone_auth::Principal;
 use keystone_auth::password::{self, Credential};
+use keystone_auth::{Principal, Role};
 use keystone_domain::{DomainError, LoginBody, LoginRequest, session};
 use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, ClientAddress, Json};
@@ -52,7 +52,7 @@ pub struct LoginResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
-    pub role: &'static str,
+    pub role: Role,
     pub collector: Option<CollectorSummary>,
 }
 
@@ -192,8 +192,8 @@ async fn login(
         .issue(&principal, lifetime)
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let role = match principal {
-        Principal::Admin { .. } => "admin",
-        _ => "data_collector",
+        Principal::Admin { .. } => Role::Admin,
+        _ => Role::DataCollector,
     };
     Ok(JsonResponse(LoginResponse {
         access_token,

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
-use keystone_auth::{AuthError, Principal};
+use keystone_auth::{AuthError, Principal, Role};
 use keystone_domain::CollectorSession;
 use keystone_domain::Workflow;
 use keystone_http::openapi::{Access, ErrorResponses};
@@ -38,13 +38,13 @@ pub struct MeResponse {
     pub collector_id: Option<String>,
     pub operator_id: String,
     pub name: String,
-    pub role: &'static str,
+    pub role: Role,
     pub workstation_id: Option<String>,
     pub robot_id: Option<String>,
     pub robot_type: Option<RobotTypeView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Null for the admin.
     pub requires_axon: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Null for the admin.
     pub workflow: Option<Workflow>,
 }
 
@@ -94,7 +94,7 @@ async fn me(
                     operator_id
                 },
                 name: "Administrator".to_owned(),
-                role: "admin",
+                role: Role::Admin,
                 workstation_id: None,
                 robot_id: None,
                 robot_type: None,
@@ -121,7 +121,7 @@ async fn me(
         collector_id: Some(seat.collector_id.to_string()),
         operator_id: seat.operator_id,
         name: seat.name,
-        role: "data_collector",
+        role: Role::DataCollector,
         workstation_id: workstation.as_ref().map(|w| w.id.clone()),
         robot_id: workstation.as_ref().and_then(|w| w.robot_id.clone()),
         robot_type: workstation.and_then(|w| w.robot_type),

@@ -31,8 +31,9 @@ pub struct Claims {
     pub nbf: Option<i64>,
 }
 
-/// The roles an endpoint can require.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The roles an endpoint can require, and a caller has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
     DataCollector,

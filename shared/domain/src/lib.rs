@@ -30,7 +30,8 @@ pub use idempotency::IdempotencyKey;
 pub use login::{LoginBody, LoginRequest};
 pub use session::{CollectorSession, CollectorStanding};
 pub use status::{
-    BatchStatus, OrderPriority, OrderStatus, TaskStatus, UnknownStatus, WorkstationStatus,
+    BatchStatus, OrderPriority, OrderStatus, RecorderAction, TaskStatus, UnknownStatus,
+    WorkstationStatus,
 };
 pub use workflow::{
     COLLECTOR_REOPEN_WINDOW, MAX_TARGET_COUNT, OrderControl, OrderTargetBody, OrderTargetRequest,

@@ -89,6 +89,15 @@ status_enum!(
 );
 
 status_enum!(
+    /// What a device's recorder is told: `clear` a task that was ready, `cancel` the
+    /// recording of a task that was in progress.
+    RecorderAction, "recorder action", {
+        Clear => "clear",
+        Cancel => "cancel",
+    }
+);
+
+status_enum!(
     /// Operational state of a workstation.
     WorkstationStatus, "workstation", {
         Active => "active",

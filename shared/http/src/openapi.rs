@@ -210,7 +210,7 @@ fn error_response(cases: &[ApiError]) -> Response {
         }
         description.push('\n');
         if !examples.iter().any(|(name, _)| *name == message) {
-            let shape = error_shape(&body);
+            let shape = error_shape(&body, blocking_status_schema(case));
             // Cases of one rule with different messages (`name is required`, `scene_id is
             // required`) share a shape: list it once.
             if !shapes.contains(&shape) {
@@ -259,7 +259,7 @@ fn error_response(cases: &[ApiError]) -> Response {
 /// can tell the shapes apart by it); `error` is the exact message too when the body has no
 /// extra fields (the message is then fixed), else a string beside the required extra fields,
 /// typed from the rendered body.
-fn error_shape(body: &Value) -> RefOr<Schema> {
+fn error_shape(body: &Value, status: Option<&'static str>) -> RefOr<Schema> {
     let Some(fields) = body.as_object() else {
         return Schema::default().into();
     };
@@ -271,12 +271,38 @@ fn error_shape(body: &Value) -> RefOr<Schema> {
                 .schema_type(Type::String)
                 .enum_values(Some([value.clone()]))
                 .into()
+        } else if let (Some(status), "current_status" | "order_status") = (status, name.as_str()) {
+            utoipa::openapi::Ref::from_schema_name(status).into()
         } else {
             value_schema(value)
         };
         object = object.property(name, property).required(name);
     }
     object.build().into()
+}
+
+/// The status enum (a component schema's name) that an error's `current_status` (and
+/// `order_status`) takes: the status vocabulary of the object that blocked the request.
+fn blocking_status_schema(case: &ApiError) -> Option<&'static str> {
+    use DomainError as E;
+    let ApiError::Rejected(rule) = case else {
+        return None;
+    };
+    match rule {
+        E::OrderCancelled { .. }
+        | E::OrderClosedForBatches { .. }
+        | E::OrderClosedForReopen { .. }
+        | E::OrderControlNotAllowed { .. }
+        | E::OrderCompletedNoInsert
+        | E::OrderCancelledNoInsert => Some("OrderStatus"),
+        E::BatchNotOpen { .. }
+        | E::BatchNotEditable { .. }
+        | E::BatchNotCancellable { .. }
+        | E::BatchNotRecallable { .. }
+        | E::BatchNotReopenable { .. }
+        | E::BatchNotDeletable { .. } => Some("BatchStatus"),
+        _ => None,
+    }
 }
 
 fn value_schema(value: &Value) -> RefOr<Schema> {
@@ -379,7 +405,91 @@ pub fn document(paths: OpenApi) -> OpenApi {
         ),
     );
     drop_unreferenced_schemas(&mut doc);
+    require_answer_fields(&mut doc);
     doc
+}
+
+/// Every field of an answer is always sent (`null` where there is nothing: no answer type skips
+/// a field), so every property of a schema that only answers use is required, and a generated
+/// client types it `T | null`, never `T | undefined`. Schemas a request body or parameter also
+/// uses keep their own rules: there a field may be left out.
+fn require_answer_fields(doc: &mut OpenApi) {
+    let Ok(json) = serde_json::to_value(&*doc) else {
+        return;
+    };
+    let schemas = &json["components"]["schemas"];
+    let mut asked = String::new();
+    let mut answered = json["components"]["responses"].to_string();
+    for item in json["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
+            asked.push_str(&operation["requestBody"].to_string());
+            asked.push_str(&operation["parameters"].to_string());
+            answered.push_str(&operation["responses"].to_string());
+        }
+    }
+    let asked = referenced_schemas(schemas, &asked);
+    let answered = referenced_schemas(schemas, &answered);
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for name in answered.difference(&asked) {
+        if let Some(RefOr::T(schema)) = components.schemas.get_mut(name) {
+            require_all_properties(schema);
+        }
+    }
+}
+
+/// The component schemas `text` refers to, and those they refer to, transitively.
+fn referenced_schemas(schemas: &Value, text: &str) -> std::collections::BTreeSet<String> {
+    const PREFIX: &str = "\"#/components/schemas/";
+    let mut found = std::collections::BTreeSet::new();
+    let mut pending = vec![text.to_owned()];
+    while let Some(text) = pending.pop() {
+        for piece in text.split(PREFIX).skip(1) {
+            let name = piece.split('"').next().unwrap_or_default().to_owned();
+            if found.insert(name.clone()) {
+                pending.push(schemas[&name].to_string());
+            }
+        }
+    }
+    found
+}
+
+fn require_all_properties(schema: &mut Schema) {
+    match schema {
+        Schema::Object(object) => {
+            for (name, property) in &mut object.properties {
+                if !object.required.contains(name) {
+                    object.required.push(name.clone());
+                }
+                if let RefOr::T(inner) = property {
+                    require_all_properties(inner);
+                }
+            }
+        }
+        Schema::AllOf(all) => all.items.iter_mut().for_each(|item| {
+            if let RefOr::T(inner) = item {
+                require_all_properties(inner);
+            }
+        }),
+        Schema::OneOf(one) => one.items.iter_mut().for_each(|item| {
+            if let RefOr::T(inner) = item {
+                require_all_properties(inner);
+            }
+        }),
+        Schema::Array(array) => {
+            if let utoipa::openapi::schema::ArrayItems::RefOrSchema(item) = &mut array.items
+                && let RefOr::T(inner) = item.as_mut()
+            {
+                require_all_properties(inner);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// An operation without a security requirement says so with an empty list (`security: []`),

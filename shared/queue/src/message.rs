@@ -5,15 +5,7 @@ use chrono::{DateTime, Utc};
 use keystone_store::outbox::OutboxRow;
 use serde::{Deserialize, Serialize};
 
-/// What the recorder is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecorderAction {
-    /// The task was `ready`: clear it from the recorder.
-    Clear,
-    /// The task was `in_progress`: cancel the recording.
-    Cancel,
-}
+pub use keystone_domain::RecorderAction;
 
 /// Only this kind exists today; consumers must ignore kinds they do not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

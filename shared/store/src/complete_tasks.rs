@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use keystone_domain::{
     BatchStatus, CollectorSession, CompleteTasksRequest, DomainError, IdempotencyKey, OrderStatus,
-    TaskGroupKey,
+    TaskGroupKey, TaskStatus,
 };
 use serde::Serialize;
 
@@ -35,6 +35,8 @@ pub struct CompleteTasksResponse {
     pub order: OrderProgressView,
 }
 
+/// The completed group: `sop_id` and `subscene_id` echo the request's numbers, so a client
+/// matches the answer to what it sent (every other id in answers is a string).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     pub sop_id: i64,
@@ -47,7 +49,7 @@ pub struct GroupView {
 pub struct CompletedTaskView {
     pub id: String,
     pub task_id: String,
-    pub status: &'static str,
+    pub status: TaskStatus,
     pub completed_at: DateTime<Utc>,
 }
 
@@ -209,7 +211,7 @@ pub async fn complete_task_group(
             .map(|t| CompletedTaskView {
                 id: t.id.to_string(),
                 task_id: t.task_id,
-                status: "completed",
+                status: TaskStatus::Completed,
                 completed_at: t.completed_at,
             })
             .collect(),

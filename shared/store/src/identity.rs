@@ -105,7 +105,7 @@ pub struct CollectorSeatView {
 pub struct WorkstationView {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: keystone_domain::WorkstationStatus,
     pub robot_id: Option<String>,
     pub device_id: Option<String>,
     pub robot_type: Option<RobotTypeView>,
@@ -145,7 +145,7 @@ pub async fn collector_seat(
     let mut tx = db.begin().await?;
     let seat = admitted_seat(&mut tx, session).await?;
     tx.commit().await?;
-    Ok(seat_view(seat))
+    seat_view(seat)
 }
 
 /// The seat of the collector a session speaks for, read by the request's first statement,
@@ -194,29 +194,36 @@ async fn seat_row(
     .await?)
 }
 
-fn seat_view(row: SeatRow) -> CollectorSeatView {
+fn seat_view(row: SeatRow) -> Result<CollectorSeatView, StoreError> {
     let robot_type = row.robot_type_id.map(|id| RobotTypeView {
         id: id.to_string(),
         name: row.robot_type_name.clone().unwrap_or_default(),
         model: row.robot_type_model.clone(),
         capabilities: row.capabilities.clone(),
     });
-    let workstation = row.workstation_id.map(|id| WorkstationView {
-        id: id.to_string(),
-        name: row.workstation_name.clone().unwrap_or_default(),
-        status: row.workstation_status.clone().unwrap_or_default(),
-        robot_id: row.robot_id.map(|r| r.to_string()),
-        device_id: row.device_id.clone(),
-        robot_type,
-        requires_axon: row.requires_axon,
-        workflow: Workflow::from_requires_axon(row.requires_axon),
-    });
-    CollectorSeatView {
+    let workstation = match row.workstation_id {
+        None => None,
+        Some(id) => Some(WorkstationView {
+            id: id.to_string(),
+            name: row.workstation_name.clone().unwrap_or_default(),
+            status: row
+                .workstation_status
+                .as_deref()
+                .unwrap_or_default()
+                .parse()?,
+            robot_id: row.robot_id.map(|r| r.to_string()),
+            device_id: row.device_id.clone(),
+            robot_type,
+            requires_axon: row.requires_axon,
+            workflow: Workflow::from_requires_axon(row.requires_axon),
+        }),
+    };
+    Ok(CollectorSeatView {
         collector_id: row.collector_id,
         operator_id: row.operator_id,
         name: row.name,
         workstation,
-    }
+    })
 }
 
 /// The 200 body of `GET /api/v1/me/batches`.
@@ -313,7 +320,7 @@ pub async fn my_batches(
     session: &CollectorSession,
 ) -> Result<MyBatchesResponse, StoreError> {
     let mut tx = db.begin_read_only_snapshot().await?;
-    let seat = seat_view(admitted_seat(&mut tx, session).await?);
+    let seat = seat_view(admitted_seat(&mut tx, session).await?)?;
     let workstation_id = seat
         .workstation
         .as_ref()

@@ -52,7 +52,7 @@ impl NotificationState {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub notification_id: String,
-    pub action: String,
+    pub action: keystone_domain::RecorderAction,
     pub device_id: String,
     pub task_id: String,
     pub batch_id: String,
@@ -162,12 +162,12 @@ pub async fn order_notifications(
         .map(|row| {
             let state = row.state();
             *summary.entry(state).or_insert(0) += 1;
-            NotificationView {
+            Ok(NotificationView {
                 state,
                 last_error: row.delivery_error.or(row.publish_error),
                 delivery_attempts: row.delivery_attempts.unwrap_or(0),
                 notification_id: row.notification_id,
-                action: row.action,
+                action: row.action.parse()?,
                 device_id: row.device_id,
                 task_id: row.task_id,
                 batch_id: row.batch_id,
@@ -175,9 +175,9 @@ pub async fn order_notifications(
                 created_at: row.created_at,
                 published_at: row.published_at,
                 delivered_at: row.delivered_at,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
     Ok(OrderNotificationsView {
         order_id: order_id.to_string(),
         summary,

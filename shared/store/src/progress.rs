@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use keystone_domain::{CollectorSession, DomainError, OrderPriority, OrderStatus};
+use keystone_domain::{CollectorSession, DomainError, OrderPriority, OrderStatus, TaskStatus};
 use serde::Serialize;
 use sqlx::PgConnection;
 
@@ -12,22 +12,31 @@ use crate::database::named_statements;
 use crate::dispatch::{BatchSummary, read_batch_summary};
 use crate::{Database, StoreError};
 
-/// Counts of every task status, zero for the absent ones.
-fn task_status_counts(rows: impl IntoIterator<Item = (String, i64)>) -> BTreeMap<String, i64> {
-    const STATUSES: [&str; 7] = [
-        "pending",
-        "ready",
-        "in_progress",
-        "uploading",
-        "completed",
-        "failed",
-        "cancelled",
-    ];
-    let mut counts: BTreeMap<String, i64> = STATUSES.iter().map(|s| ((*s).to_owned(), 0)).collect();
-    for (status, count) in rows {
-        *counts.entry(status).or_insert(0) += count;
+/// Live tasks per status, every status present (zero when none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TaskStatusCounts {
+    pub pending: i64,
+    pub ready: i64,
+    pub in_progress: i64,
+    pub uploading: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+}
+
+impl TaskStatusCounts {
+    fn add(&mut self, status: TaskStatus, count: i64) {
+        let slot = match status {
+            TaskStatus::Pending => &mut self.pending,
+            TaskStatus::Ready => &mut self.ready,
+            TaskStatus::InProgress => &mut self.in_progress,
+            TaskStatus::Uploading => &mut self.uploading,
+            TaskStatus::Completed => &mut self.completed,
+            TaskStatus::Failed => &mut self.failed,
+            TaskStatus::Cancelled => &mut self.cancelled,
+        };
+        *slot += count;
     }
-    counts
 }
 
 /// The order view: `GET /api/v1/orders/{id}`, the order list's items, and the
@@ -204,15 +213,16 @@ pub struct GroupProgress {
     pub scene_name: String,
     pub subscene_name: String,
     pub task_count: i64,
-    pub status_counts: BTreeMap<String, i64>,
+    pub status_counts: TaskStatusCounts,
 }
 
-/// The 200 body of `GET /api/v1/batches/{id}`: the §5.3 summary plus counts.
+/// The 200 body of `GET /api/v1/batches/{id}`: the batch summary plus its tasks counted by
+/// status, overall and per task group.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchProgress {
     #[serde(flatten)]
     pub summary: BatchSummary,
-    pub status_counts: BTreeMap<String, i64>,
+    pub status_counts: TaskStatusCounts,
     pub task_groups: Vec<GroupProgress>,
 }
 
@@ -268,6 +278,7 @@ pub async fn batch_progress(
     tx.commit().await?;
 
     let mut task_groups: Vec<GroupProgress> = Vec::new();
+    let mut status_counts = TaskStatusCounts::default();
     for row in &groups {
         let (sop_id, subscene_id) = (row.sop_id.to_string(), row.subscene_id.to_string());
         let index = match task_groups
@@ -283,18 +294,20 @@ pub async fn batch_progress(
                     scene_name: row.scene_name.clone(),
                     subscene_name: row.subscene_name.clone(),
                     task_count: 0,
-                    status_counts: task_status_counts([]),
+                    status_counts: TaskStatusCounts::default(),
                 });
                 task_groups.len() - 1
             }
         };
+        let status: TaskStatus = row.status.parse()?;
         let group = &mut task_groups[index];
         group.task_count += row.count;
-        *group.status_counts.entry(row.status.clone()).or_insert(0) += row.count;
+        group.status_counts.add(status, row.count);
+        status_counts.add(status, row.count);
     }
     let view = BatchProgress {
         summary,
-        status_counts: task_status_counts(groups.iter().map(|g| (g.status.clone(), g.count))),
+        status_counts,
         task_groups,
     };
     Ok(view)

@@ -3,6 +3,7 @@
 
 use keystone_domain::{
     BatchStatus, DomainError, IdempotencyKey, OrderStatus, ReopenTasksRequest, TaskGroupKey,
+    TaskStatus,
 };
 use serde::Serialize;
 
@@ -44,6 +45,8 @@ pub struct ReopenTasksResponse {
     pub order: OrderProgressView,
 }
 
+/// The reopened group: `sop_id` and `subscene_id` echo the request's numbers, as the
+/// completion's answer does.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReopenedGroup {
     pub sop_id: i64,
@@ -54,7 +57,7 @@ pub struct ReopenedGroup {
 pub struct ReopenedTaskView {
     pub id: String,
     pub task_id: String,
-    pub status: &'static str,
+    pub status: TaskStatus,
 }
 
 impl BatchScope {
@@ -280,7 +283,7 @@ pub async fn reopen_tasks(
             .map(|(id, task_id)| ReopenedTaskView {
                 id: id.to_string(),
                 task_id,
-                status: "pending",
+                status: TaskStatus::Pending,
             })
             .collect(),
         batch: BatchProgressView {

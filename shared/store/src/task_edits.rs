@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keystone_domain::ids::{PublicIdKind, new_public_ids};
-use keystone_domain::{BatchStatus, DomainError, GroupQuantity, TaskGroupKey};
+use keystone_domain::{BatchStatus, DomainError, GroupQuantity, TaskGroupKey, TaskStatus};
 use serde::Serialize;
 
 use crate::StoreError;
@@ -25,7 +25,7 @@ pub struct CreatedTaskView {
     pub task_id: String,
     pub sop_id: String,
     pub subscene_id: String,
-    pub status: &'static str,
+    pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -233,7 +233,7 @@ impl BatchScope {
                     task_id,
                     sop_id: sop_id.to_string(),
                     subscene_id: subscene_id.to_string(),
-                    status: "pending",
+                    status: TaskStatus::Pending,
                     created_at,
                 },
             )
