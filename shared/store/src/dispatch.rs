@@ -18,6 +18,8 @@ use crate::{Database, StoreError, StoredResponse};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AdjustBatchResponse {
     pub created_tasks: Vec<CreatedTaskView>,
+    /// Public ids (`task_…`) of the tasks removed: soft-deleted, they no longer appear in any
+    /// list or count.
     pub deleted_task_ids: Vec<String>,
 }
 
@@ -356,6 +358,8 @@ pub struct FinalizeOrderResponse {
     pub order: OrderProgressView,
     pub finalized: bool,
     pub cancelled_task_count: i64,
+    /// Public ids (`batch_…`) of the batches this call completed, ascending by database id;
+    /// `GET /api/v1/batches?batch_id=…` finds each.
     pub completed_batch_ids: Vec<String>,
     pub notifications_enqueued: i64,
     /// Outbox rows written, for the publisher to send right after commit.

@@ -54,7 +54,9 @@ pub struct NotificationView {
     pub notification_id: String,
     pub action: keystone_domain::RecorderAction,
     pub device_id: String,
+    /// Public id (`task_…`) of the task the command is about.
     pub task_id: String,
+    /// Public id (`batch_…`) of the task's batch; `GET /api/v1/batches?batch_id=…` finds it.
     pub batch_id: String,
     pub state: NotificationState,
     pub publish_attempts: i32,
