@@ -300,6 +300,81 @@ fn closed_sets_in_answers_are_enums() {
     assert!(open.is_empty(), "{open:#?}");
 }
 
+/// The handoff payload is a string of JSON whose fields the document names in their order
+/// (`contentSchema`), and its example decodes to exactly that object.
+#[test]
+fn the_handoff_payload_is_described_field_by_field() {
+    let document: Value = serde_json::from_str(&committed()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let field = &schemas["MyTaskGroup"]["properties"]["handoff_payload"];
+    assert_eq!(field["contentMediaType"], "application/json");
+    assert_eq!(
+        field["contentSchema"]["$ref"],
+        "#/components/schemas/HandoffPayload"
+    );
+    let keys = [
+        "sop_slug",
+        "sop_version",
+        "scene_name",
+        "subscene_name",
+        "collector_name",
+        "collector_operator_id",
+        "device_id",
+        "device_type",
+    ];
+    assert_eq!(
+        schemas["HandoffPayload"]["required"],
+        serde_json::json!(keys)
+    );
+    let example = field["examples"][0].as_str().unwrap();
+    let decoded: serde_json::Map<String, Value> = serde_json::from_str(example).unwrap();
+    assert_eq!(decoded.len(), keys.len(), "{example}");
+    let positions: Vec<usize> = keys
+        .iter()
+        .map(|k| example.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(positions.is_sorted(), "keys out of order: {example}");
+    assert!(
+        !example.contains(' ') && !example.contains("\\u"),
+        "{example}"
+    );
+}
+
+/// The state tables a client needs are in the document itself, under their tags.
+#[test]
+fn the_document_carries_the_order_and_batch_state_tables() {
+    let document: Value = serde_json::from_str(&committed()).unwrap();
+    let tag = |name: &str| -> String {
+        document["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .and_then(|t| t["description"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let orders = tag("orders");
+    for row in [
+        "| created / in_progress |",
+        "| paused |",
+        "| completed |",
+        "| cancelled |",
+    ] {
+        assert!(orders.contains(row), "orders tag lacks {row}");
+    }
+    let batches = tag("batches");
+    for row in [
+        "| pending |",
+        "| active |",
+        "| completed |",
+        "| cancelled |",
+        "| recalled |",
+    ] {
+        assert!(batches.contains(row), "batches tag lacks {row}");
+    }
+}
+
 /// Follows a `$ref` to `components.responses`.
 fn resolve<'a>(document: &'a Value, response: &'a Value) -> &'a Value {
     match response["$ref"].as_str() {

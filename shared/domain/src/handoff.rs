@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-/// The payload's fields, in the order they must appear. Absent values are empty strings.
+/// What a collector copies from the phone into an external device's program for one task
+/// group, sent as one line of compact JSON: these keys in this order, absent values as empty
+/// strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HandoffPayload {
     pub sop_slug: String,

@@ -394,6 +394,11 @@ pub fn document(paths: OpenApi) -> OpenApi {
     share_common_responses(&mut doc);
     mark_public_operations(&mut doc);
     let components = doc.components.get_or_insert_with(Default::default);
+    // Named by `contentSchema` inside a string, which utoipa does not follow.
+    components.schemas.insert(
+        <keystone_domain::HandoffPayload as utoipa::ToSchema>::name().into_owned(),
+        <keystone_domain::HandoffPayload as utoipa::PartialSchema>::schema(),
+    );
     components.add_security_scheme(
         BEARER,
         SecurityScheme::Http(
@@ -587,11 +592,8 @@ fn share_common_responses(doc: &mut OpenApi) {
 const TAGS: [(&str, &str); 6] = [
     ("auth", "Log in and identify the caller."),
     ("collector", "What a data collector's phone calls."),
-    ("batches", "Batches and their tasks."),
-    (
-        "orders",
-        "Orders: create, list, progress, finalization, controls, delete.",
-    ),
+    ("batches", BATCHES_TAG),
+    ("orders", ORDERS_TAG),
     (
         "notifications",
         "Recorder commands sent to devices through the outbox.",
@@ -601,6 +603,43 @@ const TAGS: [(&str, &str); 6] = [
         "What the dispatch forms pick from: stations, SOPs, scenes, robot types.",
     ),
 ];
+
+/// The batches tag: what each call does from each batch status.
+const BATCHES_TAG: &str = "\
+Batches and their tasks. A batch is `pending` until its first task is completed, `active` while \
+work runs, `completed` when every live task is completed, failed or cancelled. What each call \
+does from each status (409 answers carry `current_status`):
+
+| from | complete tasks | cancel (or PATCH `status: cancelled`) | recall | delete | reopen tasks |
+|---|---|---|---|---|---|
+| pending | → active (→ completed at the last task) | → cancelled | 409 | deleted, with its tasks | 400: nothing completed |
+| active | → completed at the last task | → cancelled | → recalled | 409 | tasks back to pending |
+| completed | 409 | 409 | → recalled | 409 | → active, tasks back to pending |
+| cancelled | 409 | 200, unchanged | 409 | deleted if no task was completed | 409 |
+| recalled | 409 | 409 | 200, unchanged | 409 | 409 |
+
+Cancel and recall cancel the batch's pending, ready and in-progress tasks and tell the devices \
+recording them; completed tasks stay completed and keep counting for the order. Name, notes and \
+metadata change in any status.";
+
+/// The orders tag: the order state table.
+const ORDERS_TAG: &str = "\
+Orders: create, list, progress, finalization, controls, delete. An order is `created` until its \
+first completed task, `in_progress` while work runs, and `completed` when its completed count \
+reaches its target (or an admin finalizes it): then its open batches are completed, their \
+remaining tasks cancelled and the devices told. What each control does from each status (a \
+call that would leave the order as it is answers 200 unchanged; a move its status forbids \
+answers 409 `order_control_not_allowed` with `current_status`):
+
+| from | pause | resume | cancel | change target | finalize |
+|---|---|---|---|---|---|
+| created / in_progress | → paused | 200, unchanged | → cancelled | new target; completes at it | → completed |
+| paused | 200, unchanged | → in_progress (created without completions; completed at its target) | → cancelled | new target; stays paused | → completed |
+| completed | 409 | 409 | 409 | new target; back in progress when raised above the old target and the completed count | 200, `finalized: false` |
+| cancelled | 409 | 409 | 200, unchanged | 409 | 409 |
+
+A paused order is not completed by completions; resuming it completes it when it has reached \
+its target. Name, priority, deadline and metadata change in any status.";
 
 const DESCRIPTION: &str = "\
 The Keystone Serverless API: robot data-collection teams dispatch production work and data \

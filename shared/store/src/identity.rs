@@ -273,7 +273,33 @@ pub struct MyTaskGroup {
     pub task_count: i64,
     pub pending_count: i64,
     pub completed_count: i64,
+    /// The handoff payload ([`HANDOFF_PAYLOAD_RULE`]).
+    #[schema(schema_with = handoff_payload_schema)]
     pub handoff_payload: String,
+}
+
+/// What the API document says of the handoff payload.
+const HANDOFF_PAYLOAD_RULE: &str = "The handoff payload the collector copies into the external \
+    device's program: one line of compact JSON with exactly the keys `sop_slug`, `sop_version`, \
+    `scene_name`, `subscene_name`, `collector_name`, `collector_operator_id`, `device_id` and \
+    `device_type` (the robot type's name), in that order; every value is a string, empty when \
+    unknown; non-ASCII text is UTF-8 without `\\u` escapes; no whitespace between tokens.";
+
+/// A string holding JSON, whose content is the `HandoffPayload` schema (OpenAPI 3.1
+/// `contentMediaType` and `contentSchema`), so a client can decode it typed.
+fn handoff_payload_schema() -> utoipa::openapi::Object {
+    use utoipa::ToSchema;
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(HANDOFF_PAYLOAD_RULE))
+        .content_media_type("application/json")
+        .content_schema(Some(utoipa::openapi::Ref::from_schema_name(
+            keystone_domain::HandoffPayload::name(),
+        )))
+        .examples([serde_json::json!(
+            r#"{"sop_slug":"move_bottle","sop_version":"v1","scene_name":"厨房","subscene_name":"台面","collector_name":"张三","collector_operator_id":"DC001","device_id":"robot_dc86","device_type":"SynGloves"}"#
+        )])
+        .build()
 }
 
 #[derive(sqlx::FromRow)]
