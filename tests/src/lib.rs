@@ -741,3 +741,45 @@ pub async fn outbox_count(pool: &PgPool, order_id: i64) -> i64 {
         .await
         .expect("outbox count")
 }
+
+/// Whether a JSON plan (`EXPLAIN (FORMAT JSON)`) reads `relation` sequentially.
+pub fn seq_scans(plan: &Value, relation: &str) -> bool {
+    match plan {
+        Value::Object(node) => {
+            (node.get("Node Type") == Some(&json!("Seq Scan"))
+                && node.get("Relation Name") == Some(&json!(relation)))
+                || node.values().any(|child| seq_scans(child, relation))
+        }
+        Value::Array(items) => items.iter().any(|child| seq_scans(child, relation)),
+        _ => false,
+    }
+}
+
+/// Prepares each `(name, parameter types, statement)` on one connection, then answers the JSON
+/// plan of each `EXECUTE …` given. The first executions of a prepared statement get custom
+/// plans, planned for their own values — as the list statements are, which run unnamed.
+pub async fn plans_of(
+    pool: &PgPool,
+    statements: &[(&str, String, &str)],
+    executions: &[String],
+) -> Vec<(String, Value)> {
+    let mut conn = pool.acquire().await.expect("connection");
+    for (name, types, sql) in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PREPARE {name} {types} AS {sql}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("PREPARE {name}: {e}"));
+    }
+    let mut plans = Vec::new();
+    for execution in executions {
+        let explain = format!("EXPLAIN (FORMAT JSON) {execution}");
+        let plan: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(explain.clone()))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{explain}: {e}"));
+        plans.push((execution.clone(), plan));
+    }
+    plans
+}

@@ -550,22 +550,21 @@ async fn every_list_filter_uses_an_index(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let mut conn = pool.acquire().await.unwrap();
     let filters = "text[], text[], bigint, bigint";
-    for (name, sql) in keystone_store::orders::PLANNED_STATEMENTS {
-        let types = match name {
-            "list_orders" => format!("({filters}, bigint, bigint)"),
-            "count_orders" => format!("({filters})"),
-            "list_matching_orders" => format!("({filters}, text, text, text, bigint, bigint)"),
-            _ => format!("({filters}, text)"),
-        };
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PREPARE {name} {types} AS {sql}"
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    }
+    let statements: Vec<(&str, String, &str)> = keystone_store::orders::PLANNED_STATEMENTS
+        .iter()
+        .map(|(name, sql)| {
+            let types = match *name {
+                "list_orders" => format!("({filters}, bigint, bigint)"),
+                "count_orders" => format!("({filters})"),
+                "list_matching_orders" => {
+                    format!("({filters}, text, text, text, bigint, bigint)")
+                }
+                _ => format!("({filters}, text)"),
+            };
+            (*name, types, *sql)
+        })
+        .collect();
     let third_org = organization + 3;
     let tenth_scene = scene + 10;
     let mut explains = Vec::new();
@@ -587,29 +586,11 @@ async fn every_list_filter_uses_an_index(pool: PgPool) {
             "EXECUTE count_matching_orders ({none}, '%{keyword}%')"
         ));
     }
-    for explain in explains {
-        let explain = format!("EXPLAIN (FORMAT JSON) {explain}");
-        let plan: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(explain.clone()))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap_or_else(|e| panic!("{explain}: {e}"));
+    for (explain, plan) in plans_of(&pool, &statements, &explains).await {
         assert!(
-            !seq_scans_orders(&plan),
+            !seq_scans(&plan, "orders"),
             "{explain} scans every order: {plan:#}"
         );
-    }
-}
-
-/// Whether a plan reads the orders table sequentially.
-fn seq_scans_orders(plan: &Value) -> bool {
-    match plan {
-        Value::Object(node) => {
-            (node.get("Node Type") == Some(&json!("Seq Scan"))
-                && node.get("Relation Name") == Some(&json!("orders")))
-                || node.values().any(seq_scans_orders)
-        }
-        Value::Array(items) => items.iter().any(seq_scans_orders),
-        _ => false,
     }
 }
 

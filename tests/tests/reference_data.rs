@@ -186,3 +186,70 @@ async fn the_station_list_runs_the_same_statements_for_few_and_many_stations(poo
     assert_eq!(items(&page).len(), 50);
     assert_eq!(few, many);
 }
+
+/// Every station filter uses an index on 5 000 stations: no statement of a filtered list reads
+/// the whole workstations table (each call is planned for its own values).
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn every_station_filter_uses_an_index(pool: PgPool) {
+    let s = Scenario::new(&pool, 10, 0, 0).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO organizations (name, slug) \
+             SELECT 'Org ' || g, 'org-' || g FROM generate_series(1, 19) g; \
+         INSERT INTO robot_types (name, capabilities) \
+             SELECT 'Type ' || g, '{{\"requires_axon\": false}}' FROM generate_series(1, 50) g; \
+         INSERT INTO robots (robot_type_id, device_id, factory_id) \
+             SELECT (SELECT min(id) FROM robot_types) + g % 50, 'plan-' || g, 1 \
+             FROM generate_series(1, 5000) g; \
+         INSERT INTO data_collectors (name, operator_id) \
+             SELECT 'Plan', 'P' || g FROM generate_series(1, 5000) g; \
+         INSERT INTO workstations (robot_id, data_collector_id, organization_id, factory_id, name, status) \
+             SELECT r.id, c.id, {org} + (r.id % 20), 1 + r.id % 40, 'station ' || r.device_id, \
+                    CASE WHEN r.id % 500 = 0 THEN 'break' ELSE 'inactive' END \
+             FROM robots r JOIN data_collectors c ON 'P' || substr(r.device_id, 6) = c.operator_id; \
+         ANALYZE workstations; ANALYZE robots; ANALYZE data_collectors; ANALYZE robot_types; \
+         ANALYZE batches;",
+        org = s.organization_id,
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let robot_type: i64 = sqlx::query_scalar("SELECT min(id) + 7 FROM robot_types")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let filters = "text[], bigint, bigint, bigint, text, text, text";
+    let statements: Vec<(&str, String, &str)> = keystone_store::reference::PLANNED_STATEMENTS
+        .iter()
+        .map(|(name, sql)| {
+            let types = match *name {
+                "list_stations" => format!("({filters}, bigint, bigint)"),
+                _ => format!("({filters})"),
+            };
+            (*name, types, *sql)
+        })
+        .collect();
+    let mut executions = Vec::new();
+    for filter in [
+        "ARRAY['break'], NULL, NULL, NULL, NULL, NULL, NULL".to_owned(),
+        format!(
+            "'{{}}', {}, NULL, NULL, NULL, NULL, NULL",
+            s.organization_id + 3
+        ),
+        "'{}', NULL, 7, NULL, NULL, NULL, NULL".to_owned(),
+        format!("'{{}}', NULL, NULL, {robot_type}, NULL, NULL, NULL"),
+        "'{}', NULL, NULL, NULL, 'plan-77', NULL, NULL".to_owned(),
+        "'{}', NULL, NULL, NULL, NULL, 'P77', NULL".to_owned(),
+        "'{}', NULL, NULL, NULL, NULL, NULL, '%plan-4321%'".to_owned(),
+    ] {
+        executions.push(format!("EXECUTE list_stations ({filter}, 50, 0)"));
+        executions.push(format!("EXECUTE count_stations ({filter})"));
+    }
+    executions
+        .push("EXECUTE list_stations ('{}', NULL, NULL, NULL, NULL, NULL, NULL, 50, 0)".to_owned());
+    for (execution, plan) in plans_of(&pool, &statements, &executions).await {
+        assert!(
+            !seq_scans(&plan, "workstations"),
+            "{execution} scans every station: {plan:#}"
+        );
+    }
+}

@@ -398,9 +398,30 @@ async fn print_banner(db: &Database, state: &AppState, base: &str) -> Result<(),
              -d '{{\"quantity\":1,\"sop_id\":{sop},\"subscene_id\":{subscene}}}'"
         );
         println!("\nWhat DC001's phone shows:");
-        println!("  curl -s {base}/api/v1/me/batches -H \"Authorization: Bearer $DC001_TOKEN\"\n");
+        println!("  curl -s {base}/api/v1/me/batches -H \"Authorization: Bearer $DC001_TOKEN\"");
     }
+    print_console_flow(base);
     Ok(())
+}
+
+/// The admin console's flow, every step through the API: pick from the forms' lists, create
+/// an order, dispatch a batch to a station, watch it.
+fn print_console_flow(base: &str) {
+    let auth = "-H \"Authorization: Bearer $ADMIN_TOKEN\"";
+    println!("\nThe admin console's flow (ids from the lists; the demo's are 1):");
+    println!("  curl -s '{base}/api/v1/stations?limit=10' {auth}");
+    println!("  curl -s {base}/api/v1/sops {auth}; curl -s {base}/api/v1/scenes {auth}");
+    println!(
+        "  curl -s -X POST {base}/api/v1/orders {auth} -H 'Idempotency-Key: console-1' \\\n    \
+         -d '{{\"organization_id\":\"1\",\"scene_id\":\"1\",\"name\":\"Console run\",\"target_count\":10}}'"
+    );
+    println!("  export ORDER_ID=<the id it answered>");
+    println!(
+        "  curl -s -X POST {base}/api/v1/batches {auth} -H 'Idempotency-Key: console-2' \\\n    \
+         -d '{{\"order_id\":'$ORDER_ID',\"workstation_id\":1,\"task_groups\":[{{\"sop_id\":1,\"subscene_id\":1,\"quantity\":4}}]}}'"
+    );
+    println!("  curl -s \"{base}/api/v1/batches?order_id=$ORDER_ID\" {auth}");
+    println!("  curl -s {base}/api/v1/orders/$ORDER_ID {auth}\n");
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

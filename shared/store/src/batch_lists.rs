@@ -85,6 +85,53 @@ macro_rules! batch_filters {
     };
 }
 
+/// A page of batches: the filters, then `$8` limit and `$9` offset.
+const LIST_BATCHES: &str = concat!(
+    "SELECT b.id, b.batch_id, b.order_id, o.name AS order_name, b.workstation_id, \
+            w.name AS workstation_name, r.device_id, dc.operator_id AS collector_operator_id, \
+            b.organization_id, b.name, b.notes, b.metadata, b.status, b.task_count, \
+            b.completed_count, b.failed_count, b.cancelled_count, b.pending_count, \
+            b.created_at, b.updated_at \
+     FROM batches b \
+     JOIN orders o ON o.id = b.order_id \
+     JOIN workstations w ON w.id = b.workstation_id \
+     LEFT JOIN robots r ON r.id = w.robot_id \
+     LEFT JOIN data_collectors dc ON dc.id = w.data_collector_id \
+     WHERE ",
+    batch_filters!(),
+    "ORDER BY b.created_at DESC, b.id DESC LIMIT $8 OFFSET $9"
+);
+
+/// How many batches the filters match.
+const COUNT_BATCHES: &str = concat!("SELECT count(*) FROM batches b WHERE ", batch_filters!());
+
+/// A page of one batch's tasks: `$1` the batch, `$2`–`$4` the filters, `$5` limit, `$6` offset.
+const LIST_BATCH_TASKS: &str = "SELECT t.id, t.task_id, t.sop_id, t.subscene_id, t.scene_name, \
+            t.subscene_name, t.status, t.assigned_at, t.started_at, t.completed_at, t.episode_id \
+     FROM tasks t \
+     WHERE t.batch_id = $1 AND t.deleted_at IS NULL \
+       AND (cardinality($2::text[]) = 0 OR t.status = ANY($2)) \
+       AND ($3::bigint IS NULL OR t.sop_id = $3) \
+       AND ($4::bigint IS NULL OR t.subscene_id = $4) \
+     ORDER BY t.created_at, t.id LIMIT $5 OFFSET $6";
+
+/// How many of one batch's tasks the filters match, from its group counters.
+const COUNT_BATCH_TASKS: &str = "SELECT COALESCE(sum(c.task_count), 0)::bigint \
+     FROM task_group_counts c \
+     WHERE c.batch_id = $1 \
+       AND (cardinality($2::text[]) = 0 OR c.status = ANY($2)) \
+       AND ($3::bigint IS NULL OR c.sop_id = $3) \
+       AND ($4::bigint IS NULL OR c.subscene_id = $4)";
+
+/// Every list statement by name, for the tests that check each filter's plan on a large
+/// dataset.
+pub const PLANNED_STATEMENTS: [(&str, &str); 4] = [
+    ("list_batches", LIST_BATCHES),
+    ("count_batches", COUNT_BATCHES),
+    ("list_batch_tasks", LIST_BATCH_TASKS),
+    ("count_batch_tasks", COUNT_BATCH_TASKS),
+];
+
 /// Live batches, newest first (then id), with the total the filters match.
 ///
 /// # Errors
@@ -95,47 +142,30 @@ pub async fn list_batches(
 ) -> Result<Page<BatchListItem>, StoreError> {
     let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
     let mut tx = db.begin_read_only_snapshot().await?;
-    let rows: Vec<BatchListRow> = sqlx::query_as(concat!(
-        "SELECT b.id, b.batch_id, b.order_id, o.name AS order_name, b.workstation_id, \
-                w.name AS workstation_name, r.device_id, dc.operator_id AS collector_operator_id, \
-                b.organization_id, b.name, b.notes, b.metadata, b.status, b.task_count, \
-                b.completed_count, b.failed_count, b.cancelled_count, b.pending_count, \
-                b.created_at, b.updated_at \
-         FROM batches b \
-         JOIN orders o ON o.id = b.order_id \
-         JOIN workstations w ON w.id = b.workstation_id \
-         LEFT JOIN robots r ON r.id = w.robot_id \
-         LEFT JOIN data_collectors dc ON dc.id = w.data_collector_id \
-         WHERE ",
-        batch_filters!(),
-        "ORDER BY b.created_at DESC, b.id DESC LIMIT $8 OFFSET $9"
-    ))
-    .bind(filter.order_id)
-    .bind(filter.workstation_id)
-    .bind(filter.organization_id)
-    .bind(&statuses)
-    .bind(filter.batch_id.as_deref())
-    .bind(filter.device_id.as_deref())
-    .bind(filter.collector_operator_id.as_deref())
-    .bind(filter.page.limit)
-    .bind(filter.page.offset)
-    .persistent(false)
-    .fetch_all(&mut *tx)
-    .await?;
-    let total: i64 = sqlx::query_scalar(concat!(
-        "SELECT count(*) FROM batches b WHERE ",
-        batch_filters!()
-    ))
-    .bind(filter.order_id)
-    .bind(filter.workstation_id)
-    .bind(filter.organization_id)
-    .bind(&statuses)
-    .bind(filter.batch_id.as_deref())
-    .bind(filter.device_id.as_deref())
-    .bind(filter.collector_operator_id.as_deref())
-    .persistent(false)
-    .fetch_one(&mut *tx)
-    .await?;
+    let rows: Vec<BatchListRow> = sqlx::query_as(LIST_BATCHES)
+        .bind(filter.order_id)
+        .bind(filter.workstation_id)
+        .bind(filter.organization_id)
+        .bind(&statuses)
+        .bind(filter.batch_id.as_deref())
+        .bind(filter.device_id.as_deref())
+        .bind(filter.collector_operator_id.as_deref())
+        .bind(filter.page.limit)
+        .bind(filter.page.offset)
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await?;
+    let total: i64 = sqlx::query_scalar(COUNT_BATCHES)
+        .bind(filter.order_id)
+        .bind(filter.workstation_id)
+        .bind(filter.organization_id)
+        .bind(&statuses)
+        .bind(filter.batch_id.as_deref())
+        .bind(filter.device_id.as_deref())
+        .bind(filter.collector_operator_id.as_deref())
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     let items = rows
         .into_iter()
@@ -219,39 +249,24 @@ pub async fn list_batch_tasks(
     if collector.is_some_and(|c| seated != Some(c.collector_id)) {
         return Err(DomainError::BatchNotOnWorkstation.into());
     }
-    let rows: Vec<BatchTaskRow> = sqlx::query_as(
-        "SELECT t.id, t.task_id, t.sop_id, t.subscene_id, t.scene_name, t.subscene_name, \
-                t.status, t.assigned_at, t.started_at, t.completed_at, t.episode_id \
-         FROM tasks t \
-         WHERE t.batch_id = $1 AND t.deleted_at IS NULL \
-           AND (cardinality($2::text[]) = 0 OR t.status = ANY($2)) \
-           AND ($3::bigint IS NULL OR t.sop_id = $3) \
-           AND ($4::bigint IS NULL OR t.subscene_id = $4) \
-         ORDER BY t.created_at, t.id LIMIT $5 OFFSET $6",
-    )
-    .bind(batch_id)
-    .bind(&statuses)
-    .bind(filter.sop_id)
-    .bind(filter.subscene_id)
-    .bind(filter.page.limit)
-    .bind(filter.page.offset)
-    .persistent(false)
-    .fetch_all(&mut *tx)
-    .await?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(sum(c.task_count), 0)::bigint FROM task_group_counts c \
-         WHERE c.batch_id = $1 \
-           AND (cardinality($2::text[]) = 0 OR c.status = ANY($2)) \
-           AND ($3::bigint IS NULL OR c.sop_id = $3) \
-           AND ($4::bigint IS NULL OR c.subscene_id = $4)",
-    )
-    .bind(batch_id)
-    .bind(&statuses)
-    .bind(filter.sop_id)
-    .bind(filter.subscene_id)
-    .persistent(false)
-    .fetch_one(&mut *tx)
-    .await?;
+    let rows: Vec<BatchTaskRow> = sqlx::query_as(LIST_BATCH_TASKS)
+        .bind(batch_id)
+        .bind(&statuses)
+        .bind(filter.sop_id)
+        .bind(filter.subscene_id)
+        .bind(filter.page.limit)
+        .bind(filter.page.offset)
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await?;
+    let total: i64 = sqlx::query_scalar(COUNT_BATCH_TASKS)
+        .bind(batch_id)
+        .bind(&statuses)
+        .bind(filter.sop_id)
+        .bind(filter.subscene_id)
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     let items = rows
         .into_iter()

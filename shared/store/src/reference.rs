@@ -305,6 +305,39 @@ macro_rules! station_source {
     };
 }
 
+/// A page of stations: the filters, then `$8` limit and `$9` offset.
+const LIST_STATIONS: &str = concat!(
+    "SELECT w.id, w.name, w.status, w.organization_id, w.factory_id, w.robot_id, \
+            r.device_id, rt.id AS robot_type_id, rt.name AS robot_type_name, \
+            rt.model AS robot_type_model, rt.capabilities, \
+            COALESCE(keystone_requires_axon(rt.capabilities), false) AS requires_axon, \
+            dc.id AS data_collector_id, dc.operator_id AS collector_operator_id, \
+            dc.name AS collector_name, \
+            (SELECT count(*) FROM batches b WHERE b.workstation_id = w.id \
+               AND b.status IN ('pending', 'active') AND b.deleted_at IS NULL) \
+                AS open_batch_count, \
+            w.created_at ",
+    station_source!(),
+    "WHERE ",
+    station_filters!(),
+    "ORDER BY w.created_at DESC, w.id DESC LIMIT $8 OFFSET $9"
+);
+
+/// How many stations the filters match.
+const COUNT_STATIONS: &str = concat!(
+    "SELECT count(*) ",
+    station_source!(),
+    "WHERE ",
+    station_filters!()
+);
+
+/// The station list's statements by name, for the tests that check each filter's plan on a
+/// large dataset.
+pub const PLANNED_STATEMENTS: [(&str, &str); 2] = [
+    ("list_stations", LIST_STATIONS),
+    ("count_stations", COUNT_STATIONS),
+];
+
 /// Live workstations with their current robot, robot type and collector, newest first.
 ///
 /// # Errors
@@ -316,50 +349,30 @@ pub async fn list_stations(
     let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
     let like = pattern(filter.keyword.as_deref());
     two_statements(db, filter.page, async |conn| {
-        let rows: Vec<StationRow> = sqlx::query_as(concat!(
-            "SELECT w.id, w.name, w.status, w.organization_id, w.factory_id, w.robot_id, \
-                    r.device_id, rt.id AS robot_type_id, rt.name AS robot_type_name, \
-                    rt.model AS robot_type_model, rt.capabilities, \
-                    COALESCE(keystone_requires_axon(rt.capabilities), false) AS requires_axon, \
-                    dc.id AS data_collector_id, dc.operator_id AS collector_operator_id, \
-                    dc.name AS collector_name, \
-                    (SELECT count(*) FROM batches b WHERE b.workstation_id = w.id \
-                       AND b.status IN ('pending', 'active') AND b.deleted_at IS NULL) \
-                        AS open_batch_count, \
-                    w.created_at ",
-            station_source!(),
-            "WHERE ",
-            station_filters!(),
-            "ORDER BY w.created_at DESC, w.id DESC LIMIT $8 OFFSET $9"
-        ))
-        .bind(&statuses)
-        .bind(filter.organization_id)
-        .bind(filter.factory_id)
-        .bind(filter.robot_type_id)
-        .bind(filter.device_id.as_deref())
-        .bind(filter.collector_operator_id.as_deref())
-        .bind(like.as_deref())
-        .bind(filter.page.limit)
-        .bind(filter.page.offset)
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
-        let total: i64 = sqlx::query_scalar(concat!(
-            "SELECT count(*) ",
-            station_source!(),
-            "WHERE ",
-            station_filters!()
-        ))
-        .bind(&statuses)
-        .bind(filter.organization_id)
-        .bind(filter.factory_id)
-        .bind(filter.robot_type_id)
-        .bind(filter.device_id.as_deref())
-        .bind(filter.collector_operator_id.as_deref())
-        .bind(like.as_deref())
-        .persistent(false)
-        .fetch_one(&mut *conn)
-        .await?;
+        let rows: Vec<StationRow> = sqlx::query_as(LIST_STATIONS)
+            .bind(&statuses)
+            .bind(filter.organization_id)
+            .bind(filter.factory_id)
+            .bind(filter.robot_type_id)
+            .bind(filter.device_id.as_deref())
+            .bind(filter.collector_operator_id.as_deref())
+            .bind(like.as_deref())
+            .bind(filter.page.limit)
+            .bind(filter.page.offset)
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        let total: i64 = sqlx::query_scalar(COUNT_STATIONS)
+            .bind(&statuses)
+            .bind(filter.organization_id)
+            .bind(filter.factory_id)
+            .bind(filter.robot_type_id)
+            .bind(filter.device_id.as_deref())
+            .bind(filter.collector_operator_id.as_deref())
+            .bind(like.as_deref())
+            .persistent(false)
+            .fetch_one(&mut *conn)
+            .await?;
         let items = rows
             .into_iter()
             .map(|row| {

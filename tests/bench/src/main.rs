@@ -11,7 +11,10 @@
 //!    many batches, half done);
 //! 3. a hot order: 32 clients on one order of 8 batches;
 //! 4. adjust-batch, create-batch, finalize-order, the progress views and my-batches on big
-//!    orders against small ones.
+//!    orders against small ones;
+//! 5. the admin console's lists (orders, batches, a batch's tasks, stations) on a large
+//!    dataset (1 000 console orders of 10 batches of 10 tasks, on top of everything above)
+//!    against the same calls on a small one (10 such orders, measured first).
 //!
 //! It prints one Markdown table. It is not a test: nothing is asserted on wall time, but any
 //! answer outside 2xx is counted and printed, and a run with one fails. `--smoke` runs a
@@ -60,6 +63,12 @@ struct Sizes {
     my_batches_open: i64,
     my_batches_tasks: i64,
     pgbench_scale: u32,
+    /// Console orders measured first (small dataset), and in all (large dataset); each with
+    /// its own station and `console_batches` batches of `console_tasks` tasks.
+    console_small: usize,
+    console_large: usize,
+    console_batches: usize,
+    console_tasks: i64,
 }
 
 impl Sizes {
@@ -82,6 +91,10 @@ impl Sizes {
             my_batches_open: 50,
             my_batches_tasks: 1_000,
             pgbench_scale: 32,
+            console_small: 10,
+            console_large: 1_000,
+            console_batches: 10,
+            console_tasks: 10,
         }
     }
 
@@ -102,6 +115,10 @@ impl Sizes {
             my_batches_open: 3,
             my_batches_tasks: 10,
             pgbench_scale: 1,
+            console_small: 10,
+            console_large: 20,
+            console_batches: 2,
+            console_tasks: 2,
         }
     }
 }
@@ -685,6 +702,19 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         orders_created: 0,
     };
     let seconds = Duration::from_secs_f64(sizes.seconds);
+    // 5, small dataset: measured before anything else exists.
+    let watched = console_dataset(&bench, 0, sizes).await?;
+    settle(&pool).await?;
+    let console_calls = console_calls(&watched);
+    let mut console_small = Vec::new();
+    for (_, path) in &console_calls {
+        console_small.push(
+            sample(&mut bench, sizes.admin_samples, |_| {
+                (reqwest::Method::GET, path.clone(), None)
+            })
+            .await?,
+        );
+    }
     let report = Report::header();
 
     // 1. Throughput beside pgbench: each client on its own order and batch.
@@ -966,9 +996,195 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         &my[1],
         &my[0],
     );
+
+    // 5. The console's lists on the large dataset against the small one.
+    console_dataset(&bench, sizes.console_small, sizes).await?;
+    settle(&pool).await?;
+    let larger = format!(
+        "{} vs {} console orders",
+        sizes.console_large, sizes.console_small
+    );
+    for ((label, path), small) in console_calls.iter().zip(&console_small) {
+        let large = sample(&mut bench, sizes.admin_samples, |_| {
+            (reqwest::Method::GET, path.clone(), None)
+        })
+        .await?;
+        report.versus(format!("{label}, {larger}"), &large, small);
+    }
     println!();
     println!("{} answers outside 2xx in all", bench.failures);
     Ok(bench.failures)
+}
+
+/// One console order as the lists find it: its id, and one of its batches.
+#[derive(Debug, Clone, Copy)]
+struct ConsoleOrder {
+    order: i64,
+    batch: i64,
+}
+
+/// The console lists the bench times, each on the small and on the large dataset: first pages,
+/// each filter kind, and one order's batches and one batch's tasks (the same in both). Pages
+/// of 10, which the small dataset fills too, so both answers carry as many items.
+fn console_calls(watched: &ConsoleOrder) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "list-orders, first page",
+            "/api/v1/orders?limit=10".to_owned(),
+        ),
+        (
+            "list-orders, status=created,paused",
+            "/api/v1/orders?status=created,paused&limit=10".to_owned(),
+        ),
+        (
+            "list-orders, keyword of one order",
+            "/api/v1/orders?keyword=console%200001".to_owned(),
+        ),
+        (
+            "list-batches, first page",
+            "/api/v1/batches?limit=10".to_owned(),
+        ),
+        (
+            "list-batches, one order's",
+            format!("/api/v1/batches?order_id={}&limit=10", watched.order),
+        ),
+        (
+            "list-batches, status=pending",
+            "/api/v1/batches?status=pending&limit=10".to_owned(),
+        ),
+        (
+            "list-batch-tasks, one batch",
+            format!("/api/v1/batches/{}/tasks?limit=10", watched.batch),
+        ),
+        (
+            "list-stations, first page",
+            "/api/v1/stations?limit=10".to_owned(),
+        ),
+    ]
+}
+
+/// Console orders `console {from:04}` up to the size's total for this phase (small: from 0 to
+/// `console_small`; large: on to `console_large`), each on a station of its own with
+/// `console_batches` batches of `console_tasks` tasks, made through the API by 8 clients at
+/// once. Answers the order named `console 0001` (a small-phase order, for the per-order calls).
+async fn console_dataset(
+    bench: &Bench,
+    from: usize,
+    sizes: &Sizes,
+) -> Result<ConsoleOrder, AnyError> {
+    let to = if from == 0 {
+        sizes.console_small
+    } else {
+        sizes.console_large
+    };
+    let workers = 8;
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..workers {
+        let client = ConsoleClient {
+            base: bench.base.clone(),
+            http: bench.http.clone(),
+            admin: bench.admin.clone(),
+            pool: bench.pool.clone(),
+            world: bench.world,
+        };
+        let (batches, tasks_per_batch) = (sizes.console_batches, sizes.console_tasks);
+        tasks.spawn(async move {
+            let mut first = None;
+            for index in (from..to).filter(|i| i % workers == worker) {
+                let made = client.order(index, batches, tasks_per_batch).await?;
+                if index == 1 {
+                    first = Some(made);
+                }
+            }
+            Ok::<_, AnyError>(first)
+        });
+    }
+    let mut watched = None;
+    while let Some(done) = tasks.join_next().await {
+        if let Some(made) = done?? {
+            watched = Some(made);
+        }
+    }
+    match (from, watched) {
+        (0, Some(made)) => Ok(made),
+        (0, None) => Err("the small console dataset has no order 1".into()),
+        _ => Ok(ConsoleOrder { order: 0, batch: 0 }),
+    }
+}
+
+/// What one seeding client needs: the API and the database for the station it seats.
+struct ConsoleClient {
+    base: String,
+    http: reqwest::Client,
+    admin: String,
+    pool: PgPool,
+    world: World,
+}
+
+impl ConsoleClient {
+    async fn post(&self, path: &str, body: Value) -> Result<Value, AnyError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("{path}: {status} {body}").into());
+        }
+        Ok(body)
+    }
+
+    async fn order(
+        &self,
+        index: usize,
+        batches: usize,
+        tasks_per_batch: i64,
+    ) -> Result<ConsoleOrder, AnyError> {
+        let target = i64::try_from(batches)? * tasks_per_batch;
+        let order = self
+            .post(
+                "/api/v1/orders",
+                json!({"organization_id": self.world.organization, "scene_id": self.world.scene,
+                       "name": format!("console {index:04}"), "target_count": target}),
+            )
+            .await?;
+        let order: i64 = order["id"].as_str().unwrap_or_default().parse()?;
+        let workstation: i64 = sqlx::query_scalar(
+            "WITH rt AS (SELECT id FROM robot_types WHERE name = 'BenchGloves'), \
+                  r AS (INSERT INTO robots (robot_type_id, device_id, factory_id) \
+                        SELECT id, 'console-' || md5(random()::text), 1 FROM rt RETURNING id), \
+                  c AS (INSERT INTO data_collectors (name, operator_id) \
+                        VALUES ('console', 'C' || md5(random()::text)) RETURNING id) \
+             INSERT INTO workstations (robot_id, data_collector_id, organization_id, factory_id, \
+                                       name, status) \
+             SELECT r.id, c.id, $1, 1, 'console ' || $2, 'inactive' FROM r, c RETURNING id",
+        )
+        .bind(self.world.organization)
+        .bind(i64::try_from(index)?)
+        .fetch_one(&self.pool)
+        .await?;
+        let mut batch = 0;
+        for _ in 0..batches {
+            let created = self
+                .post(
+                    "/api/v1/batches",
+                    json!({"order_id": order, "workstation_id": workstation,
+                           "task_groups": [{"sop_id": self.world.sop,
+                                            "subscene_id": self.world.subscene,
+                                            "quantity": tasks_per_batch}]}),
+                )
+                .await?;
+            batch = created["batch"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()?;
+        }
+        Ok(ConsoleOrder { order, batch })
+    }
 }
 
 /// The latencies of `samples` admin calls built by `request(i)`, one after another.
