@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use keystone_domain::{CollectorSession, DomainError, OrderPriority, OrderStatus, TaskStatus};
+use keystone_domain::{
+    BatchStatus, CollectorSession, DomainError, OrderPriority, OrderStatus, TaskStatus,
+};
 use serde::Serialize;
 use sqlx::PgConnection;
 
@@ -39,6 +41,29 @@ impl TaskStatusCounts {
     }
 }
 
+/// Live batches per status, every status present (zero when none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BatchStatusCounts {
+    pub pending: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub cancelled: i64,
+    pub recalled: i64,
+}
+
+impl BatchStatusCounts {
+    fn add(&mut self, status: BatchStatus, count: i64) {
+        let slot = match status {
+            BatchStatus::Pending => &mut self.pending,
+            BatchStatus::Active => &mut self.active,
+            BatchStatus::Completed => &mut self.completed,
+            BatchStatus::Cancelled => &mut self.cancelled,
+            BatchStatus::Recalled => &mut self.recalled,
+        };
+        *slot += count;
+    }
+}
+
 /// The order view: `GET /api/v1/orders/{id}`, the order list's items, and the
 /// answer of creating or controlling an order.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -61,7 +86,7 @@ pub struct OrderProgress {
     /// or cancelled order (nothing can be assigned to it).
     pub remaining_assignable: i64,
     /// Live batches per status, every status present.
-    pub batch_counts: BTreeMap<String, i64>,
+    pub batch_counts: BatchStatusCounts,
     pub deadline: Option<DateTime<Utc>>,
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
@@ -135,14 +160,10 @@ impl TryFrom<OrderRow> for OrderProgress {
         let unknown = |e: keystone_domain::UnknownStatus| StoreError::Invariant(e.to_string());
         let status: OrderStatus = row.status.parse().map_err(unknown)?;
         let priority: OrderPriority = row.priority.parse().map_err(unknown)?;
-        let mut batch_counts: BTreeMap<String, i64> =
-            ["pending", "active", "completed", "cancelled", "recalled"]
-                .iter()
-                .map(|s| ((*s).to_owned(), 0))
-                .collect();
+        let mut batch_counts = BatchStatusCounts::default();
         if let serde_json::Value::Object(counts) = row.batch_counts {
             for (status, count) in counts {
-                batch_counts.insert(status, count.as_i64().unwrap_or(0));
+                batch_counts.add(status.parse().map_err(unknown)?, count.as_i64().unwrap_or(0));
             }
         }
         let target_count = i64::from(row.target_count);
