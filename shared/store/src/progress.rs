@@ -1,7 +1,6 @@
 //! Progress views (SPEC §5.13): an order's figures and batch counts, and a batch's summary with
 //! per-status and per-group counts. Read-only, one snapshot, a fixed number of statements.
 
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use keystone_domain::{
@@ -163,7 +162,10 @@ impl TryFrom<OrderRow> for OrderProgress {
         let mut batch_counts = BatchStatusCounts::default();
         if let serde_json::Value::Object(counts) = row.batch_counts {
             for (status, count) in counts {
-                batch_counts.add(status.parse().map_err(unknown)?, count.as_i64().unwrap_or(0));
+                batch_counts.add(
+                    status.parse().map_err(unknown)?,
+                    count.as_i64().unwrap_or(0),
+                );
             }
         }
         let target_count = i64::from(row.target_count);
