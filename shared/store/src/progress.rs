@@ -1,7 +1,6 @@
 //! Progress views (SPEC §5.13): an order's figures and batch counts, and a batch's summary with
 //! per-status and per-group counts. Read-only, one snapshot, a fixed number of statements.
 
-
 use chrono::{DateTime, Utc};
 use keystone_domain::{
     BatchStatus, CollectorSession, DomainError, OrderPriority, OrderStatus, TaskStatus,
