@@ -282,14 +282,18 @@ struct StationRow {
     created_at: DateTime<Utc>,
 }
 
-/// The station filters (`$1`–`$7`).
+/// The station filters (`$1`–`$7`). The robot type filter resolves to robots first (by their
+/// robot-type index), so it is a lookup on the stations' robot index, never a pass over every
+/// station.
 macro_rules! station_filters {
     () => {
         "w.deleted_at IS NULL \
          AND (cardinality($1::text[]) = 0 OR w.status = ANY($1)) \
          AND ($2::bigint IS NULL OR w.organization_id = $2) \
          AND ($3::bigint IS NULL OR w.factory_id = $3) \
-         AND ($4::bigint IS NULL OR r.robot_type_id = $4) \
+         AND ($4::bigint IS NULL OR w.robot_id = ANY(ARRAY( \
+                 SELECT rb.id FROM robots rb \
+                 WHERE rb.robot_type_id = $4 AND rb.deleted_at IS NULL))) \
          AND ($5::text IS NULL OR r.device_id = $5) \
          AND ($6::text IS NULL OR dc.operator_id = $6) \
          AND ($7::text IS NULL OR lower(w.name) LIKE $7) "
