@@ -287,3 +287,74 @@ async fn every_batch_list_filter_uses_an_index(pool: PgPool) {
         }
     }
 }
+
+/// Batches and a batch's tasks page in a total order even when timestamps tie (ids break the
+/// ties): pages neither repeat nor skip, a batch created between two page reads lands on top,
+/// and tasks added to a batch meanwhile come after the ones already read.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn pages_keep_a_stable_order_with_inserts_in_between(pool: PgPool) {
+    let s = Scenario::new(&pool, 1_000, 6, 0).await;
+    let router = router(pool.clone());
+    let mut made = vec![s.batch_id];
+    for _ in 0..6 {
+        made.push(s.add_batch(s.order_id, s.seat.workstation_id).await);
+    }
+    sqlx::query("UPDATE batches SET created_at = '2026-12-01T00:00:00Z'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tasks SET created_at = '2026-12-01T00:00:00Z'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let admin = admin_token();
+    let page = async |path: String| ids(&get(&router, &path, Some(&admin)).await);
+    let mut seen = Vec::new();
+    for offset in [0, 3, 6] {
+        seen.extend(page(format!("/api/v1/batches?limit=3&offset={offset}")).await);
+        if offset == 3 {
+            let late = admin_post(
+                &router,
+                "/api/v1/batches",
+                json!({"order_id": s.order_id, "workstation_id": s.seat.workstation_id,
+                       "task_groups": [s.group_b.body(1)]}),
+            )
+            .await;
+            assert_eq!(late.status, StatusCode::CREATED, "{}", late.text);
+        }
+    }
+    // Ids descending; the late batch shifted the last page by one (offset paging).
+    let newest_first: Vec<String> = made.iter().rev().map(ToString::to_string).collect();
+    let mut expected = newest_first[..6].to_vec();
+    expected.extend_from_slice(&newest_first[5..]);
+    assert_eq!(seen, expected);
+
+    // A batch's tasks: creation order, ids breaking ties; added tasks come last.
+    let tasks_path = |offset: usize| {
+        format!(
+            "/api/v1/batches/{}/tasks?limit=4&offset={offset}",
+            s.batch_id
+        )
+    };
+    let first = page(tasks_path(0)).await;
+    let added = send(
+        &router,
+        Method::POST,
+        &format!("/api/v1/batches/{}/tasks", s.batch_id),
+        Some(&admin),
+        &[],
+        json!({"task_groups": [s.group_a.entry(8)]}).to_string(),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    let second = page(tasks_path(4)).await;
+    let all: Vec<i64> = first
+        .iter()
+        .chain(&second)
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert_eq!(all.len(), 8);
+    assert!(all.is_sorted(), "{all:?}");
+    let rest = page(tasks_path(6)).await;
+    assert_eq!(rest.len(), 2, "the two added tasks come last");
+}
