@@ -80,20 +80,26 @@ keystone_contract_fuzz() {
         keystone_fuzz_stop
         return 1
     fi
-    for i in "${!roles[@]}"; do
-        local -a auth=()
-        local out="target/tools/schemathesis-run-$i.txt"
-        [ -n "${tokens[$i]}" ] && auth=(-H "Authorization: Bearer ${tokens[$i]}")
-        echo "==> schemathesis, ${roles[$i]}: $KEYSTONE_FUZZ_EXAMPLES examples per operation, seed $KEYSTONE_FUZZ_SEED"
-        if ! "$KEYSTONE_SCHEMATHESIS" run docs/openapi.json --url "$base" "${auth[@]}" \
-            --checks all --exclude-checks positive_data_acceptance \
-            --max-examples "$KEYSTONE_FUZZ_EXAMPLES" --seed "$KEYSTONE_FUZZ_SEED" \
-            --generation-database none --no-color >"$out" 2>&1; then
-            status=1
-        fi
-        # Its failures (each with a curl to reproduce it) and summary; the whole report, warnings
-        # included, is in $out.
-        sed -n '/^=\+ \(FAILURES\|SUMMARY\) =\+$/,$p' "$out"
+    # Logging out ends the session every later call of that role uses, so it runs last, in a
+    # pass of its own per role.
+    local pass
+    for pass in "--exclude-operation-id" "--include-operation-id"; do
+        for i in "${!roles[@]}"; do
+            local -a auth=()
+            local out="target/tools/schemathesis-run-$i${pass%%-operation-id}.txt"
+            [ -n "${tokens[$i]}" ] && auth=(-H "Authorization: Bearer ${tokens[$i]}")
+            echo "==> schemathesis, ${roles[$i]} (${pass#--} log_out): $KEYSTONE_FUZZ_EXAMPLES examples per operation, seed $KEYSTONE_FUZZ_SEED"
+            if ! "$KEYSTONE_SCHEMATHESIS" run docs/openapi.json --url "$base" "${auth[@]}" \
+                "$pass" log_out \
+                --checks all --exclude-checks positive_data_acceptance \
+                --max-examples "$KEYSTONE_FUZZ_EXAMPLES" --seed "$KEYSTONE_FUZZ_SEED" \
+                --generation-database none --no-color >"$out" 2>&1; then
+                status=1
+            fi
+            # Its failures (each with a curl to reproduce it) and summary; the whole report,
+            # warnings included, is in $out.
+            sed -n '/^=\+ \(FAILURES\|SUMMARY\) =\+$/,$p' "$out"
+        done
     done
     keystone_fuzz_stop
     "$(keystone_pg_bindir)/psql" -q -d "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null

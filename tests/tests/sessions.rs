@@ -32,6 +32,8 @@ fn collector_operations(s: &Scenario) -> Vec<(Method, String, Option<Value>)> {
             ));
         }
     }
+    // Logging out ends the session the later calls use: last.
+    found.sort_by_key(|(_, path, _)| path == "/api/v1/auth/logout");
     found
 }
 

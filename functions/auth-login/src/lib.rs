@@ -15,6 +15,7 @@ use keystone_store::identity::{CollectorSummary, collector_credentials, upgrade_
 use keystone_store::login_throttle::{
     login_blocked_for, record_login_failure, record_login_success,
 };
+use keystone_store::sessions::resume_workstation;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -79,7 +80,9 @@ async fn verify_blocking<T: Send + 'static>(
         minutes), and an address with 100 failures in 15 minutes is blocked until that window \
         ends; a blocked login answers 429 with `Retry-After` without looking at the password, \
         and a success clears the account's count. An old password hash is upgraded to the \
-        current argon2id parameters on a successful login.",
+        current argon2id parameters on a successful login. A collector's workstation that a \
+        logout took offline shows its status again (active with an active batch, else \
+        inactive).",
     request_body(content = LoginBody, example = json!({"account": "DC001", "password": "keystone-demo"})),
     responses(
         (status = 200, description = "A bearer token and who it speaks for.", body = LoginResponse, example = json!({
@@ -182,6 +185,10 @@ async fn login(
         // A match implies the admin or a stored hash, which implies a found collector.
         (None, None) => return Err(DomainError::InvalidCredentials.into()),
     };
+    // A collector back at work: the workstation a logout took offline shows its status again.
+    if let Principal::Collector { collector_id, .. } = &principal {
+        resume_workstation(&state.db, *collector_id).await?;
+    }
 
     let lifetime = chrono::Duration::from_std(settings.token_ttl)
         .map_err(|e| ApiError::Internal(Box::new(e)))?;

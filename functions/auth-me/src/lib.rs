@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::{Json as JsonResponse, Router};
 use keystone_auth::{AuthError, Principal, Role};
 use keystone_domain::CollectorSession;
-use keystone_domain::Workflow;
+use keystone_domain::{Workflow, WorkstationStatus};
 use keystone_http::openapi::{Access, ErrorResponses};
 use keystone_http::{ApiError, AppState, Authenticated};
 use keystone_store::identity::{RobotTypeView, collector_seat};
@@ -40,6 +40,9 @@ pub struct MeResponse {
     pub name: String,
     pub role: Role,
     pub workstation_id: Option<String>,
+    /// The workstation's status (`break` on a break, `offline` after a logout); null without
+    /// one.
+    pub workstation_status: Option<WorkstationStatus>,
     pub robot_id: Option<String>,
     pub robot_type: Option<RobotTypeView>,
     /// Null for the admin.
@@ -65,6 +68,7 @@ pub struct MeResponse {
             "name": "张三",
             "role": "data_collector",
             "workstation_id": "1",
+            "workstation_status": "active",
             "robot_id": "1",
             "robot_type": {
                 "id": "1",
@@ -96,6 +100,7 @@ async fn me(
                 name: "Administrator".to_owned(),
                 role: Role::Admin,
                 workstation_id: None,
+                workstation_status: None,
                 robot_id: None,
                 robot_type: None,
                 requires_axon: None,
@@ -123,6 +128,7 @@ async fn me(
         name: seat.name,
         role: Role::DataCollector,
         workstation_id: workstation.as_ref().map(|w| w.id.clone()),
+        workstation_status: workstation.as_ref().map(|w| w.status),
         robot_id: workstation.as_ref().and_then(|w| w.robot_id.clone()),
         robot_type: workstation.and_then(|w| w.robot_type),
         requires_axon: Some(requires_axon),

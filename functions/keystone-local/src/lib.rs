@@ -17,7 +17,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 29] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 32] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -163,6 +163,21 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 29] = [
         method: delete_batch::METHOD,
         path: delete_batch::ROUTE,
     },
+    HttpFunction {
+        binary: "auth-logout",
+        method: auth_logout::METHOD,
+        path: auth_logout::ROUTE,
+    },
+    HttpFunction {
+        binary: "station-break",
+        method: station_break::METHOD,
+        path: station_break::ROUTE,
+    },
+    HttpFunction {
+        binary: "station-end-break",
+        method: station_end_break::METHOD,
+        path: station_end_break::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, and the API document they make. The
@@ -198,6 +213,9 @@ fn functions() -> (Router<AppState>, OpenApi) {
         .merge(update_batch::routes())
         .merge(recall_batch::routes())
         .merge(delete_batch::routes())
+        .merge(auth_logout::routes())
+        .merge(station_break::routes())
+        .merge(station_end_break::routes())
         .split_for_parts()
 }
 

@@ -59,6 +59,10 @@ pub enum DomainError {
     SessionEnded,
     #[error("workstation not assigned")]
     WorkstationNotAssigned,
+    /// Break and end-break need a collector at work: an offline workstation comes back with a
+    /// login.
+    #[error("workstation is offline; log in to bring it back")]
+    WorkstationOffline,
     #[error("batch not found")]
     BatchNotFound,
     #[error("batch is not assigned to current workstation")]
@@ -224,6 +228,7 @@ impl DomainError {
             Self::CollectorNotFound => "collector_not_found",
             Self::SessionEnded => "session_ended",
             Self::WorkstationNotAssigned => "workstation_not_assigned",
+            Self::WorkstationOffline => "workstation_offline",
             Self::BatchNotFound => "batch_not_found",
             Self::BatchNotOnWorkstation => "batch_not_on_workstation",
             Self::RequiresAxon => "requires_axon",

@@ -155,6 +155,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::BatchNotCancellable { .. }
         | E::BatchNotRecallable { .. }
         | E::BatchNotDeletable { .. }
+        | E::WorkstationOffline
         | E::OrderCompletedNoInsert
         | E::OrderCancelledNoInsert
         | E::OrderClosedForReopen { .. }
@@ -229,6 +230,7 @@ fn rule_fields(rule: &DomainError) -> Value {
         E::OrderCompletedNoInsert => {
             json!({ "order_status": "completed", "current_status": "completed" })
         }
+        E::WorkstationOffline => json!({ "current_status": "offline" }),
         E::MissingField(field) => json!({ "field": field }),
         E::BatchNotEditable { current_status }
         | E::BatchNotCancellable { current_status }

@@ -301,6 +301,7 @@ fn blocking_status_schema(case: &ApiError) -> Option<&'static str> {
         | E::BatchNotRecallable { .. }
         | E::BatchNotReopenable { .. }
         | E::BatchNotDeletable { .. } => Some("BatchStatus"),
+        E::WorkstationOffline => Some("WorkstationStatus"),
         _ => None,
     }
 }

@@ -33,6 +33,7 @@ pub mod outbox;
 pub mod progress;
 pub mod reference;
 pub mod reopen;
+pub mod sessions;
 mod task_edits;
 mod telemetry;
 pub mod trace_context;

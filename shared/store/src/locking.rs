@@ -51,6 +51,19 @@ async fn batch_place(
         .await?)
 }
 
+/// The status a workstation at work derives from its batches: `active` while one of its live
+/// batches is active, else `inactive`. `w` names the workstation row; read it in a statement
+/// that runs after the workstation's lock was taken, so its snapshot sees every batch move
+/// committed meanwhile.
+macro_rules! derived_workstation_status {
+    () => {
+        "CASE WHEN EXISTS (SELECT 1 FROM batches b WHERE b.workstation_id = w.id \
+                           AND b.status = 'active' AND b.deleted_at IS NULL) \
+              THEN 'active' ELSE 'inactive' END"
+    };
+}
+pub(crate) use derived_workstation_status;
+
 /// A transaction that holds no row lock yet.
 pub struct UnitOfWork {
     tx: Transaction<'static, Postgres>,
@@ -574,16 +587,13 @@ impl BatchScope {
             .persistent(named_statements())
             .execute(&mut *self.tx)
             .await?;
-            sqlx::query(
-                "UPDATE workstations w SET status = d.derived \
-                 FROM (SELECT ws.id, CASE WHEN EXISTS ( \
-                           SELECT 1 FROM batches b WHERE b.workstation_id = ws.id \
-                           AND b.status = 'active' AND b.deleted_at IS NULL) \
-                       THEN 'active' ELSE 'inactive' END AS derived \
-                       FROM workstations ws WHERE ws.id = ANY($1)) d \
-                 WHERE w.id = d.id AND w.deleted_at IS NULL \
-                   AND w.status IN ('active', 'inactive') AND w.status <> d.derived",
-            )
+            sqlx::query(concat!(
+                "UPDATE workstations w SET status = ",
+                derived_workstation_status!(),
+                " WHERE w.id = ANY($1) AND w.deleted_at IS NULL \
+                   AND w.status IN ('active', 'inactive') AND w.status <> ",
+                derived_workstation_status!()
+            ))
             .bind(&ids)
             .persistent(named_statements())
             .execute(&mut *self.tx)
