@@ -180,3 +180,156 @@ async fn a_break_needs_a_seated_collector_at_work(pool: PgPool) {
         .await
         .assert_error(StatusCode::FORBIDDEN, "data collector role required");
 }
+
+fn group<'a>(page: &'a TestResponse, batch_id: i64, sop_id: i64) -> &'a serde_json::Value {
+    page.body["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == json!(batch_id.to_string()))
+        .and_then(|b| {
+            b["task_groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["sop_id"] == json!(sop_id.to_string()))
+        })
+        .unwrap_or_else(|| panic!("no group {sop_id} of batch {batch_id}: {}", page.text))
+}
+
+fn time(value: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    value
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+/// The phone learns in one call what it may still undo and until when, and a reopen then
+/// enforces exactly that window.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn the_phone_sees_what_it_may_undo_and_until_when(pool: PgPool) {
+    let s = Scenario::new(&pool, 100, 4, 0).await;
+    s.add_tasks(s.batch_id, s.group_b, 2, "ready").await;
+    s.add_tasks(s.batch_id, s.group_b, 1, "in_progress").await;
+    let router = router(pool.clone());
+    let token = &s.seat.token;
+    let done = complete(&router, token, s.batch_id, s.group_a.body(3), &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    // One of the three was completed 16 minutes ago (outside the window), one 14 minutes ago.
+    sqlx::query(
+        "WITH picked AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tasks \
+                         WHERE batch_id = $1 AND status = 'completed') \
+         UPDATE tasks t SET completed_at = now() - CASE picked.n WHEN 1 THEN interval '16 minutes' \
+                                                           ELSE interval '14 minutes' END \
+         FROM picked WHERE t.id = picked.id AND picked.n <= 2",
+    )
+    .bind(s.batch_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let page = get(&router, "/api/v1/me/batches", Some(token)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let server_time = time(&page.body["server_time"]);
+    assert!((chrono::Utc::now() - server_time).num_seconds().abs() < 5);
+    assert_eq!(
+        page.body["batches"][0]["order_status"],
+        json!("in_progress")
+    );
+    let a = group(&page, s.batch_id, s.group_a.sop_id);
+    assert_eq!(a["reopenable_count"], json!(2), "{}", page.text);
+    let until = time(&a["reopenable_until"]);
+    let oldest: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT min(completed_at) FROM tasks WHERE batch_id = $1 AND status = 'completed' \
+           AND completed_at >= now() - interval '15 minutes'",
+    )
+    .bind(s.batch_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(until, oldest + chrono::Duration::minutes(15));
+    assert!(until > server_time && until - server_time < chrono::Duration::minutes(2));
+    let b = group(&page, s.batch_id, s.group_b.sop_id);
+    assert_eq!(
+        (
+            &b["ready_count"],
+            &b["in_progress_count"],
+            &b["reopenable_count"],
+            &b["reopenable_until"]
+        ),
+        (&json!(2), &json!(1), &json!(0), &json!(null))
+    );
+
+    // A reopen enforces the same window: 3 asked, the 2 the phone showed qualify.
+    let reopen = |quantity: i64| {
+        let router = router.clone();
+        let body = s.group_a.body(quantity);
+        async move {
+            send(
+                &router,
+                Method::POST,
+                &format!("/api/v1/batches/{}/reopen-tasks", s.batch_id),
+                Some(token),
+                &[],
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let refused = reopen(3).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(refused.body["reopenable_count"], a["reopenable_count"]);
+    assert_eq!(reopen(2).await.status, StatusCode::OK);
+    let after = get(&router, "/api/v1/me/batches", Some(token)).await;
+    let a = group(&after, s.batch_id, s.group_a.sop_id);
+    assert_eq!(
+        (&a["reopenable_count"], &a["reopenable_until"]),
+        (&json!(0), &json!(null))
+    );
+
+    // A paused order shows as paused on its batches.
+    set_order_status(&pool, s.order_id, "paused").await;
+    let paused = get(&router, "/api/v1/me/batches", Some(token)).await;
+    assert_eq!(paused.body["batches"][0]["order_status"], json!("paused"));
+}
+
+/// The completion that completes a batch can still be undone after a reload: the batch stays on
+/// the phone for the window, and leaves it once its order is completed.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_batch_just_completed_stays_on_the_phone_while_it_can_be_undone(pool: PgPool) {
+    let s = Scenario::new(&pool, 100, 2, 0).await;
+    let router = router(pool.clone());
+    let token = &s.seat.token;
+    let done = complete(&router, token, s.batch_id, s.group_a.body(2), &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(batch_status(&pool, s.batch_id).await, "completed");
+    let page = get(&router, "/api/v1/me/batches", Some(token)).await;
+    assert_eq!(
+        page.body["batches"][0]["status"],
+        json!("completed"),
+        "{}",
+        page.text
+    );
+    assert_eq!(
+        group(&page, s.batch_id, s.group_a.sop_id)["reopenable_count"],
+        json!(2)
+    );
+    // Past the window it is gone.
+    sqlx::query("UPDATE batches SET ended_at = now() - interval '16 minutes' WHERE id = $1")
+        .bind(s.batch_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let later = get(&router, "/api/v1/me/batches", Some(token)).await;
+    assert_eq!(later.body["batches"], json!([]), "{}", later.text);
+    // Within it, but with the order completed (finalized: nothing can be undone), gone too.
+    sqlx::query("UPDATE batches SET ended_at = now() WHERE id = $1")
+        .bind(s.batch_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    set_order_status(&pool, s.order_id, "completed").await;
+    let finished = get(&router, "/api/v1/me/batches", Some(token)).await;
+    assert_eq!(finished.body["batches"], json!([]), "{}", finished.text);
+}

@@ -34,8 +34,13 @@ keystone_http::error_responses!(
     operation_id = "my_batches",
     summary = "My open batches",
     description = "Everything the collector's phone shows in one call: the collector, their \
-        workstation, and its pending and active batches, newest first, with progress and task \
-        groups, each with its handoff payload.",
+        workstation, and its pending and active batches (and those completed in the last 15 \
+        minutes of an order still running, whose last completions can be undone), newest \
+        first, each with its order's status, progress and task groups. Each group has its \
+        handoff payload, its ready and in-progress counts, and how many completions the \
+        collector may still undo (`reopenable_count`) until when (`reopenable_until`, when the \
+        oldest of them leaves the 15-minute window); `server_time` is the server's clock, so \
+        the undo button can count down whatever the phone's clock says.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The collector's workstation and open batches.", body = MyBatchesResponse, example = json!({
@@ -70,6 +75,7 @@ keystone_http::error_responses!(
                     "status": "active",
                     "order_id": "1",
                     "order_name": "Kitchen demo order",
+                    "order_status": "in_progress",
                     "created_at": "2026-11-24T09:30:00.000000Z",
                     "started_at": "2026-11-24T09:35:12.380720Z",
                     "task_count": 30,
@@ -87,7 +93,11 @@ keystone_http::error_responses!(
                             "subscene_name": "台面",
                             "task_count": 20,
                             "pending_count": 18,
+                            "ready_count": 0,
+                            "in_progress_count": 0,
                             "completed_count": 2,
+                            "reopenable_count": 2,
+                            "reopenable_until": "2026-11-24T09:50:12.380720Z",
                             "handoff_payload": "{\"sop_slug\":\"move_bottle\",\"sop_version\":\"v1\",\"scene_name\":\"厨房\",\"subscene_name\":\"台面\",\"collector_name\":\"张三\",\"collector_operator_id\":\"DC001\",\"device_id\":\"robot_dc86\",\"device_type\":\"SynGloves\"}"
                         },
                         {
@@ -99,12 +109,17 @@ keystone_http::error_responses!(
                             "subscene_name": "水槽",
                             "task_count": 10,
                             "pending_count": 10,
+                            "ready_count": 0,
+                            "in_progress_count": 0,
                             "completed_count": 0,
+                            "reopenable_count": 0,
+                            "reopenable_until": null,
                             "handoff_payload": "{\"sop_slug\":\"wipe_sink\",\"sop_version\":\"v1\",\"scene_name\":\"厨房\",\"subscene_name\":\"水槽\",\"collector_name\":\"张三\",\"collector_operator_id\":\"DC001\",\"device_id\":\"robot_dc86\",\"device_type\":\"SynGloves\"}"
                         }
                     ]
                 }
-            ]
+            ],
+            "server_time": "2026-11-24T09:36:40.112233Z"
         })),
         Errors,
     ),

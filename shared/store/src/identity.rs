@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use keystone_domain::{
-    BatchStatus, CollectorSession, CollectorStanding, DomainError, HandoffPayload, Workflow,
+    BatchStatus, CollectorSession, CollectorStanding, DomainError, HandoffPayload, OrderStatus,
+    Workflow,
 };
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -232,6 +233,9 @@ pub struct MyBatchesResponse {
     pub collector: CollectorSummary,
     pub workstation: Option<WorkstationView>,
     pub batches: Vec<MyBatch>,
+    /// The server's clock when the answer was read: `reopenable_until` minus this is how long
+    /// the undo button has, whatever the phone's own clock says.
+    pub server_time: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -241,7 +245,8 @@ pub struct CollectorSummary {
     pub name: String,
 }
 
-/// An open batch with its progress and task groups.
+/// An open batch (or one completed within the reopen window, whose last completions can still
+/// be undone) with its progress and task groups.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MyBatch {
     pub id: String,
@@ -251,6 +256,8 @@ pub struct MyBatch {
     pub status: BatchStatus,
     pub order_id: String,
     pub order_name: String,
+    /// The order's status: a paused order's batches take no automatic completion of the order.
+    pub order_status: OrderStatus,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub task_count: i64,
@@ -272,7 +279,15 @@ pub struct MyTaskGroup {
     pub subscene_name: String,
     pub task_count: i64,
     pub pending_count: i64,
+    pub ready_count: i64,
+    pub in_progress_count: i64,
     pub completed_count: i64,
+    /// Completions the caller may still undo (reopen): completed within the last 15 minutes,
+    /// without an episode, in a batch and order that allow it.
+    pub reopenable_count: i64,
+    /// When the oldest of those leaves the 15-minute window (the count drops by one then);
+    /// null when there is none.
+    pub reopenable_until: Option<DateTime<Utc>>,
     /// The handoff payload ([`HANDOFF_PAYLOAD_RULE`]).
     #[schema(schema_with = handoff_payload_schema)]
     pub handoff_payload: String,
@@ -311,6 +326,7 @@ struct BatchRow {
     status: String,
     order_id: i64,
     order_name: String,
+    order_status: String,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     task_count: i64,
@@ -331,10 +347,27 @@ struct GroupRow {
     subscene_name: String,
     task_count: i64,
     pending_count: i64,
+    ready_count: i64,
+    in_progress_count: i64,
     completed_count: i64,
+    reopenable_count: i64,
+    oldest_reopenable: Option<DateTime<Utc>>,
 }
 
-/// Everything the mobile page needs (SPEC §5.7) in three statements, read from one
+/// The batches the phone shows (`b`, joined to its order `o`; `$1` the workstation, `$2` the
+/// reopen window in milliseconds): pending and active ones, and completed ones that ended
+/// within the window in an order that still takes reopening — their last completions can
+/// still be undone, which a reload must not hide.
+macro_rules! phone_batches {
+    () => {
+        "b.workstation_id = $1 AND b.deleted_at IS NULL \
+         AND (b.status IN ('pending', 'active') \
+              OR (b.status = 'completed' AND o.status NOT IN ('completed', 'cancelled') \
+                  AND b.ended_at >= now() - $2 * interval '1 millisecond'))"
+    };
+}
+
+/// Everything the mobile page needs (SPEC §5.7, §5.19) in four statements, read from one
 /// consistent snapshot.
 ///
 /// # Errors
@@ -345,8 +378,16 @@ pub async fn my_batches(
     db: &Database,
     session: &CollectorSession,
 ) -> Result<MyBatchesResponse, StoreError> {
+    let window_ms =
+        i64::try_from(keystone_domain::COLLECTOR_REOPEN_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    let window = chrono::Duration::milliseconds(window_ms);
     let mut tx = db.begin_read_only_snapshot().await?;
     let seat = seat_view(admitted_seat(&mut tx, session).await?)?;
+    // The transaction's own time: the window above is measured from it too.
+    let server_time: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .persistent(named_statements())
+        .fetch_one(&mut *tx)
+        .await?;
     let workstation_id = seat
         .workstation
         .as_ref()
@@ -354,48 +395,71 @@ pub async fn my_batches(
     let (batches, groups): (Vec<BatchRow>, Vec<GroupRow>) = match workstation_id {
         None => (Vec::new(), Vec::new()),
         Some(workstation_id) => {
-            let batches = sqlx::query_as(
+            let batches = sqlx::query_as(concat!(
                 "SELECT b.id, b.batch_id, b.name, b.notes, b.status, b.order_id, \
-                        o.name AS order_name, b.created_at, b.started_at, b.task_count, \
-                        b.completed_count, b.pending_count, b.failed_count, b.cancelled_count \
+                        o.name AS order_name, o.status AS order_status, b.created_at, \
+                        b.started_at, b.task_count, b.completed_count, b.pending_count, \
+                        b.failed_count, b.cancelled_count \
                  FROM batches b \
                  JOIN orders o ON o.id = b.order_id AND o.deleted_at IS NULL \
-                 WHERE b.workstation_id = $1 AND b.deleted_at IS NULL \
-                   AND b.status IN ('pending', 'active') \
-                 ORDER BY b.created_at DESC, b.id DESC",
-            )
+                 WHERE ",
+                phone_batches!(),
+                " ORDER BY b.created_at DESC, b.id DESC"
+            ))
             .bind(workstation_id)
+            .bind(window_ms)
             .persistent(named_statements())
             .fetch_all(&mut *tx)
             .await?;
             let groups = sqlx::query_as(
                 // Counts from the group counters; names from any live task of the group.
-                "SELECT g.batch_id, g.sop_id, g.subscene_id, \
-                        COALESCE(s.slug, '') AS sop_slug, COALESCE(s.version, '') AS sop_version, \
-                        COALESCE(n.scene_name, '') AS scene_name, \
-                        COALESCE(n.subscene_name, '') AS subscene_name, \
-                        g.task_count, g.pending_count, g.completed_count \
-                 FROM ( \
-                     SELECT c.batch_id, c.sop_id, c.subscene_id, \
-                            sum(c.task_count)::bigint AS task_count, \
-                            COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'pending'), 0)::bigint \
-                                AS pending_count, \
-                            COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'completed'), 0)::bigint \
-                                AS completed_count \
-                     FROM task_group_counts c \
-                     JOIN batches b ON b.id = c.batch_id \
-                     WHERE b.workstation_id = $1 AND b.deleted_at IS NULL \
-                       AND b.status IN ('pending', 'active') \
-                     GROUP BY c.batch_id, c.sop_id, c.subscene_id \
-                     HAVING sum(c.task_count) > 0) g \
-                 LEFT JOIN sops s ON s.id = g.sop_id AND s.deleted_at IS NULL \
-                 LEFT JOIN LATERAL ( \
-                     SELECT t.scene_name, t.subscene_name FROM tasks t \
-                     WHERE t.batch_id = g.batch_id AND t.sop_id = g.sop_id \
-                       AND t.subscene_id = g.subscene_id AND t.deleted_at IS NULL LIMIT 1) n ON true \
-                 ORDER BY g.batch_id, g.sop_id, g.subscene_id",
+                concat!(
+                    "SELECT g.batch_id, g.sop_id, g.subscene_id, \
+                            COALESCE(s.slug, '') AS sop_slug, \
+                            COALESCE(s.version, '') AS sop_version, \
+                            COALESCE(n.scene_name, '') AS scene_name, \
+                            COALESCE(n.subscene_name, '') AS subscene_name, \
+                            g.task_count, g.pending_count, g.ready_count, g.in_progress_count, \
+                            g.completed_count, COALESCE(r.reopenable_count, 0) AS reopenable_count, \
+                            r.oldest_reopenable \
+                     FROM ( \
+                         SELECT c.batch_id, c.sop_id, c.subscene_id, \
+                                bool_or(o.status NOT IN ('completed', 'cancelled')) AS undoable, \
+                                sum(c.task_count)::bigint AS task_count, \
+                                COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'pending'), 0)::bigint \
+                                    AS pending_count, \
+                                COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'ready'), 0)::bigint \
+                                    AS ready_count, \
+                                COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'in_progress'), 0)::bigint \
+                                    AS in_progress_count, \
+                                COALESCE(sum(c.task_count) FILTER (WHERE c.status = 'completed'), 0)::bigint \
+                                    AS completed_count \
+                         FROM task_group_counts c \
+                         JOIN batches b ON b.id = c.batch_id \
+                         JOIN orders o ON o.id = b.order_id AND o.deleted_at IS NULL \
+                         WHERE ",
+                    phone_batches!(),
+                    " GROUP BY c.batch_id, c.sop_id, c.subscene_id \
+                         HAVING sum(c.task_count) > 0) g \
+                     LEFT JOIN sops s ON s.id = g.sop_id AND s.deleted_at IS NULL \
+                     LEFT JOIN LATERAL ( \
+                         SELECT t.scene_name, t.subscene_name FROM tasks t \
+                         WHERE t.batch_id = g.batch_id AND t.sop_id = g.sop_id \
+                           AND t.subscene_id = g.subscene_id AND t.deleted_at IS NULL \
+                         LIMIT 1) n ON true \
+                     LEFT JOIN LATERAL ( \
+                         SELECT count(*) AS reopenable_count, \
+                                min(t.completed_at) AS oldest_reopenable \
+                         FROM tasks t \
+                         WHERE g.undoable AND t.batch_id = g.batch_id AND t.sop_id = g.sop_id \
+                           AND t.subscene_id = g.subscene_id AND t.status = 'completed' \
+                           AND t.deleted_at IS NULL AND t.episode_id IS NULL \
+                           AND t.completed_at >= now() - $2 * interval '1 millisecond') r ON true \
+                     ORDER BY g.batch_id, g.sop_id, g.subscene_id"
+                ),
             )
             .bind(workstation_id)
+            .bind(window_ms)
             .persistent(named_statements())
             .fetch_all(&mut *tx)
             .await?;
@@ -438,7 +502,11 @@ pub async fn my_batches(
                 subscene_name: group.subscene_name,
                 task_count: group.task_count,
                 pending_count: group.pending_count,
+                ready_count: group.ready_count,
+                in_progress_count: group.in_progress_count,
                 completed_count: group.completed_count,
+                reopenable_count: group.reopenable_count,
+                reopenable_until: group.oldest_reopenable.map(|oldest| oldest + window),
                 handoff_payload: payload.to_json_line(),
             });
     }
@@ -454,6 +522,7 @@ pub async fn my_batches(
                 status: b.status.parse()?,
                 order_id: b.order_id.to_string(),
                 order_name: b.order_name,
+                order_status: b.order_status.parse()?,
                 created_at: b.created_at,
                 started_at: b.started_at,
                 task_count: b.task_count,
@@ -472,5 +541,6 @@ pub async fn my_batches(
         },
         workstation,
         batches,
+        server_time,
     })
 }
