@@ -181,7 +181,7 @@ async fn a_break_needs_a_seated_collector_at_work(pool: PgPool) {
         .assert_error(StatusCode::FORBIDDEN, "data collector role required");
 }
 
-fn group<'a>(page: &'a TestResponse, batch_id: i64, sop_id: i64) -> &'a serde_json::Value {
+fn group(page: &TestResponse, batch_id: i64, sop_id: i64) -> &serde_json::Value {
     page.body["batches"]
         .as_array()
         .unwrap()
