@@ -100,7 +100,7 @@ async fn every_mismatch_gets_the_same_401(pool: PgPool) {
     let without_password = s.add_seat("DC050", None, None).await;
     let disabled = s.add_seat("DC051", None, None).await;
     set_password_hash(&pool, disabled.collector_id, Some(B2B)).await;
-    sqlx::query("UPDATE data_collectors SET status = 'disabled' WHERE id = $1")
+    sqlx::query("UPDATE data_collectors SET status = 'inactive' WHERE id = $1")
         .bind(disabled.collector_id)
         .execute(&pool)
         .await
@@ -575,7 +575,7 @@ async fn every_login_outcome_runs_the_same_statements(pool: PgPool) {
     set_password_hash(&pool, s.seat.collector_id, Some(B2B)).await;
     let blocked = s.add_seat("DC777", None, None).await;
     set_password_hash(&pool, blocked.collector_id, Some(B2B)).await;
-    sqlx::query("UPDATE data_collectors SET status = 'disabled' WHERE id = $1")
+    sqlx::query("UPDATE data_collectors SET status = 'inactive' WHERE id = $1")
         .bind(blocked.collector_id)
         .execute(&pool)
         .await

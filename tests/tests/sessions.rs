@@ -78,7 +78,7 @@ async fn a_collector_who_is_not_active_is_refused_at_once_on_every_collector_end
         StatusCode::OK
     );
 
-    for status in ["disabled", "suspended", "inactive", "on_leave"] {
+    for status in ["inactive", "on_leave"] {
         sqlx::query("UPDATE data_collectors SET status = $2 WHERE id = $1")
             .bind(s.seat.collector_id)
             .bind(status)

@@ -17,7 +17,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 32] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 37] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -178,6 +178,31 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 32] = [
         method: station_end_break::METHOD,
         path: station_end_break::ROUTE,
     },
+    HttpFunction {
+        binary: "list-collectors",
+        method: list_collectors::METHOD,
+        path: list_collectors::ROUTE,
+    },
+    HttpFunction {
+        binary: "create-collector",
+        method: create_collector::METHOD,
+        path: create_collector::ROUTE,
+    },
+    HttpFunction {
+        binary: "get-collector",
+        method: get_collector::METHOD,
+        path: get_collector::ROUTE,
+    },
+    HttpFunction {
+        binary: "update-collector",
+        method: update_collector::METHOD,
+        path: update_collector::ROUTE,
+    },
+    HttpFunction {
+        binary: "delete-collector",
+        method: delete_collector::METHOD,
+        path: delete_collector::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, and the API document they make. The
@@ -216,6 +241,11 @@ fn functions() -> (Router<AppState>, OpenApi) {
         .merge(auth_logout::routes())
         .merge(station_break::routes())
         .merge(station_end_break::routes())
+        .merge(list_collectors::routes())
+        .merge(create_collector::routes())
+        .merge(get_collector::routes())
+        .merge(update_collector::routes())
+        .merge(delete_collector::routes())
         .split_for_parts()
 }
 

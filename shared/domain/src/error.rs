@@ -85,6 +85,24 @@ pub enum DomainError {
     NotEnoughPending { pending_count: i64, requested: i64 },
     #[error("invalid order id")]
     InvalidOrderId,
+    #[error("invalid data collector id")]
+    InvalidCollectorId,
+    /// An admin's lookup of a collector that does not exist (a collector's own token whose
+    /// collector is gone answers [`DomainError::CollectorNotFound`], 401).
+    #[error("data collector not found")]
+    DataCollectorNotFound,
+    #[error("operator id already exists")]
+    OperatorIdTaken,
+    #[error("data collector has a workstation; unbind it first")]
+    CollectorHasStation { workstation_id: String },
+    #[error("password must be at least {min} characters")]
+    PasswordTooShort { min: usize },
+    #[error("password must be at most {max} bytes")]
+    PasswordTooLong { max: usize },
+    #[error("{field} must be at most {max} characters")]
+    TextTooLong { field: &'static str, max: usize },
+    #[error("invalid email")]
+    InvalidEmail,
     #[error("order not found")]
     OrderNotFound,
     #[error("{0} is required")]
@@ -238,6 +256,14 @@ impl DomainError {
             Self::TaskGroupNotFound => "task_group_not_found",
             Self::NotEnoughPending { .. } => "not_enough_pending",
             Self::InvalidOrderId => "invalid_order_id",
+            Self::InvalidCollectorId => "invalid_data_collector_id",
+            Self::DataCollectorNotFound => "data_collector_not_found",
+            Self::OperatorIdTaken => "operator_id_taken",
+            Self::CollectorHasStation { .. } => "data_collector_has_station",
+            Self::PasswordTooShort { .. } => "password_too_short",
+            Self::PasswordTooLong { .. } => "password_too_long",
+            Self::TextTooLong { .. } => "text_too_long",
+            Self::InvalidEmail => "invalid_email",
             Self::OrderNotFound => "order_not_found",
             Self::MissingField(_) => "missing_field",
             Self::TaskGroupsEmpty => "task_groups_empty",

@@ -5,6 +5,7 @@
 //! HTTP layer agree on them without depending on each other.
 
 pub mod batches;
+pub mod collectors;
 pub mod complete;
 pub mod dispatch;
 pub mod error;
@@ -30,8 +31,8 @@ pub use idempotency::IdempotencyKey;
 pub use login::{LoginBody, LoginRequest};
 pub use session::{CollectorSession, CollectorStanding};
 pub use status::{
-    BatchStatus, OrderPriority, OrderStatus, RecorderAction, TaskStatus, UnknownStatus,
-    WorkstationStatus,
+    BatchStatus, CollectorStatus, OrderPriority, OrderStatus, RecorderAction, TaskStatus,
+    UnknownStatus, WorkstationStatus,
 };
 pub use workflow::{
     COLLECTOR_REOPEN_WINDOW, MAX_TARGET_COUNT, OrderControl, OrderTargetBody, OrderTargetRequest,

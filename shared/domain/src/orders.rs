@@ -20,7 +20,7 @@ pub enum IdValue {
 
 impl IdValue {
     /// The positive id, or [`DomainError::MissingField`] naming `field`.
-    fn positive(value: Option<Self>, field: &'static str) -> Result<i64, DomainError> {
+    pub(crate) fn positive(value: Option<Self>, field: &'static str) -> Result<i64, DomainError> {
         let id = match value {
             Some(Self::Number(n)) => Some(n),
             Some(Self::Text(text)) => text.trim().parse().ok(),

@@ -98,6 +98,15 @@ status_enum!(
 );
 
 status_enum!(
+    /// Whether a collector may work: only `active` collectors log in and keep their tokens.
+    CollectorStatus, "collector", {
+        Active => "active",
+        Inactive => "inactive",
+        OnLeave => "on_leave",
+    }
+);
+
+status_enum!(
     /// Operational state of a workstation.
     WorkstationStatus, "workstation", {
         Active => "active",

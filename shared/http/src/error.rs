@@ -122,6 +122,11 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::QuantityExceedsBatch { .. }
         | E::NotEnoughPending { .. }
         | E::InvalidOrderId
+        | E::InvalidCollectorId
+        | E::PasswordTooShort { .. }
+        | E::PasswordTooLong { .. }
+        | E::TextTooLong { .. }
+        | E::InvalidEmail
         | E::MissingField(_)
         | E::TaskGroupsEmpty
         | E::InvalidTaskGroupAt { .. }
@@ -143,9 +148,11 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::TargetBelowCompleted { .. } => StatusCode::BAD_REQUEST,
         E::CollectorNotFound | E::SessionEnded | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
         E::BatchNotOnWorkstation => StatusCode::FORBIDDEN,
-        E::WorkstationNotAssigned | E::BatchNotFound | E::TaskGroupNotFound | E::OrderNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        E::WorkstationNotAssigned
+        | E::BatchNotFound
+        | E::TaskGroupNotFound
+        | E::OrderNotFound
+        | E::DataCollectorNotFound => StatusCode::NOT_FOUND,
         E::RequiresAxon
         | E::OrderCancelled { .. }
         | E::BatchNotOpen { .. }
@@ -162,6 +169,8 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::BatchNotReopenable { .. }
         | E::OrderControlNotAllowed { .. }
         | E::OrderNameTaken
+        | E::OperatorIdTaken
+        | E::CollectorHasStation { .. }
         | E::OrderHasBatches { .. } => StatusCode::CONFLICT,
         E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         E::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -231,6 +240,10 @@ fn rule_fields(rule: &DomainError) -> Value {
             json!({ "order_status": "completed", "current_status": "completed" })
         }
         E::WorkstationOffline => json!({ "current_status": "offline" }),
+        E::CollectorHasStation { workstation_id } => json!({ "workstation_id": workstation_id }),
+        E::PasswordTooShort { min } => json!({ "min": min }),
+        E::PasswordTooLong { max } => json!({ "max": max }),
+        E::TextTooLong { field, max } => json!({ "field": field, "max": max }),
         E::MissingField(field) => json!({ "field": field }),
         E::BatchNotEditable { current_status }
         | E::BatchNotCancellable { current_status }
@@ -289,6 +302,10 @@ fn rule_fields(rule: &DomainError) -> Value {
         }),
         E::InvalidBatchId
         | E::InvalidOrderId
+        | E::InvalidCollectorId
+        | E::DataCollectorNotFound
+        | E::OperatorIdTaken
+        | E::InvalidEmail
         | E::QuantityTooSmall
         | E::InvalidTaskGroup
         | E::InvalidIdempotencyKey

@@ -239,6 +239,16 @@ impl IdKind for OrderKind {
     }
 }
 
+/// The collector of `/data-collectors/{id}`.
+#[derive(Debug)]
+pub struct CollectorKind;
+
+impl IdKind for CollectorKind {
+    fn invalid() -> DomainError {
+        DomainError::InvalidCollectorId
+    }
+}
+
 /// The route's single `{id}`, parsed as a positive `i64`.
 #[derive(Debug)]
 pub struct PathId<K> {

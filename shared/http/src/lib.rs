@@ -50,3 +50,15 @@ pub fn stored_response(stored: keystone_store::StoredResponse) -> axum::response
     }
     response
 }
+
+/// Hashes a new password with the current argon2id parameters off the async runtime: the
+/// hashing is deliberately slow, and would otherwise stall every request of the container.
+///
+/// # Errors
+/// [`ApiError::Internal`] when the hasher fails or its task dies.
+pub async fn hash_new_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || keystone_auth::password::hash_current(&password))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+}

@@ -73,6 +73,14 @@ impl ErrorResponses {
         }
     }
 
+    /// Takes a data collector `{id}` in its path.
+    pub fn collector_id(self) -> Self {
+        Self {
+            path_id: Some(DomainError::InvalidCollectorId),
+            ..self
+        }
+    }
+
     /// Reads a JSON object body.
     pub fn json_body(self) -> Self {
         Self {
@@ -343,6 +351,15 @@ pub struct OrderIdPath {
     pub id: i64,
 }
 
+/// The `{id}` of `/data-collectors/{id}`: a positive 64-bit integer.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CollectorIdPath {
+    /// The collector's database id (`"id"` in collector views).
+    #[param(minimum = 1, example = 1)]
+    pub id: i64,
+}
+
 /// The optional `Idempotency-Key` header of SPEC §6.1.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Header)]
@@ -590,7 +607,7 @@ fn share_common_responses(doc: &mut OpenApi) {
     );
 }
 
-const TAGS: [(&str, &str); 6] = [
+const TAGS: [(&str, &str); 7] = [
     ("auth", "Log in and identify the caller."),
     ("collector", "What a data collector's phone calls."),
     ("batches", BATCHES_TAG),
@@ -598,6 +615,10 @@ const TAGS: [(&str, &str); 6] = [
     (
         "notifications",
         "Recorder commands sent to devices through the outbox.",
+    ),
+    (
+        "people",
+        "Data collectors: who logs in, and who may keep using their tokens.",
     ),
     (
         "reference data",
@@ -704,6 +725,34 @@ pub mod examples {
 
     fn page(item: Value) -> Value {
         json!({"items": [item], "total": 1, "limit": 50, "offset": 0, "hasNext": false, "hasPrev": false})
+    }
+
+    /// The demo collector DC001 as the admin console shows it.
+    pub fn collector() -> Value {
+        json!({
+            "id": "1",
+            "organization_id": "1",
+            "name": "张三",
+            "operator_id": "DC001",
+            "email": "dc001@example.com",
+            "status": "active",
+            "metadata": {"shift": "morning"},
+            "created_at": "2026-11-24T09:00:00Z",
+            "updated_at": "2026-11-24T09:00:00Z"
+        })
+    }
+
+    /// A page of collectors holding DC001.
+    pub fn collector_page() -> Value {
+        page(collector())
+    }
+
+    /// DC001 put on leave: its tokens end.
+    pub fn collector_on_leave() -> Value {
+        with(
+            collector(),
+            json!({"status": "on_leave", "updated_at": "2026-12-06T18:00:00Z"}),
+        )
     }
 
     /// A page of stations: the demo's Axon arm station.

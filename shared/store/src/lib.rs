@@ -15,6 +15,7 @@
 
 pub mod batch_controls;
 pub mod batch_lists;
+pub mod collectors;
 pub mod complete_tasks;
 pub mod config;
 pub mod database;

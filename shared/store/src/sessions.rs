@@ -19,6 +19,7 @@ macro_rules! revocation_time {
         "GREATEST(now(), tokens_revoked_at + interval '1 second')"
     };
 }
+pub(crate) use revocation_time;
 
 /// The answer of a break or end-break: the workstation and its status now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
