@@ -783,3 +783,33 @@ pub async fn plans_of(
     }
     plans
 }
+
+/// Each `(method, path)` answers a collector's token with 403 `admin role required` and no token
+/// with 401 `authentication required`, whatever the body.
+pub async fn assert_admin_only(
+    router: &Router,
+    collector_token: &str,
+    routes: &[(Method, String)],
+) {
+    for (token, status, message) in [
+        (
+            Some(collector_token),
+            StatusCode::FORBIDDEN,
+            "admin role required",
+        ),
+        (None, StatusCode::UNAUTHORIZED, "authentication required"),
+    ] {
+        for (method, path) in routes {
+            send(
+                router,
+                method.clone(),
+                path,
+                token,
+                &[],
+                json!({"name": "x"}).to_string(),
+            )
+            .await
+            .assert_error(status, message);
+        }
+    }
+}

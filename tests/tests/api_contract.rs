@@ -680,6 +680,7 @@ async fn a_whole_workflow_answers_as_documented(pool: sqlx::PgPool) {
         .await;
     let app = router(pool.clone());
     let (batch, order, a, b) = (s.batch_id, s.order_id, s.group_a, s.group_b);
+    let seated = s.seat.collector_id;
     let login = json!({"account": ADMIN_USERNAME, "password": ADMIN_PASSWORD});
     let adjusted = json!({"task_groups": [b.entry(4)]});
     let created = json!({"order_id": order, "workstation_id": s.seat.workstation_id,
@@ -691,6 +692,12 @@ async fn a_whole_workflow_answers_as_documented(pool: sqlx::PgPool) {
         ("GET /api/v1/auth/me", 0, Collector, None, 200),
         ("GET /api/v1/auth/me", 0, Admin, None, 200),
         ("GET /api/v1/me/batches", 0, Collector, None, 200),
+        ("POST /api/v1/me/station/break", 0, Collector, None, 200),
+        ("POST /api/v1/me/station/end-break", 0, Collector, None, 200),
+        ("GET /api/v1/data-collectors", 0, Admin, None, 200),
+        ("GET /api/v1/data-collectors/{id}", seated, Admin, None, 200),
+        ("PATCH /api/v1/data-collectors/{id}", seated, Admin, Some(json!({"name": ""})), 400),
+        ("DELETE /api/v1/data-collectors/{id}", seated, Admin, None, 409),
         ("POST /api/v1/batches/{id}/complete-tasks", batch, Collector, Some(a.body(2)), 200),
         // The same key again: a replay; with another body: 422.
         ("POST /api/v1/batches/{id}/complete-tasks", batch, Collector, Some(a.body(2)), 200),
@@ -720,6 +727,8 @@ async fn a_whole_workflow_answers_as_documented(pool: sqlx::PgPool) {
         ("GET /api/v1/orders/{id}", 999_999, Admin, None, 404),
         ("GET /api/v1/me/batches", 0, Admin, None, 403),
         ("GET /api/v1/me/batches", 0, Nobody, None, 401),
+        ("POST /api/v1/auth/logout", 0, Collector, None, 200),
+        ("GET /api/v1/me/batches", 0, Collector, None, 401),
     ];
     let admin = admin_token();
     for (operation, id, who, body, expected) in steps {

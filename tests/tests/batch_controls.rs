@@ -165,31 +165,16 @@ async fn an_edit_refuses_statuses_places_and_empty_bodies_and_non_admins(pool: P
     patch(&router, 999_999, json!({"name": "x"}))
         .await
         .assert_error(StatusCode::NOT_FOUND, "batch not found");
-    for (token, status, message) in [
-        (
-            Some(s.seat.token.as_str()),
-            StatusCode::FORBIDDEN,
-            "admin role required",
-        ),
-        (None, StatusCode::UNAUTHORIZED, "authentication required"),
-    ] {
-        for (method, path) in [
+    assert_admin_only(
+        &router,
+        &s.seat.token,
+        &[
             (Method::PATCH, batch_path(s.batch_id)),
             (Method::POST, recall_path(s.batch_id)),
             (Method::DELETE, batch_path(s.batch_id)),
-        ] {
-            send(
-                &router,
-                method,
-                &path,
-                token,
-                &[],
-                json!({"name": "x"}).to_string(),
-            )
-            .await
-            .assert_error(status, message);
-        }
-    }
+        ],
+    )
+    .await;
     assert_eq!(
         snapshot(&pool).await,
         before,

@@ -6,7 +6,8 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use keystone_domain::DomainError;
 use keystone_domain::collectors::{
-    COLLECTOR_PATCH_FIELDS, CollectorUpdateBody, CollectorUpdateRequest, MIN_PASSWORD_CHARS,
+    COLLECTOR_PATCH_FIELDS, CollectorUpdateBody, CollectorUpdateRequest, MAX_COLLECTOR_TEXT,
+    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
 };
 use keystone_http::extract::CollectorKind;
 use keystone_http::openapi::{Access, CollectorIdPath, ErrorResponses};
@@ -35,8 +36,16 @@ keystone_http::error_responses!(
         DomainError::ImmutableField {
             field: "operator_id",
         },
+        DomainError::MissingField("name"),
+        DomainError::TextTooLong {
+            field: "name",
+            max: MAX_COLLECTOR_TEXT,
+        },
         DomainError::PasswordTooShort {
             min: MIN_PASSWORD_CHARS,
+        },
+        DomainError::PasswordTooLong {
+            max: MAX_PASSWORD_BYTES,
         },
         DomainError::InvalidEmail,
         DomainError::NothingToUpdate {
