@@ -117,16 +117,16 @@ pub struct BatchUpdateBody {
     #[serde(default)]
     pub name: Option<String>,
     /// `null` clears the notes.
-    #[serde(default, deserialize_with = "crate::orders::present")]
+    #[serde(default, deserialize_with = "crate::fields::present")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
     /// Replaces the metadata object; `null` clears it.
-    #[serde(default, deserialize_with = "crate::orders::present")]
+    #[serde(default, deserialize_with = "crate::fields::present")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Option<Map<String, Value>>>,
     /// Only `"cancelled"`, which cancels the batch exactly as `POST
     /// /api/v1/batches/{id}/cancel` does.
-    #[serde(default, deserialize_with = "crate::orders::present")]
+    #[serde(default, deserialize_with = "crate::fields::present")]
     #[schema(value_type = Option<String>, example = "cancelled")]
     pub status: Option<Option<Value>>,
     /// Refused: a batch keeps its order.

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::fields::{IdValue, present};
 use crate::listing::{PageRequest, enum_filter, keyword_filter, positive_filter};
-use crate::orders::{IdValue, present};
 use crate::{CollectorStatus, DomainError};
 
 /// The shortest password a collector may be given.

@@ -9,6 +9,7 @@ pub mod collectors;
 pub mod complete;
 pub mod dispatch;
 pub mod error;
+pub mod fields;
 pub mod handoff;
 pub mod idempotency;
 pub mod ids;

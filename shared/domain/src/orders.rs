@@ -4,32 +4,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::fields::{IdValue, present};
 use crate::listing::{PageRequest, enum_filter, keyword_filter, positive_filter};
 use crate::{DomainError, MAX_TARGET_COUNT, OrderPriority, OrderStatus};
 
 /// The longest order name kept.
 pub const MAX_ORDER_NAME: usize = 200;
-
-/// An id a client may send as a string (`"3"`, as answers carry ids) or a number (`3`).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum IdValue {
-    Number(i64),
-    Text(String),
-}
-
-impl IdValue {
-    /// The positive id, or [`DomainError::MissingField`] naming `field`.
-    pub(crate) fn positive(value: Option<Self>, field: &'static str) -> Result<i64, DomainError> {
-        let id = match value {
-            Some(Self::Number(n)) => Some(n),
-            Some(Self::Text(text)) => text.trim().parse().ok(),
-            None => None,
-        };
-        id.filter(|id| *id > 0)
-            .ok_or(DomainError::MissingField(field))
-    }
-}
 
 /// Body of `POST /api/v1/orders`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -120,15 +100,6 @@ impl CreateOrderRequest {
         })
         .to_string()
     }
-}
-
-/// Reads a field that may be absent (outer `None`), `null` (`Some(None)`) or a value.
-pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The fields `PATCH /api/v1/orders/{id}` changes, as its "changes nothing" error names them.
