@@ -404,9 +404,11 @@ impl Scenario {
         )
         .bind(robot_type_id).bind(device_id).fetch_one(pool).await.expect("robot");
         let collector_id: i64 = sqlx::query_scalar(
-            "INSERT INTO data_collectors (name, operator_id) VALUES ('张三', $1) RETURNING id",
+            "INSERT INTO data_collectors (name, operator_id, organization_id) \
+             VALUES ('张三', $1, $2) RETURNING id",
         )
         .bind(operator_id)
+        .bind(self.organization_id)
         .fetch_one(pool)
         .await
         .expect("collector");
@@ -422,6 +424,35 @@ impl Scenario {
             robot_id,
             token: collector_token(collector_id),
         }
+    }
+
+    /// A robot of the scenario's first robot type with `device_id`, in factory 1, at no
+    /// station.
+    pub async fn add_robot(&self, device_id: &str) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO robots (robot_type_id, device_id, factory_id) \
+             SELECT robot_type_id, $1, 1 FROM robots WHERE id = $2 RETURNING id",
+        )
+        .bind(device_id)
+        .bind(self.seat.robot_id)
+        .fetch_one(&self.pool)
+        .await
+        .expect("robot")
+    }
+
+    /// A collector of the scenario's organization (or of none) at no station, who logs in with
+    /// `operator_id` and no password.
+    pub async fn add_collector(&self, operator_id: &str, in_organization: bool) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO data_collectors (name, operator_id, organization_id) \
+             VALUES ('赵六', $1, CASE WHEN $3 THEN $2 END) RETURNING id",
+        )
+        .bind(operator_id)
+        .bind(self.organization_id)
+        .bind(in_organization)
+        .fetch_one(&self.pool)
+        .await
+        .expect("collector")
     }
 
     /// A collector at an Axon robot `device_id` (robot type without capabilities: Axon) with a

@@ -675,9 +675,13 @@ async fn a_whole_workflow_answers_as_documented(pool: sqlx::PgPool) {
     use serde_json::json;
     let contract = Contract::new();
     let s = Scenario::new(&pool, 12, 5, 3).await;
-    let (_axon, axon) = s
+    let (axon_seat, axon) = s
         .add_axon_batch("AX-C", "axon-c", &[("ready", 1), ("in_progress", 1)])
         .await;
+    let spare_robot = s.add_robot("spare-c").await;
+    let (station, axon_station) = (s.seat.workstation_id, axon_seat.workstation_id);
+    let rebind = json!({"robot_id": spare_robot.to_string()});
+    let bind = json!({"robot_id": axon_seat.robot_id, "data_collector_id": axon_seat.collector_id});
     let app = router(pool.clone());
     let (batch, order, a, b) = (s.batch_id, s.order_id, s.group_a, s.group_b);
     let seated = s.seat.collector_id;
@@ -727,6 +731,15 @@ async fn a_whole_workflow_answers_as_documented(pool: sqlx::PgPool) {
         ("GET /api/v1/orders/{id}", 999_999, Admin, None, 404),
         ("GET /api/v1/me/batches", 0, Admin, None, 403),
         ("GET /api/v1/me/batches", 0, Nobody, None, 401),
+        ("GET /api/v1/stations/{id}", station, Admin, None, 200),
+        ("PATCH /api/v1/stations/{id}", station, Admin, Some(json!({"name": "WS C", "status": "break"})), 200),
+        ("PATCH /api/v1/stations/{id}", station, Admin, Some(json!({"status": "active"})), 409),
+        ("DELETE /api/v1/stations/{id}", axon_station, Admin, None, 200),
+        ("POST /api/v1/stations", 0, Admin, Some(bind.clone()), 201),
+        ("POST /api/v1/stations", 0, Admin, Some(bind), 409),
+        ("PATCH /api/v1/stations/{id}", station, Admin, Some(rebind), 200),
+        ("DELETE /api/v1/stations/{id}", station, Admin, None, 409),
+        ("GET /api/v1/stations/{id}", station, Admin, None, 200),
         ("POST /api/v1/auth/logout", 0, Collector, None, 200),
         ("GET /api/v1/me/batches", 0, Collector, None, 401),
     ];

@@ -43,6 +43,7 @@ keystone_http::error_responses!(
             DomainError::UnknownOrder,
             DomainError::UnknownWorkstation,
             DomainError::WorkstationOrganizationMismatch,
+            DomainError::StationSuperseded { superseded_by: Some("5".to_owned()) },
             DomainError::UnknownSop { sop_id: 99 },
             DomainError::UnknownSubscene { subscene_id: 99 },
             DomainError::OrderClosedForBatches { order_status: OrderStatus::Completed },
@@ -59,7 +60,9 @@ keystone_http::error_responses!(
     operation_id = "create_batch",
     summary = "Create a batch with its tasks",
     description = "Creates a pending batch on a workstation and all its tasks atomically, \
-        within the order's remaining assignable count. With an `Idempotency-Key` (1–255 visible \
+        within the order's remaining assignable count. The workstation must be a current \
+        binding (409 `station_superseded`, naming its successor, for one that was rebound or \
+        unbound). With an `Idempotency-Key` (1–255 visible \
         ASCII characters), a repeat of the same request answers the first 201 and creates \
         nothing; the same key with another body is refused with 422.",
     security(("bearer" = [])),

@@ -17,7 +17,7 @@ pub struct HttpFunction {
 }
 
 /// Every HTTP function. The infra tests hold `infra/template.yaml` to exactly this list.
-pub const HTTP_FUNCTIONS: [HttpFunction; 37] = [
+pub const HTTP_FUNCTIONS: [HttpFunction; 41] = [
     HttpFunction {
         binary: "complete-task-group",
         method: complete_task_group::METHOD,
@@ -203,6 +203,26 @@ pub const HTTP_FUNCTIONS: [HttpFunction; 37] = [
         method: delete_collector::METHOD,
         path: delete_collector::ROUTE,
     },
+    HttpFunction {
+        binary: "create-station",
+        method: create_station::METHOD,
+        path: create_station::ROUTE,
+    },
+    HttpFunction {
+        binary: "get-station",
+        method: get_station::METHOD,
+        path: get_station::ROUTE,
+    },
+    HttpFunction {
+        binary: "update-station",
+        method: update_station::METHOD,
+        path: update_station::ROUTE,
+    },
+    HttpFunction {
+        binary: "delete-station",
+        method: delete_station::METHOD,
+        path: delete_station::ROUTE,
+    },
 ];
 
 /// Every HTTP function's routes, merged, and the API document they make. The
@@ -246,6 +266,10 @@ fn functions() -> (Router<AppState>, OpenApi) {
         .merge(get_collector::routes())
         .merge(update_collector::routes())
         .merge(delete_collector::routes())
+        .merge(create_station::routes())
+        .merge(get_station::routes())
+        .merge(update_station::routes())
+        .merge(delete_station::routes())
         .split_for_parts()
 }
 

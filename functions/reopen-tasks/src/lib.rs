@@ -47,6 +47,7 @@ keystone_http::error_responses!(
             DomainError::TaskGroupNotFound,
             DomainError::OrderClosedForReopen { order_status: OrderStatus::Completed },
             DomainError::BatchNotReopenable { current_status: BatchStatus::Cancelled },
+            DomainError::StationSuperseded { superseded_by: Some("5".to_owned()) },
             DomainError::NotEnoughReopenable { reopenable_count: 1, requested: 2 },
             DomainError::IdempotencyKeyReused,
             DomainError::BatchChangedConcurrently,
@@ -64,7 +65,9 @@ keystone_http::error_responses!(
     description = "The `quantity` most recently completed, episode-less tasks of a task group go \
         back to pending; a completed batch becomes active again. A data collector \
         may reopen only tasks of their own workstation completed within the last 15 minutes; an \
-        admin any. Not possible once the order is completed or cancelled.",
+        admin any. Not possible once the order is completed or cancelled, nor when the batch's \
+        station binding was rebound or unbound since (409 `station_superseded`): nobody works \
+        there any more.",
     security(("bearer" = [])),
     params(BatchIdPath, IdempotencyKeyHeader),
     request_body(content = CompleteTasksBody, example = json!({"quantity": 1, "sop_id": 1, "subscene_id": 1})),

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::fields::{IdValue, present};
+use crate::fields::{IdValue, present, required_text};
 use crate::listing::{PageRequest, enum_filter, keyword_filter, positive_filter};
 use crate::{CollectorStatus, DomainError};
 
@@ -69,22 +69,6 @@ impl std::fmt::Debug for CreateCollectorRequest {
     }
 }
 
-/// A trimmed text of 1–200 characters, or [`DomainError::MissingField`] /
-/// [`DomainError::TextTooLong`] naming `field`.
-fn required_text(value: Option<String>, field: &'static str) -> Result<String, DomainError> {
-    let text = value.map(|v| v.trim().to_owned()).unwrap_or_default();
-    if text.is_empty() {
-        return Err(DomainError::MissingField(field));
-    }
-    if text.chars().count() > MAX_COLLECTOR_TEXT {
-        return Err(DomainError::TextTooLong {
-            field,
-            max: MAX_COLLECTOR_TEXT,
-        });
-    }
-    Ok(text)
-}
-
 /// A password of 8 characters up to 1 024 bytes, or [`DomainError::PasswordTooShort`] /
 /// [`DomainError::PasswordTooLong`].
 fn acceptable_password(password: Option<String>) -> Result<String, DomainError> {
@@ -120,8 +104,8 @@ impl CreateCollectorRequest {
     pub fn validate(body: CreateCollectorBody) -> Result<Self, DomainError> {
         Ok(Self {
             organization_id: IdValue::positive(body.organization_id, "organization_id")?,
-            name: required_text(body.name, "name")?,
-            operator_id: required_text(body.operator_id, "operator_id")?,
+            name: required_text(body.name, "name", MAX_COLLECTOR_TEXT)?,
+            operator_id: required_text(body.operator_id, "operator_id", MAX_COLLECTOR_TEXT)?,
             password: acceptable_password(body.password)?,
             email: email(body.email)?,
             status: body.status.unwrap_or(CollectorStatus::Active),
@@ -201,7 +185,7 @@ impl CollectorUpdateRequest {
         let request = Self {
             name: body
                 .name
-                .map(|n| required_text(Some(n), "name"))
+                .map(|n| required_text(Some(n), "name", MAX_COLLECTOR_TEXT))
                 .transpose()?,
             email: match body.email {
                 None => None,

@@ -3,7 +3,7 @@
 //! The `Display` text is the client-facing message of SPEC §5; the HTTP layer picks the
 //! status code and turns the fields into the extra members of the error body.
 
-use crate::status::{BatchStatus, OrderStatus};
+use crate::status::{BatchStatus, CollectorStatus, OrderStatus, WorkstationStatus};
 use crate::workflow::OrderControl;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +95,39 @@ pub enum DomainError {
     OperatorIdTaken,
     #[error("data collector has a workstation; unbind it first")]
     CollectorHasStation { workstation_id: String },
+    #[error("invalid station id")]
+    InvalidStationId,
+    #[error("station not found")]
+    StationNotFound,
+    #[error("unknown robot")]
+    UnknownRobot,
+    #[error("unknown data collector")]
+    UnknownCollector,
+    #[error("data collector is {collector_status}; only an active collector can be bound")]
+    CollectorNotActive { collector_status: CollectorStatus },
+    /// A station belongs to its collector's organization; a collector carried over from
+    /// Keystone without one cannot be bound.
+    #[error("data collector has no organization")]
+    CollectorWithoutOrganization,
+    #[error("data collector belongs to another organization than the station")]
+    CollectorOrganizationMismatch,
+    #[error("robot is already bound to a station")]
+    RobotAlreadyBound { workstation_id: String },
+    #[error("data collector is already bound to a station")]
+    CollectorAlreadyBound { workstation_id: String },
+    /// Rebinding or unbinding would strand the binding's pending and active batches.
+    #[error("station has open batches")]
+    StationHasOpenBatches { open_batch_count: i64 },
+    /// The binding was rebound (`superseded_by` names the current one) or unbound (null).
+    #[error("station binding is no longer current")]
+    StationSuperseded { superseded_by: Option<String> },
+    /// `active` and `inactive` follow the station's batches; an admin asks for one to bring the
+    /// station back from a break or offline.
+    #[error("status {requested} cannot be set: the station's batches make it {derived_status}")]
+    WorkstationStatusDerived {
+        requested: WorkstationStatus,
+        derived_status: WorkstationStatus,
+    },
     #[error("password must be at least {min} characters")]
     PasswordTooShort { min: usize },
     #[error("password must be at most {max} bytes")]
@@ -260,6 +293,18 @@ impl DomainError {
             Self::DataCollectorNotFound => "data_collector_not_found",
             Self::OperatorIdTaken => "operator_id_taken",
             Self::CollectorHasStation { .. } => "data_collector_has_station",
+            Self::InvalidStationId => "invalid_station_id",
+            Self::StationNotFound => "station_not_found",
+            Self::UnknownRobot => "unknown_robot",
+            Self::UnknownCollector => "unknown_data_collector",
+            Self::CollectorNotActive { .. } => "data_collector_not_active",
+            Self::CollectorWithoutOrganization => "data_collector_without_organization",
+            Self::CollectorOrganizationMismatch => "data_collector_organization_mismatch",
+            Self::RobotAlreadyBound { .. } => "robot_already_bound",
+            Self::CollectorAlreadyBound { .. } => "data_collector_already_bound",
+            Self::StationHasOpenBatches { .. } => "station_has_open_batches",
+            Self::StationSuperseded { .. } => "station_superseded",
+            Self::WorkstationStatusDerived { .. } => "workstation_status_derived",
             Self::PasswordTooShort { .. } => "password_too_short",
             Self::PasswordTooLong { .. } => "password_too_long",
             Self::TextTooLong { .. } => "text_too_long",

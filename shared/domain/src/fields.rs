@@ -34,3 +34,20 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// A trimmed text of 1 to `max` characters, or [`DomainError::MissingField`] /
+/// [`DomainError::TextTooLong`] naming `field`.
+pub(crate) fn required_text(
+    value: Option<String>,
+    field: &'static str,
+    max: usize,
+) -> Result<String, DomainError> {
+    let text = value.map(|v| v.trim().to_owned()).unwrap_or_default();
+    if text.is_empty() {
+        return Err(DomainError::MissingField(field));
+    }
+    if text.chars().count() > max {
+        return Err(DomainError::TextTooLong { field, max });
+    }
+    Ok(text)
+}

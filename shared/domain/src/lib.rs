@@ -18,6 +18,7 @@ pub mod login;
 pub mod orders;
 pub mod reference;
 pub mod session;
+pub mod stations;
 pub mod status;
 pub mod workflow;
 

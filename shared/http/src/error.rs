@@ -123,6 +123,9 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::NotEnoughPending { .. }
         | E::InvalidOrderId
         | E::InvalidCollectorId
+        | E::InvalidStationId
+        | E::UnknownRobot
+        | E::UnknownCollector
         | E::PasswordTooShort { .. }
         | E::PasswordTooLong { .. }
         | E::TextTooLong { .. }
@@ -152,6 +155,7 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::BatchNotFound
         | E::TaskGroupNotFound
         | E::OrderNotFound
+        | E::StationNotFound
         | E::DataCollectorNotFound => StatusCode::NOT_FOUND,
         E::RequiresAxon
         | E::OrderCancelled { .. }
@@ -171,6 +175,14 @@ fn rule_status(rule: &DomainError) -> StatusCode {
         | E::OrderNameTaken
         | E::OperatorIdTaken
         | E::CollectorHasStation { .. }
+        | E::CollectorNotActive { .. }
+        | E::CollectorWithoutOrganization
+        | E::CollectorOrganizationMismatch
+        | E::RobotAlreadyBound { .. }
+        | E::CollectorAlreadyBound { .. }
+        | E::StationHasOpenBatches { .. }
+        | E::StationSuperseded { .. }
+        | E::WorkstationStatusDerived { .. }
         | E::OrderHasBatches { .. } => StatusCode::CONFLICT,
         E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         E::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -240,7 +252,21 @@ fn rule_fields(rule: &DomainError) -> Value {
             json!({ "order_status": "completed", "current_status": "completed" })
         }
         E::WorkstationOffline => json!({ "current_status": "offline" }),
-        E::CollectorHasStation { workstation_id } => json!({ "workstation_id": workstation_id }),
+        E::CollectorHasStation { workstation_id }
+        | E::RobotAlreadyBound { workstation_id }
+        | E::CollectorAlreadyBound { workstation_id } => {
+            json!({ "workstation_id": workstation_id })
+        }
+        E::CollectorNotActive { collector_status } => {
+            json!({ "collector_status": collector_status })
+        }
+        E::StationHasOpenBatches { open_batch_count } => {
+            json!({ "open_batch_count": open_batch_count })
+        }
+        E::StationSuperseded { superseded_by } => json!({ "superseded_by": superseded_by }),
+        E::WorkstationStatusDerived { derived_status, .. } => {
+            json!({ "derived_status": derived_status })
+        }
         E::PasswordTooShort { min } => json!({ "min": min }),
         E::PasswordTooLong { max } => json!({ "max": max }),
         E::TextTooLong { field, max } => json!({ "field": field, "max": max }),
@@ -303,6 +329,12 @@ fn rule_fields(rule: &DomainError) -> Value {
         E::InvalidBatchId
         | E::InvalidOrderId
         | E::InvalidCollectorId
+        | E::InvalidStationId
+        | E::StationNotFound
+        | E::UnknownRobot
+        | E::UnknownCollector
+        | E::CollectorWithoutOrganization
+        | E::CollectorOrganizationMismatch
         | E::DataCollectorNotFound
         | E::OperatorIdTaken
         | E::InvalidEmail

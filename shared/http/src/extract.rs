@@ -249,6 +249,16 @@ impl IdKind for CollectorKind {
     }
 }
 
+/// The station binding of `/stations/{id}`.
+#[derive(Debug)]
+pub struct StationKind;
+
+impl IdKind for StationKind {
+    fn invalid() -> DomainError {
+        DomainError::InvalidStationId
+    }
+}
+
 /// The route's single `{id}`, parsed as a positive `i64`.
 #[derive(Debug)]
 pub struct PathId<K> {

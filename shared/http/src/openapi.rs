@@ -81,6 +81,14 @@ impl ErrorResponses {
         }
     }
 
+    /// Takes a station binding `{id}` in its path.
+    pub fn station_id(self) -> Self {
+        Self {
+            path_id: Some(DomainError::InvalidStationId),
+            ..self
+        }
+    }
+
     /// Reads a JSON object body.
     pub fn json_body(self) -> Self {
         Self {
@@ -360,6 +368,16 @@ pub struct CollectorIdPath {
     pub id: i64,
 }
 
+/// The `{id}` of `/stations/{id}`: a positive 64-bit integer.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct StationIdPath {
+    /// A station binding's database id (`"id"` in station views; an old binding's id still
+    /// reads).
+    #[param(minimum = 1, example = 1)]
+    pub id: i64,
+}
+
 /// The optional `Idempotency-Key` header of SPEC §6.1.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Header)]
@@ -607,7 +625,7 @@ fn share_common_responses(doc: &mut OpenApi) {
     );
 }
 
-const TAGS: [(&str, &str); 7] = [
+const TAGS: [(&str, &str); 8] = [
     ("auth", "Log in and identify the caller."),
     ("collector", "What a data collector's phone calls."),
     ("batches", BATCHES_TAG),
@@ -624,7 +642,22 @@ const TAGS: [(&str, &str); 7] = [
         "reference data",
         "What the dispatch forms pick from: stations, SOPs, scenes, robot types.",
     ),
+    ("stations", STATIONS_TAG),
 ];
+
+/// The stations tag: bindings and their history.
+const STATIONS_TAG: &str = "\
+Workstation bindings: a station is one robot and one data collector of the collector's \
+organization, in the robot's factory. A robot and a collector are each in at most one current \
+binding. Changing the robot or the collector (a rebind) or unbinding never rewrites the binding \
+that batches and tasks point at: it stops being current (`is_current` false, `superseded_at`, \
+`superseded_by` naming the new binding after a rebind) and stays readable, so an old batch \
+still shows the robot and collector that produced it. A binding with a pending or active batch \
+cannot be rebound or unbound (409 `station_has_open_batches`); cancel, recall or finish those \
+batches first. No batch can be created on, or reopened onto, a binding that is no longer \
+current (409 `station_superseded`). `active` and `inactive` follow the batches (`active` while \
+one is active); `break` and `offline` are set by the collector's phone, by logout, or by an \
+admin.";
 
 /// The batches tag: what each call does from each batch status.
 const BATCHES_TAG: &str = "\
@@ -755,16 +788,75 @@ pub mod examples {
         )
     }
 
-    /// A page of stations: the demo's Axon arm station.
-    pub fn station_page() -> Value {
-        page(json!({
+    /// The demo's Axon arm station, as the station list shows it.
+    fn station() -> Value {
+        json!({
             "id": "2", "name": "WS-02 AxonArm", "status": "active", "organization_id": "1",
             "factory_id": "1", "robot_id": "2", "device_id": "axon-arm-01",
             "robot_type": {"id": "2", "name": "AxonArm", "model": "AA-7", "capabilities": null},
             "requires_axon": true, "workflow": "axon", "data_collector_id": "2",
             "collector_operator_id": "DC002", "collector_name": "李四", "open_batch_count": 1,
             "created_at": "2026-12-01T08:00:00Z"
-        }))
+        })
+    }
+
+    /// A page of stations: the demo's Axon arm station.
+    pub fn station_page() -> Value {
+        page(station())
+    }
+
+    /// One binding of a station's history.
+    fn binding(id: &str, robot: (&str, &str), current: bool, superseded_by: Value) -> Value {
+        json!({
+            "id": id, "robot_id": robot.0, "device_id": robot.1, "data_collector_id": "2",
+            "collector_operator_id": "DC002", "collector_name": "李四", "is_current": current,
+            "created_at": "2026-12-01T08:00:00Z",
+            "superseded_at": if current { Value::Null } else { json!("2026-12-06T17:00:00Z") },
+            "superseded_by": superseded_by
+        })
+    }
+
+    /// The demo's Axon arm station with its one binding.
+    pub fn station_detail() -> Value {
+        with(
+            station(),
+            json!({
+                "metadata": {"bench": "A3"}, "is_current": true, "superseded_at": null,
+                "superseded_by": null, "updated_at": "2026-12-01T08:00:00Z",
+                "bindings": [binding("2", ("2", "axon-arm-01"), true, Value::Null)],
+                "binding_count": 1
+            }),
+        )
+    }
+
+    /// The Axon arm station after its robot was swapped: a new current binding, the old one
+    /// kept with its batches.
+    pub fn station_rebound() -> Value {
+        with(
+            station_detail(),
+            json!({
+                "id": "5", "robot_id": "4", "device_id": "axon-arm-02", "status": "inactive",
+                "open_batch_count": 0, "created_at": "2026-12-06T17:00:00Z",
+                "updated_at": "2026-12-06T17:00:00Z",
+                "bindings": [
+                    binding("5", ("4", "axon-arm-02"), true, Value::Null),
+                    binding("2", ("2", "axon-arm-01"), false, json!("5"))
+                ],
+                "binding_count": 2
+            }),
+        )
+    }
+
+    /// The Axon arm station unbound: kept, no longer current.
+    pub fn station_unbound() -> Value {
+        with(
+            station_detail(),
+            json!({
+                "status": "inactive", "open_batch_count": 0, "is_current": false,
+                "superseded_at": "2026-12-06T17:00:00Z", "updated_at": "2026-12-06T17:00:00Z",
+                "bindings": [binding("2", ("2", "axon-arm-01"), false, Value::Null)]
+            }),
+        )
     }
 
     /// A page of batches: the demo's Axon batch.

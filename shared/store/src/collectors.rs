@@ -249,8 +249,9 @@ pub async fn update_collector(
     row.try_into()
 }
 
-/// Soft-deletes a collector that has no workstation and ends its tokens, in one statement
-/// that locks the collector's row (a binding made meanwhile waits for it, or is seen).
+/// Soft-deletes a collector that has no current workstation binding and ends its tokens.
+/// The collector's row is locked first, in a statement of its own, so the check that follows
+/// sees every binding committed meanwhile: a bind locks the same row before it inserts.
 ///
 /// # Errors
 /// [`DomainError::DataCollectorNotFound`]; [`DomainError::CollectorHasStation`]; database
@@ -258,34 +259,37 @@ pub async fn update_collector(
 #[tracing::instrument(skip_all, fields(collector_id))]
 pub async fn delete_collector(db: &Database, collector_id: i64) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
-    let found: Option<(Option<i64>, bool)> = sqlx::query_as(concat!(
-        "WITH target AS ( \
-             SELECT dc.id FROM data_collectors dc \
-             WHERE dc.id = $1 AND dc.deleted_at IS NULL FOR UPDATE), \
-         seat AS ( \
-             SELECT w.id FROM workstations w JOIN target ON w.data_collector_id = target.id \
-             WHERE w.deleted_at IS NULL), \
-         gone AS ( \
-             UPDATE data_collectors SET deleted_at = now(), tokens_revoked_at = ",
-        revocation_time!(),
-        " WHERE id = (SELECT id FROM target) AND NOT EXISTS (SELECT 1 FROM seat) \
-             RETURNING id) \
-         SELECT (SELECT min(id) FROM seat), EXISTS (SELECT 1 FROM gone) FROM target"
-    ))
+    let locked: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM data_collectors WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+    )
     .bind(collector_id)
     .persistent(named_statements())
     .fetch_optional(&mut *tx)
     .await?;
-    match found {
-        None => Err(DomainError::DataCollectorNotFound.into()),
-        Some((_, true)) => {
-            tx.commit().await?;
-            tracing::info!("collector deleted");
-            Ok(())
-        }
-        Some((workstation, false)) => Err(DomainError::CollectorHasStation {
-            workstation_id: workstation.map(|id| id.to_string()).unwrap_or_default(),
-        }
-        .into()),
+    if locked.is_none() {
+        return Err(DomainError::DataCollectorNotFound.into());
     }
+    let seat: Option<i64> = sqlx::query_scalar(concat!(
+        "WITH seat AS ( \
+             SELECT w.id FROM workstations w \
+             WHERE w.data_collector_id = $1 AND w.deleted_at IS NULL AND w.is_current), \
+         gone AS ( \
+             UPDATE data_collectors SET deleted_at = now(), tokens_revoked_at = ",
+        revocation_time!(),
+        " WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM seat) RETURNING id) \
+         SELECT (SELECT min(id) FROM seat)"
+    ))
+    .bind(collector_id)
+    .persistent(named_statements())
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(workstation) = seat {
+        return Err(DomainError::CollectorHasStation {
+            workstation_id: workstation.to_string(),
+        }
+        .into());
+    }
+    tx.commit().await?;
+    tracing::info!("collector deleted");
+    Ok(())
 }

@@ -284,16 +284,15 @@ pub async fn create_batch(
     ) {
         return Err(DomainError::OrderClosedForBatches { order_status }.into());
     }
-    let workstation_org = order
-        .workstation_organization(request.workstation_id)
-        .await?;
-    match workstation_org {
-        None => return Err(DomainError::UnknownWorkstation.into()),
-        Some(org) if org != order.order().organization_id => {
-            return Err(DomainError::WorkstationOrganizationMismatch.into());
-        }
-        Some(_) => {}
+    let place = order
+        .workstation_place(request.workstation_id)
+        .await?
+        .ok_or(DomainError::UnknownWorkstation)?;
+    if place.organization_id != order.order().organization_id {
+        return Err(DomainError::WorkstationOrganizationMismatch.into());
     }
+    // Re-checked under the workstation's lock when the scope settles.
+    place.require_current()?;
     let mut scope = order.lock_batches(BatchSelection::default()).await?;
     scope.check_group_references(&request.groups).await?;
     let task_count = scope.order().task_count;

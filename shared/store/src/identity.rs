@@ -185,6 +185,7 @@ async fn seat_row(
                 rt.capabilities, keystone_requires_axon(rt.capabilities) AS requires_axon \
          FROM data_collectors dc \
          LEFT JOIN workstations w ON w.data_collector_id = dc.id AND w.deleted_at IS NULL \
+                                   AND w.is_current \
          LEFT JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
          LEFT JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
          WHERE dc.id = $1 AND dc.deleted_at IS NULL",

@@ -35,6 +35,7 @@ pub mod progress;
 pub mod reference;
 pub mod reopen;
 pub mod sessions;
+pub mod stations;
 mod task_edits;
 mod telemetry;
 pub mod trace_context;

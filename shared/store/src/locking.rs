@@ -368,17 +368,19 @@ impl OrderScope {
         Settled { tx: self.tx }
     }
 
-    /// The organization of a live workstation, read without a lock (workstations are
-    /// locked last, and only to change their status).
+    /// The organization of a live workstation binding and whether it is still current, read
+    /// without a lock (workstations are locked last, when the scope settles, which re-checks
+    /// the binding).
     ///
     /// # Errors
     /// Database failures.
-    pub async fn workstation_organization(
+    pub async fn workstation_place(
         &mut self,
         workstation_id: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT organization_id FROM workstations WHERE id = $1 AND deleted_at IS NULL",
+    ) -> Result<Option<WorkstationPlace>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT organization_id, is_current, superseded_by FROM workstations \
+             WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(workstation_id)
         .persistent(named_statements())
@@ -430,6 +432,31 @@ impl OrderScope {
             covers_all_open: selection.all_open,
             touched_workstations: BTreeSet::new(),
         })
+    }
+}
+
+/// A workstation binding's organization and whether it is current (SPEC §5.17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct WorkstationPlace {
+    pub organization_id: i64,
+    pub is_current: bool,
+    pub superseded_by: Option<i64>,
+}
+
+impl WorkstationPlace {
+    /// [`DomainError::StationSuperseded`] for a binding that was rebound or unbound: no batch
+    /// may be opened on it.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn require_current(&self) -> Result<(), DomainError> {
+        if self.is_current {
+            Ok(())
+        } else {
+            Err(DomainError::StationSuperseded {
+                superseded_by: self.superseded_by.map(|id| id.to_string()),
+            })
+        }
     }
 }
 
@@ -571,22 +598,35 @@ impl BatchScope {
     /// lock) and re-derives their status: `active` while one of their batches is active,
     /// else `inactive`; `break` and `offline` are left alone. Ends the lock ladder.
     ///
+    /// A binding that is no longer current (SPEC §5.17) must not be left with a pending or
+    /// active batch: nobody works there any more. Rebinds and unbinds lock the workstation
+    /// before they count its open batches, so under this lock either they saw this
+    /// transaction's batch and refused, or they finished first and this check refuses.
+    ///
     /// # Errors
-    /// Database failures.
+    /// [`DomainError::StationSuperseded`]; database failures.
     pub async fn settle_workstations(mut self) -> Result<Settled, StoreError> {
         if !self.touched_workstations.is_empty() {
             let ids: Vec<i64> = self.touched_workstations.iter().copied().collect();
             // NO KEY UPDATE, the lock the status UPDATE needs: it does not conflict with the
             // KEY SHARE locks foreign-key checks take on workstations (a batch row updated
             // twice in one transaction re-checks its references), so those never wait here.
-            sqlx::query(
-                "SELECT id FROM workstations WHERE id = ANY($1) AND deleted_at IS NULL \
+            // A locking read returns the rows as last committed, so `is_current` is exact.
+            let locked: Vec<(i64, bool)> = sqlx::query_as(
+                "SELECT id, is_current FROM workstations WHERE id = ANY($1) AND deleted_at IS NULL \
                  ORDER BY id FOR NO KEY UPDATE",
             )
             .bind(&ids)
             .persistent(named_statements())
-            .execute(&mut *self.tx)
+            .fetch_all(&mut *self.tx)
             .await?;
+            let superseded: Vec<i64> = locked
+                .into_iter()
+                .filter_map(|(id, is_current)| (!is_current).then_some(id))
+                .collect();
+            if !superseded.is_empty() {
+                self.refuse_open_batches_on(&superseded).await?;
+            }
             sqlx::query(concat!(
                 "UPDATE workstations w SET status = ",
                 derived_workstation_status!(),
@@ -600,6 +640,34 @@ impl BatchScope {
             .await?;
         }
         Ok(Settled { tx: self.tx })
+    }
+}
+
+impl BatchScope {
+    /// [`DomainError::StationSuperseded`] when one of these locked, no longer current
+    /// workstations holds a pending or active batch (this transaction's own included).
+    async fn refuse_open_batches_on(&mut self, superseded: &[i64]) -> Result<(), StoreError> {
+        let stranded: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT w.id, w.superseded_by FROM workstations w \
+             WHERE w.id = ANY($1) AND EXISTS ( \
+                 SELECT 1 FROM batches b WHERE b.workstation_id = w.id \
+                   AND b.status IN ('pending', 'active') AND b.deleted_at IS NULL) \
+             ORDER BY w.id LIMIT 1",
+        )
+        .bind(superseded)
+        .persistent(named_statements())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        match stranded {
+            Some((workstation_id, superseded_by)) => {
+                tracing::info!(workstation_id, "batch refused on a superseded binding");
+                Err(DomainError::StationSuperseded {
+                    superseded_by: superseded_by.map(|id| id.to_string()),
+                }
+                .into())
+            }
+            None => Ok(()),
+        }
     }
 }
 

@@ -262,7 +262,7 @@ pub async fn list_robot_types(
 }
 
 #[derive(sqlx::FromRow)]
-struct StationRow {
+pub(crate) struct StationRow {
     id: i64,
     name: String,
     status: String,
@@ -287,7 +287,7 @@ struct StationRow {
 /// station.
 macro_rules! station_filters {
     () => {
-        "w.deleted_at IS NULL \
+        "w.deleted_at IS NULL AND w.is_current \
          AND (cardinality($1::text[]) = 0 OR w.status = ANY($1)) \
          AND ($2::bigint IS NULL OR w.organization_id = $2) \
          AND ($3::bigint IS NULL OR w.factory_id = $3) \
@@ -309,18 +309,28 @@ macro_rules! station_source {
     };
 }
 
+/// The columns of a [`StationRow`], from `workstations w`, `robots r`, `robot_types rt` and
+/// `data_collectors dc`.
+macro_rules! station_columns {
+    () => {
+        "w.id, w.name, w.status, w.organization_id, w.factory_id, w.robot_id, \
+         r.device_id, rt.id AS robot_type_id, rt.name AS robot_type_name, \
+         rt.model AS robot_type_model, rt.capabilities, \
+         COALESCE(keystone_requires_axon(rt.capabilities), false) AS requires_axon, \
+         dc.id AS data_collector_id, dc.operator_id AS collector_operator_id, \
+         dc.name AS collector_name, \
+         (SELECT count(*) FROM batches b WHERE b.workstation_id = w.id \
+            AND b.status IN ('pending', 'active') AND b.deleted_at IS NULL) \
+             AS open_batch_count, \
+         w.created_at "
+    };
+}
+pub(crate) use station_columns;
+
 /// A page of stations: the filters, then `$8` limit and `$9` offset.
 const LIST_STATIONS: &str = concat!(
-    "SELECT w.id, w.name, w.status, w.organization_id, w.factory_id, w.robot_id, \
-            r.device_id, rt.id AS robot_type_id, rt.name AS robot_type_name, \
-            rt.model AS robot_type_model, rt.capabilities, \
-            COALESCE(keystone_requires_axon(rt.capabilities), false) AS requires_axon, \
-            dc.id AS data_collector_id, dc.operator_id AS collector_operator_id, \
-            dc.name AS collector_name, \
-            (SELECT count(*) FROM batches b WHERE b.workstation_id = w.id \
-               AND b.status IN ('pending', 'active') AND b.deleted_at IS NULL) \
-                AS open_batch_count, \
-            w.created_at ",
+    "SELECT ",
+    station_columns!(),
     station_source!(),
     "WHERE ",
     station_filters!(),
@@ -379,38 +389,38 @@ pub async fn list_stations(
             .await?;
         let items = rows
             .into_iter()
-            .map(|row| {
-                let status = row
-                    .status
-                    .parse()
-                    .map_err(|e: keystone_domain::UnknownStatus| {
-                        StoreError::Invariant(e.to_string())
-                    })?;
-                Ok(StationView {
-                    id: row.id.to_string(),
-                    name: row.name,
-                    status,
-                    organization_id: row.organization_id.to_string(),
-                    factory_id: id_text(row.factory_id),
-                    robot_id: id_text(row.robot_id),
-                    device_id: row.device_id,
-                    robot_type: row.robot_type_id.map(|id| StationRobotType {
-                        id: id.to_string(),
-                        name: row.robot_type_name.unwrap_or_default(),
-                        model: row.robot_type_model,
-                        capabilities: row.capabilities,
-                    }),
-                    requires_axon: row.requires_axon,
-                    workflow: Workflow::from_requires_axon(row.requires_axon),
-                    data_collector_id: id_text(row.data_collector_id),
-                    collector_operator_id: row.collector_operator_id,
-                    collector_name: row.collector_name,
-                    open_batch_count: row.open_batch_count,
-                    created_at: row.created_at,
-                })
-            })
+            .map(StationView::try_from)
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((items, total))
     })
     .await
+}
+
+impl TryFrom<StationRow> for StationView {
+    type Error = StoreError;
+
+    fn try_from(row: StationRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.id.to_string(),
+            name: row.name,
+            status: row.status.parse()?,
+            organization_id: row.organization_id.to_string(),
+            factory_id: id_text(row.factory_id),
+            robot_id: id_text(row.robot_id),
+            device_id: row.device_id,
+            robot_type: row.robot_type_id.map(|id| StationRobotType {
+                id: id.to_string(),
+                name: row.robot_type_name.unwrap_or_default(),
+                model: row.robot_type_model,
+                capabilities: row.capabilities,
+            }),
+            requires_axon: row.requires_axon,
+            workflow: Workflow::from_requires_axon(row.requires_axon),
+            data_collector_id: id_text(row.data_collector_id),
+            collector_operator_id: row.collector_operator_id,
+            collector_name: row.collector_name,
+            open_batch_count: row.open_batch_count,
+            created_at: row.created_at,
+        })
+    }
 }

@@ -44,7 +44,7 @@ pub async fn log_out(db: &Database, session: &CollectorSession) -> Result<(), St
         revocation_time!(),
         " WHERE id = $1 AND deleted_at IS NULL RETURNING id) \
          UPDATE workstations w SET status = 'offline' \
-         FROM revoked WHERE w.data_collector_id = revoked.id AND w.deleted_at IS NULL \
+         FROM revoked WHERE w.data_collector_id = revoked.id AND w.deleted_at IS NULL AND w.is_current \
            AND w.status <> 'offline'"
     ))
     .bind(session.collector_id)
@@ -106,7 +106,7 @@ async fn move_for_break(
         .workstation_id
         .ok_or(DomainError::WorkstationNotAssigned)?;
     let locked: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM workstations WHERE id = $1 AND deleted_at IS NULL \
+        "SELECT status FROM workstations WHERE id = $1 AND deleted_at IS NULL AND is_current \
          FOR NO KEY UPDATE",
     )
     .bind(workstation_id)
@@ -146,7 +146,7 @@ pub async fn resume_workstation(db: &Database, collector_id: i64) -> Result<(), 
     let mut tx = db.begin().await?;
     let locked: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM workstations \
-         WHERE data_collector_id = $1 AND deleted_at IS NULL AND status = 'offline' \
+         WHERE data_collector_id = $1 AND deleted_at IS NULL AND is_current AND status = 'offline' \
          FOR NO KEY UPDATE",
     )
     .bind(collector_id)

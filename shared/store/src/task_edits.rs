@@ -165,6 +165,8 @@ impl BatchScope {
             // A new batch has no task yet; its inserts count themselves.
             figures: BatchCounters::default(),
         });
+        // Settling locks the workstation and refuses a binding rebound meanwhile.
+        self.touched_workstations.insert(batch.workstation_id);
         Ok(row)
     }
 
