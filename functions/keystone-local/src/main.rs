@@ -72,7 +72,15 @@ async fn main() -> ExitCode {
     match run(demo_flag).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "keystone-local failed");
+            // The whole cause chain: "database error" alone does not say what to fix.
+            let mut cause = e.to_string();
+            let mut source = e.source();
+            while let Some(inner) = source {
+                cause.push_str(": ");
+                cause.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            tracing::error!(error = %cause, "keystone-local failed");
             ExitCode::FAILURE
         }
     }

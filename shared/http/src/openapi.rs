@@ -226,7 +226,7 @@ fn error_response(cases: &[ApiError]) -> Response {
         }
         description.push('\n');
         if !examples.iter().any(|(name, _)| *name == message) {
-            let shape = error_shape(&body, blocking_status_schema(case));
+            let shape = error_shape(&body, case);
             // Cases of one rule with different messages (`name is required`, `scene_id is
             // required`) share a shape: list it once.
             if !shapes.contains(&shape) {
@@ -275,10 +275,11 @@ fn error_response(cases: &[ApiError]) -> Response {
 /// can tell the shapes apart by it); `error` is the exact message too when the body has no
 /// extra fields (the message is then fixed), else a string beside the required extra fields,
 /// typed from the rendered body.
-fn error_shape(body: &Value, status: Option<&'static str>) -> RefOr<Schema> {
+fn error_shape(body: &Value, case: &ApiError) -> RefOr<Schema> {
     let Some(fields) = body.as_object() else {
         return Schema::default().into();
     };
+    let status = blocking_status_schema(case);
     let fixed = fields.len() == 2;
     let mut object = ObjectBuilder::new().schema_type(Type::Object);
     for (name, value) in fields {
@@ -289,6 +290,8 @@ fn error_shape(body: &Value, status: Option<&'static str>) -> RefOr<Schema> {
                 .into()
         } else if let (Some(status), "current_status" | "order_status") = (status, name.as_str()) {
             utoipa::openapi::Ref::from_schema_name(status).into()
+        } else if let Some(typed) = typed_error_field(case, name) {
+            typed
         } else {
             value_schema(value)
         };
@@ -318,6 +321,27 @@ fn blocking_status_schema(case: &ApiError) -> Option<&'static str> {
         | E::BatchNotReopenable { .. }
         | E::BatchNotDeletable { .. } => Some("BatchStatus"),
         E::WorkstationOffline => Some("WorkstationStatus"),
+        _ => None,
+    }
+}
+
+/// An extra error field whose type the example's value cannot tell: a closed set (an enum of
+/// the document) or a field that may be null.
+fn typed_error_field(case: &ApiError, field: &str) -> Option<RefOr<Schema>> {
+    use DomainError as E;
+    let ApiError::Rejected(rule) = case else {
+        return None;
+    };
+    let named = |schema: &str| Some(utoipa::openapi::Ref::from_schema_name(schema).into());
+    match (rule, field) {
+        (E::CollectorNotActive { .. }, "collector_status") => named("CollectorStatus"),
+        (E::WorkstationStatusDerived { .. }, "derived_status") => named("WorkstationStatus"),
+        (E::StationSuperseded { .. }, "superseded_by") => Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(Some("The current binding; null after an unbind."))
+                .into(),
+        ),
         _ => None,
     }
 }
