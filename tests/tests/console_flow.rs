@@ -1,8 +1,9 @@
-//! The admin console's whole flow through the HTTP API alone: create an order, pick a station,
-//! a SOP and a scene's subscene from the reference lists, create a batch, find it in the batch
-//! list, annotate it, read its tasks, let the station's collector complete them, watch the
-//! order, then finalize it or recall the batch. SQL sets up only what the API does not manage yet: an organization, a scene with a
-//! subscene, a SOP, and a station (robot, collector, workstation binding — SPEC §5.17).
+//! The admin console's whole flow through the HTTP API alone: create a collector, bind them to
+//! a robot, let them log in from the phone, create an order, pick the station, a SOP and a
+//! scene's subscene from the reference lists, create a batch, find it in the batch list,
+//! annotate it, read its tasks, let the collector see and complete them from the phone, watch
+//! the order, then finalize it or recall the batch. SQL sets up only what the API does not
+//! manage: an organization, a scene with a subscene, a SOP and a robot.
 
 use axum::http::{Method, StatusCode};
 use keystone_tests::*;
@@ -20,22 +21,59 @@ async fn admin(router: &axum::Router, method: Method, path: &str, body: Value) -
 
 /// Steps 1–4, up to two of three tasks done: the router, the order's and the batch's ids.
 async fn dispatch_and_complete_two(pool: &PgPool) -> (axum::Router, String, String) {
-    // Fixtures: the scenario's organization, scene (with subscenes), SOPs and a station whose
-    // collector is DC001; its own order is left alone.
+    // Fixtures: the scenario's organization, scene (with subscenes), SOPs and a robot; its own
+    // order and station are left alone.
     let s = Scenario::new(pool, 1, 0, 0).await;
+    let robot = s.add_robot("console-arm").await;
     let router = router(pool.clone());
+
+    // 0. People: a collector with a password of their own, bound to the robot, logs in from the
+    // phone and finds their workstation.
+    let collector = admin(
+        &router,
+        Method::POST,
+        "/api/v1/data-collectors",
+        json!({"organization_id": s.organization_id.to_string(), "name": "钱七",
+               "operator_id": "DC500", "password": "console-secret"}),
+    )
+    .await;
+    assert_eq!(collector.status, StatusCode::CREATED, "{}", collector.text);
+    let bound = admin(
+        &router,
+        Method::POST,
+        "/api/v1/stations",
+        json!({"robot_id": robot.to_string(), "data_collector_id": collector.body["id"],
+               "name": "Console station"}),
+    )
+    .await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.text);
+    let login = send(
+        &router,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        &[],
+        json!({"account": "DC500", "password": "console-secret"}).to_string(),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let phone = login.body["access_token"].as_str().unwrap().to_owned();
+    let me = get(&router, "/api/v1/auth/me", Some(&phone)).await;
+    assert_eq!(me.body["workstation_id"], bound.body["id"], "{}", me.text);
+    assert_eq!(me.body["workstation_status"], json!("inactive"));
 
     // 1. The forms' reference data.
     let stations = admin(
         &router,
         Method::GET,
-        "/api/v1/stations?collector_operator_id=DC001",
+        "/api/v1/stations?collector_operator_id=DC500",
         Value::Null,
     )
     .await;
     assert_eq!(stations.status, StatusCode::OK, "{}", stations.text);
     let station = stations.body["items"][0].clone();
     let workstation_id = station["id"].as_str().unwrap().to_owned();
+    assert_eq!(station["id"], bound.body["id"]);
     assert_eq!(station["workflow"], json!("external_device"));
     let scenes = admin(&router, Method::GET, "/api/v1/scenes", Value::Null).await;
     let scene = scenes.body["items"][0].clone();
@@ -116,10 +154,13 @@ async fn dispatch_and_complete_two(pool: &PgPool) -> (axum::Router, String, Stri
             .all(|t| t["status"] == json!("pending"))
     );
 
-    // 4. The station's collector completes two; the admin watches, then finalizes.
+    // 4. The collector's phone shows the batch; they complete two; the admin watches.
+    let mine = get(&router, "/api/v1/me/batches", Some(&phone)).await;
+    assert_eq!(mine.body["batches"][0]["id"], json!(batch_id), "{}", mine.text);
+    assert_eq!(mine.body["batches"][0]["pending_count"], json!(3));
     let body =
         json!({"sop_id": number(&sop_id), "subscene_id": number(&subscene_id), "quantity": 2});
-    let done = complete(&router, &s.seat.token, number(&batch_id), body, &[]).await;
+    let done = complete(&router, &phone, number(&batch_id), body, &[]).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     let order = admin(
         &router,

@@ -30,12 +30,18 @@ WITH org AS (
 ), arm AS (
     INSERT INTO robots (robot_type_id, device_id, factory_id)
     SELECT id, 'axon-arm-01', 1 FROM axon_type RETURNING id
+), spare_gloves AS (
+    -- At no station: the README binds it to a new collector.
+    INSERT INTO robots (robot_type_id, device_id, factory_id)
+    SELECT id, 'robot_dc87', 1 FROM gloves_type RETURNING id
 ), zhang AS (
-    INSERT INTO data_collectors (name, operator_id, password_hash) -- password: keystone-demo
-    VALUES ('张三', 'DC001', '$2a$10$X9ILaK6lBn.2cEhGMXgjC.oWfDjIeLqTbvXlXmQy2VXymMezvB6Ua') RETURNING id
+    INSERT INTO data_collectors (name, operator_id, password_hash, organization_id) -- password: keystone-demo
+    SELECT '张三', 'DC001', '$2a$10$X9ILaK6lBn.2cEhGMXgjC.oWfDjIeLqTbvXlXmQy2VXymMezvB6Ua', org.id FROM org
+    RETURNING id
 ), li AS (
-    INSERT INTO data_collectors (name, operator_id, password_hash) -- password: keystone-demo
-    VALUES ('李四', 'DC002', '$2a$10$X9ILaK6lBn.2cEhGMXgjC.oWfDjIeLqTbvXlXmQy2VXymMezvB6Ua') RETURNING id
+    INSERT INTO data_collectors (name, operator_id, password_hash, organization_id) -- password: keystone-demo
+    SELECT '李四', 'DC002', '$2a$10$X9ILaK6lBn.2cEhGMXgjC.oWfDjIeLqTbvXlXmQy2VXymMezvB6Ua', org.id FROM org
+    RETURNING id
 ), ws_gloves AS (
     INSERT INTO workstations (robot_id, data_collector_id, organization_id, factory_id, name, status)
     SELECT gloves.id, zhang.id, org.id, 1, 'WS-01 SynGloves', 'inactive' FROM gloves, zhang, org
