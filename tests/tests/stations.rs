@@ -666,3 +666,57 @@ async fn a_rebind_racing_a_new_batch_never_strands_it(pool: PgPool) {
     assert_eq!(stranded, 0);
     eprintln!("{rebinds} rebinds and {creates} batches won their race");
 }
+
+/// A collector's deletion that waits for a bind of that collector sees the binding once the
+/// bind commits: it answers 409, never deletes a collector who is at a station.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn deleting_a_collector_waits_for_a_bind_and_then_sees_it(pool: PgPool) {
+    let s = Scenario::new(&pool, 10, 1, 0).await;
+    let router = router(pool.clone());
+    let robot = s.add_robot("arm-bind").await;
+    let collector = s.add_collector("DC095", true).await;
+    // A bind in flight: it holds the collector's row, as the bind does, and has inserted the
+    // binding, not yet committed.
+    let mut bind = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM data_collectors WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(collector)
+        .execute(&mut *bind)
+        .await
+        .unwrap();
+    let station: i64 = sqlx::query_scalar(
+        "INSERT INTO workstations (robot_id, data_collector_id, organization_id, factory_id, name) \
+         VALUES ($1, $2, $3, 1, 'in flight') RETURNING id",
+    )
+    .bind(robot)
+    .bind(collector)
+    .bind(s.organization_id)
+    .fetch_one(&mut *bind)
+    .await
+    .unwrap();
+    let deleting = {
+        let router = router.clone();
+        tokio::spawn(async move {
+            admin(
+                &router,
+                Method::DELETE,
+                &format!("/api/v1/data-collectors/{collector}"),
+                Value::Null,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!deleting.is_finished(), "the deletion waits for the bind");
+    bind.commit().await.unwrap();
+    let deleted = deleting.await.unwrap();
+    assert_eq!(deleted.status, StatusCode::CONFLICT, "{}", deleted.text);
+    assert_eq!(deleted.body["workstation_id"], json!(station.to_string()));
+    let live: bool = sqlx::query_scalar(
+        "SELECT deleted_at IS NULL FROM data_collectors WHERE id = $1",
+    )
+    .bind(collector)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(live);
+}
