@@ -815,6 +815,29 @@ pub async fn plans_of(
     plans
 }
 
+/// Sends a request with an admin's token, and `body` as JSON unless it is null.
+pub async fn admin_call(router: &Router, method: Method, path: &str, body: Value) -> TestResponse {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    send(router, method, path, Some(&admin_token()), &[], body).await
+}
+
+/// Logs in through the API.
+pub async fn log_in(router: &Router, account: &str, password: &str) -> TestResponse {
+    send(
+        router,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        &[],
+        json!({"account": account, "password": password}).to_string(),
+    )
+    .await
+}
+
 /// Each `(method, path)` answers a collector's token with 403 `admin role required` and no token
 /// with 401 `authentication required`, whatever the body.
 pub async fn assert_admin_only(

@@ -2,34 +2,13 @@
 //! changed — a status other than active or a new password ends their tokens at once — and
 //! deleted only without a workstation.
 
-use axum::Router;
 use axum::http::{Method, StatusCode};
+use keystone_tests::admin_call as admin;
 use keystone_tests::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 const COLLECTORS: &str = "/api/v1/data-collectors";
-
-async fn admin(router: &Router, method: Method, path: &str, body: Value) -> TestResponse {
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    send(router, method, path, Some(&admin_token()), &[], body).await
-}
-
-async fn log_in(router: &Router, operator_id: &str, password: &str) -> TestResponse {
-    send(
-        router,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        &[],
-        json!({"account": operator_id, "password": password}).to_string(),
-    )
-    .await
-}
 
 fn new_collector(organization_id: i64, operator_id: &str) -> Value {
     json!({"organization_id": organization_id.to_string(), "name": " 王五 ",

@@ -6,18 +6,10 @@
 //! manage: an organization, a scene with a subscene, a SOP and a robot.
 
 use axum::http::{Method, StatusCode};
+use keystone_tests::admin_call as admin;
 use keystone_tests::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-
-async fn admin(router: &axum::Router, method: Method, path: &str, body: Value) -> TestResponse {
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    send(router, method, path, Some(&admin_token()), &[], body).await
-}
 
 /// Steps 1–4, up to two of three tasks done: the router, the order's and the batch's ids.
 async fn dispatch_and_complete_two(pool: &PgPool) -> (axum::Router, String, String) {
@@ -47,15 +39,7 @@ async fn dispatch_and_complete_two(pool: &PgPool) -> (axum::Router, String, Stri
     )
     .await;
     assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.text);
-    let login = send(
-        &router,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        &[],
-        json!({"account": "DC500", "password": "console-secret"}).to_string(),
-    )
-    .await;
+    let login = log_in(&router, "DC500", "console-secret").await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text);
     let phone = login.body["access_token"].as_str().unwrap().to_owned();
     let me = get(&router, "/api/v1/auth/me", Some(&phone)).await;
@@ -156,7 +140,12 @@ async fn dispatch_and_complete_two(pool: &PgPool) -> (axum::Router, String, Stri
 
     // 4. The collector's phone shows the batch; they complete two; the admin watches.
     let mine = get(&router, "/api/v1/me/batches", Some(&phone)).await;
-    assert_eq!(mine.body["batches"][0]["id"], json!(batch_id), "{}", mine.text);
+    assert_eq!(
+        mine.body["batches"][0]["id"],
+        json!(batch_id),
+        "{}",
+        mine.text
+    );
     assert_eq!(mine.body["batches"][0]["pending_count"], json!(3));
     let body =
         json!({"sop_id": number(&sop_id), "subscene_id": number(&subscene_id), "quantity": 2});

@@ -4,7 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use keystone_tests::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
 
 /// Every operation a collector token may call, from the API document (those whose 403 is not
@@ -135,15 +135,7 @@ async fn tokens_issued_before_a_revocation_end_and_a_login_after_it_works_at_onc
     refused_everywhere(&router, &s, &s.seat.token, "session ended").await;
 
     // A login in the same second as the revocation still gets a token that works.
-    let login = send(
-        &router,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        &[],
-        json!({"account": "DC001", "password": "collector-pass-1"}).to_string(),
-    )
-    .await;
+    let login = log_in(&router, "DC001", "collector-pass-1").await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text);
     let fresh = login.body["access_token"].as_str().unwrap().to_owned();
     for op in collector_operations(&s) {

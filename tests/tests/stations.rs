@@ -3,20 +3,12 @@
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
+use keystone_tests::admin_call as admin;
 use keystone_tests::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 const STATIONS: &str = "/api/v1/stations";
-
-async fn admin(router: &Router, method: Method, path: &str, body: Value) -> TestResponse {
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    send(router, method, path, Some(&admin_token()), &[], body).await
-}
 
 fn station(id: impl std::fmt::Display) -> String {
     format!("{STATIONS}/{id}")
@@ -711,12 +703,11 @@ async fn deleting_a_collector_waits_for_a_bind_and_then_sees_it(pool: PgPool) {
     let deleted = deleting.await.unwrap();
     assert_eq!(deleted.status, StatusCode::CONFLICT, "{}", deleted.text);
     assert_eq!(deleted.body["workstation_id"], json!(station.to_string()));
-    let live: bool = sqlx::query_scalar(
-        "SELECT deleted_at IS NULL FROM data_collectors WHERE id = $1",
-    )
-    .bind(collector)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let live: bool =
+        sqlx::query_scalar("SELECT deleted_at IS NULL FROM data_collectors WHERE id = $1")
+            .bind(collector)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(live);
 }
