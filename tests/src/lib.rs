@@ -737,7 +737,15 @@ pub async fn counter_drift(pool: &PgPool) -> Vec<String> {
                WHERE deleted_at IS NULL GROUP BY batch_id, sop_id, subscene_id, status) t \
          FULL JOIN (SELECT * FROM task_group_counts WHERE task_count <> 0) c \
               USING (batch_id, sop_id, subscene_id, status) \
-         WHERE COALESCE(c.task_count, 0) <> COALESCE(t.n, 0)",
+         WHERE COALESCE(c.task_count, 0) <> COALESCE(t.n, 0) \
+         UNION ALL \
+         SELECT format('organization %s has %s %s batches, the tally says %s', organization_id, \
+                       COALESCE(b.n, 0), status, COALESCE(y.n, 0)) \
+         FROM (SELECT organization_id, status, count(*) AS n FROM batches \
+               WHERE deleted_at IS NULL GROUP BY organization_id, status) b \
+         FULL JOIN (SELECT organization_id, status, sum(delta) AS n FROM batch_status_tally \
+                    GROUP BY organization_id, status) y USING (organization_id, status) \
+         WHERE COALESCE(b.n, 0) <> COALESCE(y.n, 0)",
     )
     .fetch_all(pool)
     .await

@@ -238,6 +238,7 @@ async fn every_batch_list_filter_uses_an_index(pool: PgPool) {
             let types = match *name {
                 "list_batches" => format!("({filters}, bigint, bigint)"),
                 "count_batches" => format!("({filters})"),
+                "tally_batches" => "(bigint, text[])".to_owned(),
                 "list_batch_tasks" => "(bigint, text[], bigint, bigint, bigint, bigint)".to_owned(),
                 _ => "(bigint, text[], bigint, bigint)".to_owned(),
             };
@@ -261,6 +262,21 @@ async fn every_batch_list_filter_uses_an_index(pool: PgPool) {
         executions.push(format!("EXECUTE list_batches ({filter}, 50, 0)"));
         executions.push(format!("EXECUTE count_batches ({filter})"));
     }
+    // Broad totals come from the folded tally.
+    while keystone_store::batch_lists::fold_batch_tally(&app_db(&pool))
+        .await
+        .unwrap()
+        > 0
+    {}
+    sqlx::query("ANALYZE batch_status_tally")
+        .execute(&pool)
+        .await
+        .unwrap();
+    executions.push("EXECUTE tally_batches (NULL, ARRAY['pending'])".to_owned());
+    executions.push(format!(
+        "EXECUTE tally_batches ({}, '{{}}')",
+        s.organization_id
+    ));
     // The first page without a filter walks the newest-first index.
     executions.push(format!(
         "EXECUTE list_batches ({none}, NULL, NULL, NULL, 50, 0)"
@@ -357,4 +373,143 @@ async fn pages_keep_a_stable_order_with_inserts_in_between(pool: PgPool) {
     assert!(all.is_sorted(), "{all:?}");
     let rest = page(tasks_path(6)).await;
     assert_eq!(rest.len(), 2, "the two added tasks come last");
+}
+
+/// The broad totals (no filter, or only organization and status) come from the batch status
+/// tally: they stay exact while batches are created, start, complete, are cancelled, recalled
+/// and deleted, before and after the relay folds the tally, and equal a count of the rows.
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn broad_totals_follow_every_batch_move_and_survive_a_fold(pool: PgPool) {
+    let s = Scenario::new(&pool, 1_000, 2, 0).await;
+    let other = Scenario::new(&pool, 1_000, 1, 0).await;
+    let router = router(pool.clone());
+    let db = app_db(&pool);
+    let check = async |moment: &str| {
+        for query in [
+            String::new(),
+            "?status=pending".to_owned(),
+            "?status=active,completed".to_owned(),
+            "?status=cancelled,recalled".to_owned(),
+            format!("?organization_id={}", s.organization_id),
+            format!(
+                "?organization_id={}&status=pending,active",
+                other.organization_id
+            ),
+        ] {
+            let page = get(
+                &router,
+                &format!("/api/v1/batches{query}"),
+                Some(&admin_token()),
+            )
+            .await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+            // The same filters, counted row by row through a narrow filter's path: every
+            // listed batch, paged out in full.
+            let counted: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM batches b WHERE b.deleted_at IS NULL \
+                   AND ($1::bigint IS NULL OR b.organization_id = $1) \
+                   AND (cardinality($2::text[]) = 0 OR b.status = ANY($2))",
+            )
+            .bind(
+                query
+                    .split("organization_id=")
+                    .nth(1)
+                    .and_then(|rest| rest.split('&').next())
+                    .and_then(|id| id.parse::<i64>().ok()),
+            )
+            .bind(
+                query
+                    .split("status=")
+                    .nth(1)
+                    .map(|list| list.split(',').map(str::to_owned).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(page.body["total"], json!(counted), "{moment}: {query}");
+        }
+        assert!(counter_drift(&pool).await.is_empty(), "{moment}");
+    };
+    check("at the start").await;
+    // Moves of every kind: start, complete, cancel, recall, delete, create.
+    let done = complete(&router, &s.seat.token, s.batch_id, s.group_a.body(1), &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let finished = complete(
+        &router,
+        &other.seat.token,
+        other.batch_id,
+        other.group_a.body(1),
+        &[],
+    )
+    .await;
+    assert_eq!(finished.status, StatusCode::OK, "{}", finished.text);
+    let spare = s.add_batch(s.order_id, s.seat.workstation_id).await;
+    let cancelled = admin_post(
+        &router,
+        &format!("/api/v1/batches/{spare}/cancel"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    check("after the moves").await;
+    let recalled = admin_post(
+        &router,
+        &format!("/api/v1/batches/{}/recall", other.batch_id),
+        json!({}),
+    )
+    .await;
+    assert_eq!(recalled.status, StatusCode::OK, "{}", recalled.text);
+    let deleted = send(
+        &router,
+        axum::http::Method::DELETE,
+        &format!("/api/v1/batches/{spare}"),
+        Some(&admin_token()),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    let created = admin_post(
+        &router,
+        "/api/v1/batches",
+        json!({"order_id": s.order_id, "workstation_id": s.seat.workstation_id,
+               "task_groups": [s.group_a.body(3)]}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    check("after recall, delete and create").await;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM batch_status_tally")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let folded = keystone_store::batch_lists::fold_batch_tally(&db)
+        .await
+        .unwrap();
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM batch_status_tally")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        folded > 0 && after < before,
+        "{before} rows, {folded} folded, {after} left"
+    );
+    // One row per organization and status that has batches: a total reads no more.
+    let groups: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT DISTINCT organization_id, status FROM batches \
+         WHERE deleted_at IS NULL) x",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(after, groups);
+    check("after a fold").await;
+    // A second fold finds nothing more to fold.
+    assert_eq!(
+        keystone_store::batch_lists::fold_batch_tally(&db)
+            .await
+            .unwrap(),
+        0
+    );
+    check("after a second fold").await;
 }

@@ -47,6 +47,16 @@ pub struct BatchFilter {
 }
 
 impl BatchFilter {
+    /// Whether only the organization and status filters are set: the batch status tally then
+    /// knows the total without counting batches.
+    pub fn is_tallied(&self) -> bool {
+        self.order_id.is_none()
+            && self.workstation_id.is_none()
+            && self.batch_id.is_none()
+            && self.device_id.is_none()
+            && self.collector_operator_id.is_none()
+    }
+
     /// # Errors
     /// [`DomainError::InvalidListParameter`] naming the parameter.
     pub fn validate(params: BatchListParams) -> Result<Self, DomainError> {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use keystone_store::StoreError;
-use keystone_store::outbox;
+use keystone_store::{batch_lists, outbox};
 use serde::Serialize;
 
 use crate::SqsPublisher;
@@ -32,6 +32,8 @@ pub struct RelayOutcome {
     pub purged_idempotency_keys: u64,
     /// Settled recorder commands and delivery records removed for their age.
     pub purged_notifications: u64,
+    /// Batch status tally rows folded away (the batch list's totals).
+    pub folded_tally_rows: u64,
     /// The run stopped taking rounds because its invocation was running out of time; the rows
     /// left are the next run's.
     pub out_of_time: bool,
@@ -42,8 +44,9 @@ pub struct RelayOutcome {
 pub const RELAY_ROUND_RESERVE: Duration = Duration::from_secs(15);
 
 /// Publishes unpublished rows in rounds of `batch` until a round finds none (or sends none,
-/// or `max_rounds` pass), then purges expired idempotency keys and, in small batches,
-/// delivered recorder commands older than the publisher's retention.
+/// or `max_rounds` pass), then purges expired idempotency keys, folds the batch status tally,
+/// and removes, in small batches, delivered recorder commands older than the publisher's
+/// retention.
 ///
 /// Rows are leased with `FOR UPDATE SKIP LOCKED`, so relays running at once (and the inline
 /// publish) never send the same row.
@@ -94,6 +97,7 @@ pub async fn relay_until(
     }
     outcome.purged_idempotency_keys =
         outbox::purge_idempotency_keys(publisher.db(), IDEMPOTENCY_KEY_TTL).await?;
+    outcome.folded_tally_rows = batch_lists::fold_batch_tally(publisher.db()).await?;
     for _ in 0..RETENTION_MAX_ROUNDS {
         if stop_at.is_some_and(|at| Instant::now() >= at) {
             outcome.out_of_time = true;

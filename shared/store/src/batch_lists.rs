@@ -105,6 +105,12 @@ const LIST_BATCHES: &str = concat!(
 /// How many batches the filters match.
 const COUNT_BATCHES: &str = concat!("SELECT count(*) FROM batches b WHERE ", batch_filters!());
 
+/// How many batches the organization (`$1`) and status (`$2`) filters match, from the batch
+/// status tally: the folded rows and the moves since the last fold.
+const TALLY_BATCHES: &str = "SELECT COALESCE(sum(t.delta), 0)::bigint FROM batch_status_tally t \
+     WHERE (cardinality($2::text[]) = 0 OR t.status = ANY($2)) \
+       AND ($1::bigint IS NULL OR t.organization_id = $1)";
+
 /// A page of one batch's tasks: `$1` the batch, `$2`–`$4` the filters, `$5` limit, `$6` offset.
 const LIST_BATCH_TASKS: &str = "SELECT t.id, t.task_id, t.sop_id, t.subscene_id, t.scene_name, \
             t.subscene_name, t.status, t.assigned_at, t.started_at, t.completed_at, t.episode_id \
@@ -125,9 +131,10 @@ const COUNT_BATCH_TASKS: &str = "SELECT COALESCE(sum(c.task_count), 0)::bigint \
 
 /// Every list statement by name, for the tests that check each filter's plan on a large
 /// dataset.
-pub const PLANNED_STATEMENTS: [(&str, &str); 4] = [
+pub const PLANNED_STATEMENTS: [(&str, &str); 5] = [
     ("list_batches", LIST_BATCHES),
     ("count_batches", COUNT_BATCHES),
+    ("tally_batches", TALLY_BATCHES),
     ("list_batch_tasks", LIST_BATCH_TASKS),
     ("count_batch_tasks", COUNT_BATCH_TASKS),
 ];
@@ -155,17 +162,28 @@ pub async fn list_batches(
         .persistent(false)
         .fetch_all(&mut *tx)
         .await?;
-    let total: i64 = sqlx::query_scalar(COUNT_BATCHES)
-        .bind(filter.order_id)
-        .bind(filter.workstation_id)
-        .bind(filter.organization_id)
-        .bind(&statuses)
-        .bind(filter.batch_id.as_deref())
-        .bind(filter.device_id.as_deref())
-        .bind(filter.collector_operator_id.as_deref())
-        .persistent(false)
-        .fetch_one(&mut *tx)
-        .await?;
+    // Narrow filters (an order, a workstation, a device, a collector, one batch) match few
+    // batches and are counted; the broad ones are summed from the tally.
+    let total: i64 = if filter.is_tallied() {
+        sqlx::query_scalar(TALLY_BATCHES)
+            .bind(filter.organization_id)
+            .bind(&statuses)
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?
+    } else {
+        sqlx::query_scalar(COUNT_BATCHES)
+            .bind(filter.order_id)
+            .bind(filter.workstation_id)
+            .bind(filter.organization_id)
+            .bind(&statuses)
+            .bind(filter.batch_id.as_deref())
+            .bind(filter.device_id.as_deref())
+            .bind(filter.collector_operator_id.as_deref())
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?
+    };
     tx.commit().await?;
     let items = rows
         .into_iter()
@@ -287,4 +305,35 @@ pub async fn list_batch_tasks(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Page::new(items, total, filter.page))
+}
+
+/// The most delta rows one fold takes: a fold's work stays bounded, the next one goes on.
+pub const TALLY_FOLD_BATCH: i64 = 10_000;
+
+/// Folds up to [`TALLY_FOLD_BATCH`] of the batch status tally's rows, oldest first, into one
+/// row per organization and status, in one statement: a total reads the same sum before and
+/// after. Folds running at once each delete the rows they fold, so a row is folded once.
+/// Answers how many rows were folded.
+///
+/// # Errors
+/// Database failures.
+pub async fn fold_batch_tally(db: &Database) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let folded: i64 = sqlx::query_scalar(
+        "WITH taken AS ( \
+             DELETE FROM batch_status_tally WHERE id IN ( \
+                 SELECT id FROM batch_status_tally ORDER BY id LIMIT $1) \
+             RETURNING organization_id, status, delta), \
+         kept AS ( \
+             INSERT INTO batch_status_tally (organization_id, status, delta) \
+             SELECT organization_id, status, sum(delta) FROM taken \
+             GROUP BY organization_id, status HAVING sum(delta) <> 0 RETURNING 1) \
+         SELECT (SELECT count(*) FROM taken) - (SELECT count(*) FROM kept)",
+    )
+    .bind(TALLY_FOLD_BATCH)
+    .persistent(crate::database::named_statements())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(u64::try_from(folded).unwrap_or_default())
 }
