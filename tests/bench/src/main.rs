@@ -1211,11 +1211,9 @@ async fn sample(
 async fn settle(pool: &PgPool) -> Result<(), AnyError> {
     let db = Database::new(pool.clone());
     while keystone_store::batch_lists::fold_batch_tally(&db).await? > 0 {}
-    sqlx::raw_sql(
-        "VACUUM (ANALYZE) tasks, batches, orders, task_group_counts, batch_status_tally",
-    )
-    .execute(pool)
-    .await?;
+    sqlx::raw_sql("VACUUM (ANALYZE) tasks, batches, orders, task_group_counts, batch_status_tally")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
