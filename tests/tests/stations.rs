@@ -511,16 +511,14 @@ async fn active_and_inactive_follow_the_batches(pool: PgPool) {
         )
         .await;
     }
-    for path in [station(999_999)] {
-        refused(
-            &pool,
-            &router,
-            (Method::GET, &path, Value::Null),
-            StatusCode::NOT_FOUND,
-            "station_not_found",
-        )
-        .await;
-    }
+    refused(
+        &pool,
+        &router,
+        (Method::GET, &station(999_999), Value::Null),
+        StatusCode::NOT_FOUND,
+        "station_not_found",
+    )
+    .await;
     refused(
         &pool,
         &router,

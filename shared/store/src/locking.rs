@@ -450,13 +450,22 @@ impl WorkstationPlace {
     /// # Errors
     /// As above.
     pub fn require_current(&self) -> Result<(), DomainError> {
-        if self.is_current {
-            Ok(())
-        } else {
-            Err(DomainError::StationSuperseded {
-                superseded_by: self.superseded_by.map(|id| id.to_string()),
-            })
-        }
+        require_current_binding(self.is_current, self.superseded_by)
+    }
+}
+
+/// [`DomainError::StationSuperseded`], naming the successor, unless the binding is current: the
+/// one rule every use of a binding that may have been replaced applies.
+pub(crate) fn require_current_binding(
+    is_current: bool,
+    superseded_by: Option<i64>,
+) -> Result<(), DomainError> {
+    if is_current {
+        Ok(())
+    } else {
+        Err(DomainError::StationSuperseded {
+            superseded_by: superseded_by.map(|id| id.to_string()),
+        })
     }
 }
 
@@ -661,10 +670,7 @@ impl BatchScope {
         match stranded {
             Some((workstation_id, superseded_by)) => {
                 tracing::info!(workstation_id, "batch refused on a superseded binding");
-                Err(DomainError::StationSuperseded {
-                    superseded_by: superseded_by.map(|id| id.to_string()),
-                }
-                .into())
+                require_current_binding(false, superseded_by).map_err(StoreError::from)
             }
             None => Ok(()),
         }

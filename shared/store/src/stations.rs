@@ -20,7 +20,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use crate::database::named_statements;
-use crate::locking::derived_workstation_status;
+use crate::locking::{derived_workstation_status, require_current_binding};
 use crate::reference::{StationRow, StationView, station_columns};
 use crate::{Database, StoreError};
 
@@ -336,13 +336,7 @@ struct BindingPlace {
 
 impl BindingPlace {
     fn require_current(&self) -> Result<(), DomainError> {
-        if self.is_current {
-            Ok(())
-        } else {
-            Err(DomainError::StationSuperseded {
-                superseded_by: self.superseded_by.map(|id| id.to_string()),
-            })
-        }
+        require_current_binding(self.is_current, self.superseded_by)
     }
 }
 
