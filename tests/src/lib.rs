@@ -4,6 +4,7 @@
 
 pub mod notify;
 pub mod pinning;
+pub mod round_trips;
 pub mod sqs_faults;
 
 use axum::Router;

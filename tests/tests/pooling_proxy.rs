@@ -11,6 +11,7 @@ use keystone_queue::relay::RELAY_MAX_ROUNDS;
 use keystone_store::Database;
 use keystone_store::config::DbConfig;
 use keystone_tests::notify::*;
+use keystone_tests::round_trips::{RoundTripCounter, Upstream};
 use keystone_tests::*;
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
@@ -244,6 +245,45 @@ async fn every_function_works_through_a_transaction_pooling_proxy(pool: PgPool) 
             .await
             .unwrap();
     assert_eq!(delivered, 2);
+    release_proxy_connections(&pool, db).await;
+}
+
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn a_completion_through_the_proxy_is_seven_round_trips_whatever_the_quantity(pool: PgPool) {
+    // Counted between the functions and the proxy, where each turn pays the hop. Unnamed
+    // statements cost two turns each (sqlx parses and describes, then binds and executes).
+    let s = Scenario::new(&pool, 10_000, 500, 0).await;
+    let relay = RoundTripCounter::start(Upstream::of_url(&proxy_base())).await;
+    let url = format!(
+        "postgres://postgres@{}/{}?statement-cache-capacity=0",
+        relay.addr(),
+        database_name(&pool).await
+    );
+    let db = DbConfig::from_lookup(&|name: &str| (name == "DATABASE_URL").then(|| url.clone()))
+        .unwrap()
+        .lazy_database()
+        .unwrap();
+    let router = router_with(db.clone());
+    for quantity in [1, 1, 40, 1] {
+        let before = relay.turns();
+        let answer = complete(
+            &router,
+            &s.seat.token,
+            s.batch_id,
+            s.group_a.body(quantity),
+            &[],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        // The pool tests the returned connection (one Sync) after the answer.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let turns = relay.turns() - before;
+        if before == 0 {
+            continue; // the first one connects
+        }
+        // BEGIN; seat and locks (2); the completion (2); COMMIT; the test after the answer.
+        assert_eq!(turns, 7, "round trips of a completion of {quantity}");
+    }
     release_proxy_connections(&pool, db).await;
 }
 

@@ -95,39 +95,45 @@ pub async fn complete_task_group(
     } = command;
     let collector_id = session.collector_id;
     let mut work = UnitOfWork::begin(db).await?;
+    // Every open batch is locked too when this request may complete the order, because
+    // finalization changes all of them; otherwise the batch alone.
+    let open = OpenBatches::IfCompleting(request.quantity);
 
-    // The session must still stand before anything is recorded under its collector's id.
-    let seat = crate::identity::admitted_seat(work.conn(), &session).await?;
-
-    if let Some(key) = &idempotency_key {
-        let fingerprint = request.fingerprint(batch_id);
-        if let Claim::Replay(stored) = idempotency::claim(
-            work.conn(),
-            &KeyOwner::Collector(collector_id),
-            key,
-            &fingerprint,
-        )
-        .await?
-        {
-            tracing::info!("idempotent replay");
-            return Ok(stored);
+    let (seat, mut scope, batch) = match &idempotency_key {
+        // The common case: seat, session and locks in one statement.
+        None => {
+            work.lock_batch_of_collector(&session, batch_id, open)
+                .await?
         }
-    }
-
+        // The key is claimed between the session check (nothing is recorded under the
+        // collector's id before it) and the locks (a repeat waits for the first on the key, not
+        // on the order it would then deadlock with).
+        Some(key) => {
+            let seat = crate::identity::admitted_seat(work.conn(), &session).await?;
+            let fingerprint = request.fingerprint(batch_id);
+            if let Claim::Replay(stored) = idempotency::claim(
+                work.conn(),
+                &KeyOwner::Collector(collector_id),
+                key,
+                &fingerprint,
+            )
+            .await?
+            {
+                tracing::info!("idempotent replay");
+                return Ok(stored);
+            }
+            let workstation_id = seat
+                .workstation_id
+                .ok_or(DomainError::WorkstationNotAssigned)?;
+            let (scope, batch) = work
+                .lock_batch_through_order(batch_id, open, Some(workstation_id))
+                .await?;
+            (seat, scope, batch)
+        }
+    };
     let workstation_id = seat
         .workstation_id
         .ok_or(DomainError::WorkstationNotAssigned)?;
-
-    // Every open batch is locked too when this request may complete the order, because
-    // finalization changes all of them; otherwise the batch alone.
-    let quantity = request.quantity;
-    let (mut scope, batch) = work
-        .lock_batch_through_order(
-            batch_id,
-            OpenBatches::IfCompleting(quantity),
-            Some(workstation_id),
-        )
-        .await?;
 
     if batch.workstation_id != workstation_id {
         return Err(DomainError::BatchNotOnWorkstation.into());

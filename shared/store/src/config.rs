@@ -152,11 +152,14 @@ impl DbConfig {
         self.url_parameter("statement-cache-capacity") == Some("0")
     }
 
-    /// Pool sizing.
+    /// Pool sizing, and no ping before handing out an idle connection: a ping is a round
+    /// trip through the proxy on every request, and [`Database::begin`] tries the next
+    /// connection when one turns out dead.
     pub fn pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(false)
     }
 
     /// Wraps a pool built from this configuration in the handle the store takes.

@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, SqlSafeStr, Transaction};
 
-use crate::StoreError;
+use crate::{Busy, StoreError};
 
 /// Set once any handle in this process talks through a pooler that loses named statements.
 static UNNAMED_STATEMENTS: AtomicBool = AtomicBool::new(false);
@@ -217,13 +217,33 @@ impl Database {
             .await
     }
 
+    /// Acquires a connection and begins, with no ping first (the pool does not test idle
+    /// connections: `BEGIN` is the test, and saves a round trip per request). A connection
+    /// that died while idle (a proxy's idle timeout, a failover, a frozen Lambda container
+    /// thawed hours later) fails its `BEGIN` having done nothing, so the next one is tried, up
+    /// to one more than the pool holds.
     async fn begin_in(
         &self,
         statement: &'static str,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        // Boxed: sqlx's begin future nested in the retry is deep enough that every caller's
-        // future hits rustc's query depth limit in release builds.
-        Box::pin(self.with_fresh_password(|| self.pool.begin_with(statement))).await
+        let attempts = self.pool.options().get_max_connections().saturating_add(1);
+        let mut attempt = 1;
+        loop {
+            // Boxed: sqlx's acquire future nested in the password retry is deep enough that
+            // every caller's future hits rustc's query depth limit in release builds.
+            let conn = Box::pin(self.with_fresh_password(|| self.pool.acquire())).await?;
+            match Transaction::begin(conn, Some(statement.into_sql_str())).await {
+                Ok(tx) => return Ok(tx),
+                Err(e) => {
+                    let e = StoreError::from(e);
+                    if attempt >= attempts || e.busy() != Some(Busy::ConnectionLost) {
+                        return Err(e);
+                    }
+                    tracing::info!(error = %e, attempt, "idle connection was lost; trying another");
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// Runs `connect` (which may open a connection) after refreshing a due password. When the

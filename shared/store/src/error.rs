@@ -68,9 +68,9 @@ impl StoreError {
                 "57014" => Some(Busy::Statement),
                 "25P03" => Some(Busy::IdleTransaction),
                 "40P01" | "40001" => Some(Busy::Conflict),
-                // admin_shutdown, crash_shutdown, cannot_connect_now; class 08: connection
-                // exceptions.
-                "57P01" | "57P02" | "57P03" => Some(Busy::ConnectionLost),
+                // admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout;
+                // class 08: connection exceptions.
+                "57P01" | "57P02" | "57P03" | "57P05" => Some(Busy::ConnectionLost),
                 code if code.starts_with("08") => Some(Busy::ConnectionLost),
                 _ => None,
             },

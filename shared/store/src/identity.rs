@@ -158,7 +158,17 @@ pub(crate) async fn admitted_seat(
     conn: &mut PgConnection,
     session: &CollectorSession,
 ) -> Result<SeatRow, StoreError> {
-    let seat = seat_row(conn, session.collector_id).await?;
+    admit(session, seat_row(conn, session.collector_id).await?)
+}
+
+/// The seat, when the session speaking for its collector still stands (SPEC §4).
+///
+/// # Errors
+/// [`DomainError::CollectorNotFound`], [`DomainError::SessionEnded`].
+pub(crate) fn admit(
+    session: &CollectorSession,
+    seat: Option<SeatRow>,
+) -> Result<SeatRow, StoreError> {
     session.admit(seat.as_ref().map(SeatRow::standing).as_ref())?;
     seat.ok_or_else(|| DomainError::CollectorNotFound.into())
 }
@@ -172,28 +182,40 @@ impl SeatRow {
     }
 }
 
+/// The [`SeatRow`] of the live collector whose id is parameter `$collector` (its current
+/// workstation, robot and robot type), with `$extra` columns after the seat's own.
+macro_rules! seat_sql {
+    ($extra:literal, $collector:literal) => {
+        concat!(
+            "SELECT dc.id AS collector_id, dc.status AS collector_status, dc.tokens_revoked_at, \
+                    dc.operator_id, dc.name, \
+                    w.id AS workstation_id, w.name AS workstation_name, \
+                    w.status AS workstation_status, r.id AS robot_id, r.device_id, \
+                    rt.id AS robot_type_id, rt.name AS robot_type_name, \
+                    rt.model AS robot_type_model, rt.capabilities, \
+                    keystone_requires_axon(rt.capabilities) AS requires_axon",
+            $extra,
+            " FROM data_collectors dc \
+             LEFT JOIN workstations w ON w.data_collector_id = dc.id AND w.deleted_at IS NULL \
+                                       AND w.is_current \
+             LEFT JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
+             LEFT JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
+             WHERE dc.deleted_at IS NULL AND dc.id = ",
+            $collector
+        )
+    };
+}
+pub(crate) use seat_sql;
+
 async fn seat_row(
     conn: &mut PgConnection,
     collector_id: i64,
 ) -> Result<Option<SeatRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT dc.id AS collector_id, dc.status AS collector_status, dc.tokens_revoked_at, \
-                dc.operator_id, dc.name, \
-                w.id AS workstation_id, w.name AS workstation_name, w.status AS workstation_status, \
-                r.id AS robot_id, r.device_id, \
-                rt.id AS robot_type_id, rt.name AS robot_type_name, rt.model AS robot_type_model, \
-                rt.capabilities, keystone_requires_axon(rt.capabilities) AS requires_axon \
-         FROM data_collectors dc \
-         LEFT JOIN workstations w ON w.data_collector_id = dc.id AND w.deleted_at IS NULL \
-                                   AND w.is_current \
-         LEFT JOIN robots r ON r.id = w.robot_id AND r.deleted_at IS NULL \
-         LEFT JOIN robot_types rt ON rt.id = r.robot_type_id AND rt.deleted_at IS NULL \
-         WHERE dc.id = $1 AND dc.deleted_at IS NULL",
-    )
-    .bind(collector_id)
-    .persistent(named_statements())
-    .fetch_optional(&mut *conn)
-    .await?)
+    Ok(sqlx::query_as(seat_sql!("", "$1"))
+        .bind(collector_id)
+        .persistent(named_statements())
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 fn seat_view(row: SeatRow) -> Result<CollectorSeatView, StoreError> {

@@ -28,10 +28,11 @@
 
 use std::collections::BTreeSet;
 
-use keystone_domain::{BatchStatus, DomainError, OrderStatus};
+use keystone_domain::{BatchStatus, CollectorSession, DomainError, OrderStatus};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::database::named_statements;
+use crate::identity::{SeatRow, seat_sql};
 use crate::{Database, StoreError};
 
 /// Where a live batch belongs (order, workstation), read without a lock to explain why a lock
@@ -110,18 +111,82 @@ impl UnitOfWork {
         open: OpenBatches,
         seated_at: Option<i64>,
     ) -> Result<(BatchScope, LockedBatch), StoreError> {
-        let completing = match open {
-            OpenBatches::Never => None,
-            OpenBatches::IfCompleting(quantity) => Some(quantity),
-        };
         let row: Option<OrderAndBatchRow> = sqlx::query_as(LOCK_ORDER_AND_BATCH_SQL)
             .bind(batch_id)
-            .bind(completing)
+            .bind(open.completing())
             .bind(seated_at)
             .persistent(named_statements())
             .fetch_optional(&mut *self.tx)
             .await?;
-        let Some(row) = row else {
+        self.scope_from_lock(row, batch_id, seated_at).await
+    }
+
+    /// [`Self::lock_batch_through_order`] for a collector's request, seated at the collector's
+    /// current workstation, in one statement with the collector's seat read and its session
+    /// checked ([`LOCK_SEATED_ORDER_AND_BATCH_SQL`]): nothing is locked for a session that no
+    /// longer stands or for another workstation's batch.
+    ///
+    /// # Errors
+    /// As [`crate::identity::admit`], then [`DomainError::WorkstationNotAssigned`], then as
+    /// [`Self::lock_batch_through_order`].
+    pub(crate) async fn lock_batch_of_collector(
+        mut self,
+        session: &CollectorSession,
+        batch_id: i64,
+        open: OpenBatches,
+    ) -> Result<(SeatRow, BatchScope, LockedBatch), StoreError> {
+        let row: Option<SeatedLockRow> = sqlx::query_as(LOCK_SEATED_ORDER_AND_BATCH_SQL)
+            .bind(batch_id)
+            .bind(open.completing())
+            .bind(session.collector_id)
+            .bind(session.issued_at)
+            .persistent(named_statements())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let (seat, admitted, lock) = match row {
+            Some(row) => (Some(row.seat), row.admitted, Some(row.lock)),
+            None => (None, false, None),
+        };
+        let seat = crate::identity::admit(session, seat)?;
+        let workstation_id = seat
+            .workstation_id
+            .ok_or(DomainError::WorkstationNotAssigned)?;
+        if !admitted {
+            return Err(StoreError::Invariant(format!(
+                "collector {}'s session stands, but the lock statement did not admit it",
+                session.collector_id
+            )));
+        }
+        let (scope, batch) = self
+            .scope_from_lock(lock, batch_id, Some(workstation_id))
+            .await?;
+        Ok((seat, scope, batch))
+    }
+
+    /// The scope a lock statement's row describes: the order and the batch locked, or every
+    /// open batch of the order locked next when the row says so; or why nothing was locked.
+    async fn scope_from_lock(
+        mut self,
+        row: Option<OrderAndBatchRow>,
+        batch_id: i64,
+        seated_at: Option<i64>,
+    ) -> Result<(BatchScope, LockedBatch), StoreError> {
+        let locked = row.and_then(|row| {
+            Some((
+                (
+                    row.order_id?,
+                    row.organization_id?,
+                    row.order_status.clone()?,
+                    row.target_count?,
+                    row.order_task_count?,
+                    row.order_completed_count?,
+                ),
+                row,
+            ))
+        });
+        let Some(((id, organization_id, status, target_count, task_count, completed_count), row)) =
+            locked
+        else {
             // Nothing was locked: say why, from an unlocked read (the error path only).
             let seated = batch_place(&mut self.tx, batch_id).await?.map(|(_, at)| at);
             return Err(match (seated, seated_at) {
@@ -133,16 +198,16 @@ impl UnitOfWork {
             .into());
         };
         let order = LockedOrder {
-            id: row.order_id,
-            organization_id: row.organization_id,
-            status: row.order_status.parse()?,
-            target_count: i64::from(row.target_count),
-            task_count: row.order_task_count,
-            completed_count: row.order_completed_count,
+            id,
+            organization_id,
+            status: status.parse()?,
+            target_count: i64::from(target_count),
+            task_count,
+            completed_count,
         };
         let order_id = order.id;
         let order_scope = OrderScope { tx: self.tx, order };
-        let mut scope = if row.all_open {
+        let mut scope = if row.all_open == Some(true) {
             order_scope
                 .lock_batches(BatchSelection {
                     ids: vec![batch_id],
@@ -153,7 +218,7 @@ impl UnitOfWork {
             let batches = match (
                 row.batch_pk,
                 row.batch_id,
-                row.workstation_id,
+                row.batch_workstation_id,
                 row.batch_status,
             ) {
                 (Some(id), Some(public_id), Some(workstation_id), Some(status)) => {
@@ -243,49 +308,105 @@ const LOCK_ORDER_SQL: &str = "SELECT id, organization_id, status, target_count, 
 /// and `$2` widens to every open batch only when it is within the batch's live tasks, both on
 /// the unlocked read: a stale read only costs a retryable refusal later, never a lock taken
 /// for someone else's batch.
-const LOCK_ORDER_AND_BATCH_SQL: &str = "WITH o AS MATERIALIZED ( \
-         SELECT id, organization_id, status, target_count, task_count, completed_count \
-         FROM orders \
-         WHERE id = (SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL \
-                       AND ($3::bigint IS NULL OR workstation_id = $3)) \
-           AND deleted_at IS NULL \
-         FOR UPDATE), \
-     d AS ( \
-         SELECT o.*, ($2::bigint IS NOT NULL AND o.status IN ('created', 'in_progress') \
-                      AND $2 >= o.target_count - o.completed_count \
-                      AND $2 <= (SELECT task_count FROM batches WHERE id = $1)) AS all_open \
-         FROM o) \
-     SELECT d.id AS order_id, d.organization_id, d.status AS order_status, d.target_count, \
-            d.task_count AS order_task_count, d.completed_count AS order_completed_count, \
-            d.all_open, b.id AS batch_pk, b.batch_id, b.workstation_id, \
-            b.status AS batch_status, b.task_count AS batch_task_count, \
-            b.completed_count AS batch_completed_count, b.failed_count AS batch_failed_count, \
-            b.cancelled_count AS batch_cancelled_count, b.pending_count AS batch_pending_count \
-     FROM d LEFT JOIN LATERAL ( \
-         SELECT id, batch_id, workstation_id, status, task_count, completed_count, failed_count, \
-                cancelled_count, pending_count \
-         FROM batches \
-         WHERE id = $1 AND order_id = d.id AND deleted_at IS NULL AND NOT d.all_open \
-         FOR UPDATE) b ON true";
+/// [`LOCK_ORDER_AND_BATCH_SQL`] and its seated variant: `$ctes` come first, `$caller` is the
+/// condition on the unlocked batch row that keeps it from locking anything, the lock result is
+/// CTE `l`, and `$select` reads the answer.
+macro_rules! lock_order_and_batch_sql {
+    ($ctes:expr, $caller:literal, $select:literal) => {
+        concat!(
+            "WITH ",
+            $ctes,
+            "o AS MATERIALIZED ( \
+                 SELECT id, organization_id, status, target_count, task_count, completed_count \
+                 FROM orders \
+                 WHERE id = (SELECT order_id FROM batches WHERE id = $1 AND deleted_at IS NULL \
+                               AND ",
+            $caller,
+            ") \
+                   AND deleted_at IS NULL \
+                 FOR UPDATE), \
+             d AS ( \
+                 SELECT o.*, ($2::bigint IS NOT NULL AND o.status IN ('created', 'in_progress') \
+                              AND $2 >= o.target_count - o.completed_count \
+                              AND $2 <= (SELECT task_count FROM batches WHERE id = $1)) AS all_open \
+                 FROM o), \
+             l AS ( \
+                 SELECT d.id AS order_id, d.organization_id, d.status AS order_status, \
+                        d.target_count, d.task_count AS order_task_count, \
+                        d.completed_count AS order_completed_count, d.all_open, \
+                        b.id AS batch_pk, b.batch_id, b.workstation_id AS batch_workstation_id, \
+                        b.status AS batch_status, b.task_count AS batch_task_count, \
+                        b.completed_count AS batch_completed_count, \
+                        b.failed_count AS batch_failed_count, \
+                        b.cancelled_count AS batch_cancelled_count, \
+                        b.pending_count AS batch_pending_count \
+                 FROM d LEFT JOIN LATERAL ( \
+                     SELECT id, batch_id, workstation_id, status, task_count, completed_count, \
+                            failed_count, cancelled_count, pending_count \
+                     FROM batches \
+                     WHERE id = $1 AND order_id = d.id AND deleted_at IS NULL AND NOT d.all_open \
+                     FOR UPDATE) b ON true) ",
+            $select
+        )
+    };
+}
 
+const LOCK_ORDER_AND_BATCH_SQL: &str = lock_order_and_batch_sql!(
+    "",
+    "($3::bigint IS NULL OR workstation_id = $3)",
+    "SELECT * FROM l"
+);
+
+/// [`LOCK_ORDER_AND_BATCH_SQL`] for a collector's request, with the seat read and the session
+/// checked first in the same statement (one round trip fewer): `$3` is the collector, `$4` its
+/// token's `iat`. Nothing is locked unless the session stands (SPEC §4: the rule of
+/// `CollectorSession::admit`, which the caller applies to the same row and which must agree) and
+/// the batch is on the collector's current workstation. The seat comes back without the lock
+/// columns when nothing was locked, and no row at all for a missing collector.
+const LOCK_SEATED_ORDER_AND_BATCH_SQL: &str = lock_order_and_batch_sql!(
+    concat!(
+        "seat AS MATERIALIZED (",
+        seat_sql!(
+            ", (dc.status = 'active' AND (dc.tokens_revoked_at IS NULL \
+                 OR COALESCE($4::bigint >= floor(extract(epoch FROM dc.tokens_revoked_at))::bigint + 1, \
+                             false))) AS admitted",
+            "$3"
+        ),
+        "), "
+    ),
+    "workstation_id = (SELECT workstation_id FROM seat WHERE admitted)",
+    "SELECT seat.*, l.* FROM seat LEFT JOIN l ON true"
+);
+
+/// What a lock statement locked: all `None` when it locked nothing.
 #[derive(sqlx::FromRow)]
 struct OrderAndBatchRow {
-    order_id: i64,
-    organization_id: i64,
-    order_status: String,
-    target_count: i32,
-    order_task_count: i64,
-    order_completed_count: i64,
-    all_open: bool,
+    order_id: Option<i64>,
+    organization_id: Option<i64>,
+    order_status: Option<String>,
+    target_count: Option<i32>,
+    order_task_count: Option<i64>,
+    order_completed_count: Option<i64>,
+    all_open: Option<bool>,
     batch_pk: Option<i64>,
     batch_id: Option<String>,
-    workstation_id: Option<i64>,
+    batch_workstation_id: Option<i64>,
     batch_status: Option<String>,
     batch_task_count: Option<i64>,
     batch_completed_count: Option<i64>,
     batch_failed_count: Option<i64>,
     batch_cancelled_count: Option<i64>,
     batch_pending_count: Option<i64>,
+}
+
+/// [`LOCK_SEATED_ORDER_AND_BATCH_SQL`]'s row.
+#[derive(sqlx::FromRow)]
+struct SeatedLockRow {
+    #[sqlx(flatten)]
+    seat: SeatRow,
+    admitted: bool,
+    #[sqlx(flatten)]
+    lock: OrderAndBatchRow,
 }
 
 /// When a request that starts from a batch must lock every open batch of its order too.
@@ -296,6 +417,16 @@ pub enum OpenBatches {
     /// The request completes this many tasks: when that can reach the order's target, it may
     /// finalize the order, which changes every open batch.
     IfCompleting(i64),
+}
+
+impl OpenBatches {
+    /// The completions that may widen the lock, as the lock statements take them (`$2`).
+    fn completing(self) -> Option<i64> {
+        match self {
+            Self::Never => None,
+            Self::IfCompleting(quantity) => Some(quantity),
+        }
+    }
 }
 
 /// The locked order, as it was when locked (and as this transaction later changed it).

@@ -14,12 +14,15 @@
 //!    orders against small ones;
 //! 5. the admin console's lists (orders, batches, a batch's tasks, stations) on a large
 //!    dataset (1 000 console orders of 10 batches of 10 tasks, on top of everything above)
-//!    against the same calls on a small one (10 such orders, measured first).
+//!    against the same calls on a small one (10 such orders, measured first);
+//! 6. the production path: complete-tasks straight to PostgreSQL beside the same requests
+//!    through PgBouncer in transaction pooling (the test command's, or one it starts itself),
+//!    each handle built as the functions build theirs.
 //!
 //! It prints one Markdown table. It is not a test: nothing is asserted on wall time, but any
 //! answer outside 2xx is counted and printed, and a run with one fails. `--smoke` runs a
 //! seconds-long version with tiny sizes (the test command runs it); `--seconds N` sets the
-//! duration of each timed load (default 5).
+//! duration of each timed load (default 5); `--production-path` measures part 6 alone.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,10 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+
+mod bouncer;
+
+use bouncer::Bouncer;
 
 type AnyError = Box<dyn Error + Send + Sync>;
 
@@ -69,6 +76,10 @@ struct Sizes {
     console_large: usize,
     console_batches: usize,
     console_tasks: i64,
+    /// Client counts of the direct-versus-proxy comparison.
+    proxy_clients: Vec<usize>,
+    /// Measure part 6 alone (`--production-path`).
+    production_path_only: bool,
 }
 
 impl Sizes {
@@ -95,6 +106,8 @@ impl Sizes {
             console_large: 1_000,
             console_batches: 10,
             console_tasks: 10,
+            proxy_clients: vec![1, 8],
+            production_path_only: false,
         }
     }
 
@@ -119,6 +132,8 @@ impl Sizes {
             console_large: 20,
             console_batches: 2,
             console_tasks: 2,
+            proxy_clients: vec![1, 2],
+            production_path_only: false,
         }
     }
 }
@@ -133,11 +148,12 @@ async fn main() -> std::process::ExitCode {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(5.0);
-    let sizes = if smoke {
+    let mut sizes = if smoke {
         Sizes::smoke()
     } else {
         Sizes::full(seconds)
     };
+    sizes.production_path_only = args.iter().any(|a| a == "--production-path");
     match run(sizes).await {
         Ok(0) => std::process::ExitCode::SUCCESS,
         Ok(failures) => {
@@ -436,13 +452,24 @@ impl Bench {
         duration: Option<Duration>,
         count: usize,
     ) -> Stats {
+        self.load_at(&self.base, work, duration, count).await
+    }
+
+    /// [`Bench::load`] against the API served at `base`.
+    async fn load_at(
+        &self,
+        base: &str,
+        work: Vec<(Seat, i64)>,
+        duration: Option<Duration>,
+        count: usize,
+    ) -> Stats {
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let mut handles = Vec::new();
         for (seat, batch) in work {
             let (http, url, body, stop) = (
                 self.http.clone(),
-                format!("{}/api/v1/batches/{batch}/complete-tasks", self.base),
+                format!("{base}/api/v1/batches/{batch}/complete-tasks"),
                 self.complete_body(1).to_string(),
                 stop.clone(),
             );
@@ -659,13 +686,10 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
                 .application_name(keystone_store::APPLICATION_NAME),
         )
         .await?;
-    let db = Database::new(pool.clone());
-    keystone_store::apply_migrations(&db, None).await?;
+    keystone_store::apply_migrations(&Database::new(pool.clone()), None).await?;
     let keys = JwtKeys::new(&SecretString::from(JWT_SECRET), None);
-    let app = keystone_local::routes().with_state(AppState::new(db, keys.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The API's own pool, built as the functions build theirs; `pool` is the bench's.
+    let base = serve(function_database(&url, max_clients + 8)?, &keys).await?;
 
     let world: (i64, i64, i64, i64) = sqlx::query_as(
         "WITH o AS (INSERT INTO organizations (name, slug) VALUES ('Bench', 'bench') RETURNING id), \
@@ -701,6 +725,12 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         failures: 0,
         orders_created: 0,
     };
+    if sizes.production_path_only {
+        let report = Report::header();
+        production_path(&mut bench, server, &report, sizes).await?;
+        println!("\n{} answers outside 2xx in all", bench.failures);
+        return Ok(bench.failures);
+    }
     let seconds = Duration::from_secs_f64(sizes.seconds);
     // 5, small dataset: measured before anything else exists.
     let watched = console_dataset(&bench, 0, sizes).await?;
@@ -1011,9 +1041,139 @@ async fn measure(server: &Server, sizes: &Sizes) -> Result<usize, AnyError> {
         .await?;
         report.versus(format!("{label}, {larger}"), &large, small);
     }
+
+    // 6. The production path: complete-tasks through a transaction-pooling proxy beside the
+    // direct connection. Last: the proxy needs statements sent unnamed, which is process-wide
+    // once switched on.
+    production_path(&mut bench, server, &report, sizes).await?;
+
     println!();
     println!("{} answers outside 2xx in all", bench.failures);
     Ok(bench.failures)
+}
+
+/// Serves every route of the local stack over `db` on a loopback port; returns its base URL.
+async fn serve(db: Database, keys: &JwtKeys) -> Result<String, AnyError> {
+    let app = keystone_local::routes().with_state(AppState::new(db, keys.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+/// A handle built as the functions build theirs (`DbConfig`: pool options, statement naming
+/// from the URL), for `clients` concurrent requests.
+fn function_database(url: &str, clients: usize) -> Result<Database, AnyError> {
+    let connections = (clients + 2).to_string();
+    let config = keystone_store::config::DbConfig::from_lookup(&|name: &str| match name {
+        "DATABASE_URL" => Some(url.to_owned()),
+        "DB_MAX_CONNECTIONS" => Some(connections.clone()),
+        _ => None,
+    })?;
+    Ok(config.lazy_database()?)
+}
+
+/// Part 6: complete-tasks (quantity 1) at each of `proxy_clients`, first straight to PostgreSQL
+/// with named statements (what the functions send through RDS Proxy), then, once statements are
+/// unnamed, straight again and through PgBouncer in transaction pooling (which, before 1.21,
+/// loses named statements between transactions). Each on seats of its own, each handle built
+/// as the functions build theirs.
+async fn production_path(
+    bench: &mut Bench,
+    server: &Server,
+    report: &Report,
+    sizes: &Sizes,
+) -> Result<(), AnyError> {
+    let Some(bouncer) = Bouncer::start(
+        &target_dir().join("keystone-bench/pgbouncer"),
+        &server.admin_url,
+    )
+    .await?
+    else {
+        println!("| complete-tasks through PgBouncer | skipped: pgbouncer is not installed | | |");
+        return Ok(());
+    };
+    let result = proxy_beside_direct(bench, server, &bouncer, report, sizes).await;
+    bouncer.stop();
+    result
+}
+
+async fn proxy_beside_direct(
+    bench: &mut Bench,
+    server: &Server,
+    bouncer: &Bouncer,
+    report: &Report,
+    sizes: &Sizes,
+) -> Result<(), AnyError> {
+    const PATHS: usize = 3;
+    let clients_max = sizes.proxy_clients.iter().copied().max().unwrap_or(1);
+    let mut seats = Vec::new();
+    for _ in 0..PATHS * sizes.proxy_clients.iter().sum::<usize>() {
+        let seat = bench.seat().await?;
+        let order = bench.order(sizes.tasks_per_client * 2).await?;
+        let batch = bench
+            .batch(order, seat.workstation, sizes.tasks_per_client)
+            .await?;
+        seats.push((seat, batch));
+    }
+    settle(&bench.pool).await?;
+    let mut seats = seats.into_iter();
+    let mut take = |clients: usize| seats.by_ref().take(clients).collect::<Vec<_>>();
+    let seconds = Some(Duration::from_secs_f64(sizes.seconds));
+
+    let direct = serve(
+        function_database(&server.url(BENCH_DB)?, clients_max)?,
+        &bench.keys,
+    )
+    .await?;
+    let mut named = Vec::new();
+    for &clients in &sizes.proxy_clients {
+        let work = take(clients);
+        bench.load_at(&direct, work.clone(), None, 20).await;
+        named.push(bench.load_at(&direct, work, seconds, 0).await);
+    }
+    // From here on every statement of this process is sent unnamed.
+    let proxied = serve(
+        function_database(
+            &format!("{}/{BENCH_DB}?statement-cache-capacity=0", bouncer.base_url),
+            clients_max,
+        )?,
+        &bench.keys,
+    )
+    .await?;
+    for (&clients, named) in sizes.proxy_clients.iter().zip(named) {
+        let mut measured = vec![named];
+        for base in [&direct, &proxied] {
+            let work = take(clients);
+            bench.load_at(base, work.clone(), None, 20).await;
+            measured.push(bench.load_at(base, work, seconds, 0).await);
+        }
+        let direct_p50 = measured[0].quantile(0.5).as_secs_f64().max(1e-9);
+        let labels = [
+            "direct, named statements (as sent through RDS Proxy)".to_owned(),
+            "direct, unnamed statements".to_owned(),
+            format!(
+                "through {} (transaction pooling), unnamed statements",
+                bouncer.version
+            ),
+        ];
+        for (label, stats) in labels.iter().zip(&measured) {
+            bench.failures += stats.failures;
+            report.row(
+                format!(
+                    "complete-tasks, {clients} client{}, {label}",
+                    if clients == 1 { "" } else { "s" }
+                ),
+                format!(
+                    "{:.0} req/s, p50 ×{:.2} of direct named",
+                    stats.rate(),
+                    stats.quantile(0.5).as_secs_f64() / direct_p50
+                ),
+                stats,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One console order as the lists find it: its id, and one of its batches.
