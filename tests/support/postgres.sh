@@ -68,7 +68,7 @@ HBA
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     KEYSTONE_PG_PORT="$port"
 
-    # Benchmarks (tests/bench-statement-cache.sh) turn the statement log off with
+    # Benchmarks run against this cluster turn the statement log off with
     # KEYSTONE_PG_LOG_STATEMENTS=0: logging every statement costs time per statement.
     local statement_log="-c log_statement=all -c log_line_prefix='%m [%p] app=%a user=%u db=%d '"
     [ "${KEYSTONE_PG_LOG_STATEMENTS:-1}" = 0 ] && statement_log=""

@@ -834,3 +834,59 @@ fn the_budget_check_finds_a_lambda_timeout_below_the_statement_timeout() {
         "{violations:?}"
     );
 }
+
+/// The regions whose Amazon RDS CAs the compiled-in bundle holds, read from the certificates'
+/// subjects ("Amazon RDS us-east-1 Root CA …", stored as plain text inside the DER).
+fn bundle_regions() -> BTreeSet<String> {
+    use base64::Engine;
+    let bundle =
+        std::fs::read_to_string(repo().join("shared/store/certs/rds-ca-bundle.pem")).unwrap();
+    let mut regions = BTreeSet::new();
+    for block in bundle.split("-----BEGIN CERTIFICATE-----").skip(1) {
+        let body: String = block
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        let text = String::from_utf8_lossy(&der);
+        for name in text.split("Amazon RDS ").skip(1) {
+            let word = name.split(' ').next().unwrap_or_default();
+            let parts: Vec<&str> = word.split('-').collect();
+            let is_region = parts.len() >= 3
+                && parts[0].len() == 2
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+                && parts.last().unwrap().chars().all(|c| c.is_ascii_digit());
+            if is_region {
+                regions.insert(word.to_owned());
+            }
+        }
+    }
+    regions
+}
+
+#[test]
+fn the_template_deploys_only_to_regions_whose_rds_ca_the_functions_carry() {
+    let template = template();
+    let allowed: BTreeSet<String> = template["Rules"]["RegionHasRdsCa"]["Assertions"][0]["Assert"]
+        ["Fn::Contains"][0]
+        .as_sequence()
+        .expect("the region rule lists regions")
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    let carried = bundle_regions();
+    assert!(
+        carried.len() >= 20 && carried.contains("us-east-1"),
+        "{carried:?}"
+    );
+    assert_eq!(
+        allowed, carried,
+        "the region rule and the CA bundle disagree"
+    );
+}

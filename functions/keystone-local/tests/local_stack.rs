@@ -94,12 +94,15 @@ fn the_local_stack_runs_through_a_transaction_pooling_proxy() {
             .env("PORT", port.to_string())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .env("DB_LOCK_TIMEOUT_MS", "1000")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap(),
     );
-    exercise(&mut stack, port);
+    // The migrations ran through the proxy too, on a server connection it keeps and hands to
+    // the first request: that session must have the limits the migrations made the role's.
+    exercise(&mut stack, port, Some(&with_database(&direct, &name)));
     admin(format!("DROP DATABASE {name} WITH (FORCE)"));
 }
 
@@ -127,7 +130,7 @@ fn the_run_command_serves_demo_data_from_a_private_postgres_and_shuts_down_clean
             .spawn()
             .unwrap(),
     );
-    exercise(&mut stack, port);
+    exercise(&mut stack, port, None);
     let pid_file = target.join("keystone-local/postgres/data/postmaster.pid");
     assert!(!pid_file.exists(), "the private PostgreSQL was stopped");
     let _ = std::fs::remove_dir_all(&target);
@@ -157,7 +160,48 @@ fn the_openapi_flag_prints_the_committed_document() {
 
 /// Reads the banner up to the ready line, then runs the demo's requests (complete, login,
 /// finalize with four recorder notifications delivered) and stops the stack with SIGTERM.
-fn exercise(stack: &mut Running, port: u16) {
+/// `url` (`postgres://…/db?…`) with another database.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{database}?{query}")
+}
+
+/// Holds every order row locked from a direct connection to `url` until the answer comes back.
+fn with_orders_locked<T>(url: &str, during: impl FnOnce() -> T) -> T {
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let url = url.to_owned();
+    let holder = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let mut tx = conn.begin().await.unwrap();
+                sqlx::query("SELECT id FROM orders FOR UPDATE")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .unwrap();
+                locked_tx.send(()).unwrap();
+                let _ = released.recv();
+                tx.rollback().await.unwrap();
+            });
+    });
+    locked.recv().unwrap();
+    let answer = during();
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    answer
+}
+
+/// Reads the ready banner, then runs the demo's requests. With `lock_limit_db` (the stack's
+/// database, reached directly; the stack started with `DB_LOCK_TIMEOUT_MS` = 1000), the first
+/// request meets a locked order and must answer 503 within the limit: the session it runs on
+/// has the role's limits.
+fn exercise(stack: &mut Running, port: u16, lock_limit_db: Option<&str>) {
     let stdout = stack.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let started = Instant::now();
@@ -210,6 +254,16 @@ fn exercise(stack: &mut Running, port: u16) {
         .unwrap()
         .trim_end_matches('\'');
 
+    if let Some(db) = lock_limit_db {
+        let started = Instant::now();
+        let (status, response) = with_orders_locked(db, || post(port, path, token, body));
+        assert_eq!(status, 503, "{response}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited {:?} for a lock",
+            started.elapsed()
+        );
+    }
     let (status, response) = post(port, path, token, body);
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("\"completed_count\":2"), "{response}");
