@@ -531,6 +531,7 @@ struct CpuTime {
     bench: f64,
     postgres: f64,
     children: f64,
+    pgbouncer: f64,
 }
 
 impl CpuTime {
@@ -550,14 +551,20 @@ impl CpuTime {
             .unwrap_or_default();
         // After `)`: state is index 0, utime 11, stime 12, cutime 13, cstime 14.
         let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
-        let mut postgres = 0.0;
+        let (mut postgres, mut pgbouncer) = (0.0, 0.0);
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.filter_map(Result::ok) {
                 let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
                     continue;
                 };
-                if let Some(v) = fields(&stat).filter(|_| stat.contains("(postgres)")) {
-                    postgres += at(&v, 11) + at(&v, 12) + at(&v, 13) + at(&v, 14);
+                let Some(v) = fields(&stat) else {
+                    continue;
+                };
+                let used = at(&v, 11) + at(&v, 12) + at(&v, 13) + at(&v, 14);
+                if stat.contains("(postgres)") {
+                    postgres += used;
+                } else if stat.contains("(pgbouncer)") {
+                    pgbouncer += used;
                 }
             }
         }
@@ -565,6 +572,7 @@ impl CpuTime {
             bench: (at(&own, 11) + at(&own, 12)) / ticks,
             postgres: postgres / ticks,
             children: (at(&own, 13) + at(&own, 14)) / ticks,
+            pgbouncer: pgbouncer / ticks,
         }
     }
 
@@ -573,6 +581,7 @@ impl CpuTime {
             bench: self.bench - start.bench,
             postgres: self.postgres - start.postgres,
             children: self.children - start.children,
+            pgbouncer: self.pgbouncer - start.pgbouncer,
         }
     }
 }
@@ -1126,12 +1135,20 @@ async fn proxy_beside_direct(
         &bench.keys,
     )
     .await?;
+    let measure = |base: String, work: Vec<(Seat, i64)>| {
+        let bench = &*bench;
+        async move {
+            bench.load_at(&base, work.clone(), None, 20).await;
+            let cpu = CpuTime::now();
+            let stats = bench.load_at(&base, work, seconds, 0).await;
+            (stats, CpuTime::now().since(cpu))
+        }
+    };
     let mut named = Vec::new();
     for &clients in &sizes.proxy_clients {
-        let work = take(clients);
-        bench.load_at(&direct, work.clone(), None, 20).await;
-        named.push(bench.load_at(&direct, work, seconds, 0).await);
+        named.push(measure(direct.clone(), take(clients)).await);
     }
+    let mut failures = 0;
     // From here on every statement of this process is sent unnamed.
     let proxied = serve(
         function_database(
@@ -1144,11 +1161,9 @@ async fn proxy_beside_direct(
     for (&clients, named) in sizes.proxy_clients.iter().zip(named) {
         let mut measured = vec![named];
         for base in [&direct, &proxied] {
-            let work = take(clients);
-            bench.load_at(base, work.clone(), None, 20).await;
-            measured.push(bench.load_at(base, work, seconds, 0).await);
+            measured.push(measure(base.clone(), take(clients)).await);
         }
-        let direct_p50 = measured[0].quantile(0.5).as_secs_f64().max(1e-9);
+        let direct_p50 = measured[0].0.quantile(0.5).as_secs_f64().max(1e-9);
         let labels = [
             "direct, named statements (as sent through RDS Proxy)".to_owned(),
             "direct, unnamed statements".to_owned(),
@@ -1157,22 +1172,29 @@ async fn proxy_beside_direct(
                 bouncer.version
             ),
         ];
-        for (label, stats) in labels.iter().zip(&measured) {
-            bench.failures += stats.failures;
+        for (label, (stats, cpu)) in labels.iter().zip(&measured) {
+            failures += stats.failures;
+            #[allow(clippy::cast_precision_loss)]
+            let per_request = 1_000.0 / stats.latencies.len().max(1) as f64;
             report.row(
                 format!(
                     "complete-tasks, {clients} client{}, {label}",
                     if clients == 1 { "" } else { "s" }
                 ),
                 format!(
-                    "{:.0} req/s, p50 ×{:.2} of direct named",
+                    "{:.0} req/s, p50 ×{:.2} of direct named; CPU per request: API process \
+                     {:.3} ms, PostgreSQL {:.3} ms, PgBouncer {:.3} ms",
                     stats.rate(),
-                    stats.quantile(0.5).as_secs_f64() / direct_p50
+                    stats.quantile(0.5).as_secs_f64() / direct_p50,
+                    cpu.bench * per_request,
+                    cpu.postgres * per_request,
+                    cpu.pgbouncer * per_request,
                 ),
                 stats,
             );
         }
     }
+    bench.failures += failures;
     Ok(())
 }
 
