@@ -115,3 +115,31 @@ where
         let _ = client_write.shutdown().await;
     });
 }
+
+/// Turns the relay saw for one completion of `quantity`, including what the pool does with the
+/// connection after the answer.
+pub async fn turns_of_completion(
+    relay: &RoundTripCounter,
+    router: &axum::Router,
+    s: &crate::Scenario,
+    quantity: i64,
+) -> usize {
+    let before = relay.turns();
+    let response = crate::complete(
+        router,
+        &s.seat.token,
+        s.batch_id,
+        s.group_a.body(quantity),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        axum::http::StatusCode::OK,
+        "{}",
+        response.text
+    );
+    // sqlx tests a connection it gets back (one Sync) in a task of its own, after the answer.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    relay.turns() - before
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use keystone_store::Database;
 use keystone_store::config::DbConfig;
-use keystone_tests::round_trips::{RoundTripCounter, Upstream};
+use keystone_tests::round_trips::{RoundTripCounter, Upstream, turns_of_completion};
 use keystone_tests::*;
 use sqlx::PgPool;
 
@@ -34,29 +34,6 @@ async fn function_database(pool: &PgPool, relay: Option<&RoundTripCounter>) -> D
     .unwrap()
     .lazy_database()
     .unwrap()
-}
-
-/// Turns the relay saw for one completion of `quantity`, including what the pool does with the
-/// connection after the answer.
-async fn turns_of_completion(
-    relay: &RoundTripCounter,
-    router: &axum::Router,
-    s: &Scenario,
-    quantity: i64,
-) -> usize {
-    let before = relay.turns();
-    let response = complete(
-        router,
-        &s.seat.token,
-        s.batch_id,
-        s.group_a.body(quantity),
-        &[],
-    )
-    .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
-    // sqlx tests a connection it gets back (one Sync) in a task of its own, after the answer.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    relay.turns() - before
 }
 
 #[sqlx::test(migrator = "keystone_store::MIGRATOR")]

@@ -93,8 +93,48 @@ pub async fn set_role_limits(
     role: &str,
     limits: TransactionLimits,
 ) -> Result<(), StoreError> {
+    apply_limits(
+        conn,
+        "SELECT keystone_set_role_limits($1, $2, $3, $4)",
+        role,
+        limits,
+    )
+    .await
+}
+
+/// Gives the migrations' own session the limits [`set_role_limits`] just made `role`'s
+/// defaults, when it runs as `role`. Role defaults reach only sessions that start later, and a
+/// pooling proxy hands the server connection the migrations ran on to the role's next client
+/// (`keystone-local` through PgBouncer does): without this, that request would run without
+/// limits. Straight to the database (db-migrate in AWS) the session ends right after. A
+/// migration session, not a request's: the pinning check leaves it aside.
+pub(crate) async fn limit_this_session(
+    conn: &mut sqlx::PgConnection,
+    role: &str,
+    limits: TransactionLimits,
+) -> Result<(), StoreError> {
+    apply_limits(
+        conn,
+        "SELECT set_config('lock_timeout', $2::text || 'ms', false), \
+                set_config('statement_timeout', $3::text || 'ms', false), \
+                set_config('idle_in_transaction_session_timeout', $4::text || 'ms', false) \
+         WHERE current_user = $1",
+        role,
+        limits,
+    )
+    .await
+}
+
+/// Runs `sql` with the role (`$1`) and the lock, statement and idle-in-transaction limits in
+/// milliseconds (`$2`–`$4`).
+async fn apply_limits(
+    conn: &mut sqlx::PgConnection,
+    sql: &'static str,
+    role: &str,
+    limits: TransactionLimits,
+) -> Result<(), StoreError> {
     let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
-    sqlx::query("SELECT keystone_set_role_limits($1, $2, $3, $4)")
+    sqlx::query(sql)
         .bind(role)
         .bind(ms(limits.lock_timeout))
         .bind(ms(limits.statement_timeout))

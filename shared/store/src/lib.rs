@@ -98,7 +98,7 @@ pub async fn apply_migrations(
         .map_err(migration_error)?;
     if let Some((role, limits)) = role_limits {
         set_role_limits(&mut tx, role, limits).await?;
-        limit_this_session(&mut tx, role, limits).await?;
+        database::limit_this_session(&mut tx, role, limits).await?;
     }
     let applied =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
@@ -109,34 +109,6 @@ pub async fn apply_migrations(
     tx.commit().await?;
     sqlx::Connection::close(conn).await?;
     Ok(applied)
-}
-
-/// Gives the migrations' own session the limits it just made `role`'s defaults, when it runs as
-/// `role`. Role defaults reach only sessions that start later, and a pooling proxy hands the
-/// server connection the migrations ran on to the role's next client (`keystone-local` through
-/// PgBouncer does): without this, that request would run without limits. Straight to the
-/// database (db-migrate in AWS) the session ends right after. A migration session, not a
-/// request's: the pinning check leaves it aside.
-async fn limit_this_session(
-    conn: &mut sqlx::PgConnection,
-    role: &str,
-    limits: TransactionLimits,
-) -> Result<(), StoreError> {
-    let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
-    sqlx::query(
-        "SELECT set_config('lock_timeout', $2, false), \
-                set_config('statement_timeout', $3, false), \
-                set_config('idle_in_transaction_session_timeout', $4, false) \
-         WHERE current_user = $1",
-    )
-    .bind(role)
-    .bind(ms(limits.lock_timeout))
-    .bind(ms(limits.statement_timeout))
-    .bind(ms(limits.idle_in_transaction_timeout))
-    .persistent(false)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Forms a released migration had before its file was (wrongly) edited, which a later

@@ -184,9 +184,7 @@ impl UnitOfWork {
                 row,
             ))
         });
-        let Some(((id, organization_id, status, target_count, task_count, completed_count), row)) =
-            locked
-        else {
+        let Some((order, row)) = locked else {
             // Nothing was locked: say why, from an unlocked read (the error path only).
             let seated = batch_place(&mut self.tx, batch_id).await?.map(|(_, at)| at);
             return Err(match (seated, seated_at) {
@@ -197,14 +195,7 @@ impl UnitOfWork {
             }
             .into());
         };
-        let order = LockedOrder {
-            id,
-            organization_id,
-            status: status.parse()?,
-            target_count: i64::from(target_count),
-            task_count,
-            completed_count,
-        };
+        let order = LockedOrder::from_row(order)?;
         let order_id = order.id;
         let order_scope = OrderScope { tx: self.tx, order };
         let mut scope = if row.all_open == Some(true) {
@@ -271,23 +262,15 @@ impl UnitOfWork {
         sql: &'static str,
         id: i64,
     ) -> Result<Option<OrderScope>, StoreError> {
-        let row: Option<(i64, i64, String, i32, i64, i64)> = sqlx::query_as(sql)
+        let row: Option<OrderRow> = sqlx::query_as(sql)
             .bind(id)
             .persistent(named_statements())
             .fetch_optional(&mut *self.tx)
             .await?;
-        let Some((id, organization_id, status, target_count, task_count, completed_count)) = row
-        else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let order = LockedOrder {
-            id,
-            organization_id,
-            status: status.parse()?,
-            target_count: i64::from(target_count),
-            task_count,
-            completed_count,
-        };
+        let order = LockedOrder::from_row(row)?;
         Ok(Some(OrderScope { tx: self.tx, order }))
     }
 }
@@ -439,6 +422,25 @@ pub struct LockedOrder {
     /// Live tasks and live completed tasks (the counters, exact under the lock).
     pub task_count: i64,
     pub completed_count: i64,
+}
+
+/// A locked order row as the lock statements return it: id, organization, status, target,
+/// task and completed counters.
+type OrderRow = (i64, i64, String, i32, i64, i64);
+
+impl LockedOrder {
+    fn from_row(
+        (id, organization_id, status, target_count, task_count, completed_count): OrderRow,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            id,
+            organization_id,
+            status: status.parse()?,
+            target_count: i64::from(target_count),
+            task_count,
+            completed_count,
+        })
+    }
 }
 
 /// A locked batch of the locked order.
