@@ -191,7 +191,9 @@ impl Database {
     }
 
     /// Sends statements unnamed, for poolers that do not keep named ones across transactions.
-    /// Process-wide: once any handle needs it, every query of this crate is sent unnamed.
+    /// Process-wide: once any handle needs it, every query of this crate is sent unnamed. Set it
+    /// before the first query: a connection that already cached a named statement keeps
+    /// executing it (sqlx looks in its cache first).
     #[must_use]
     pub fn with_unnamed_statements(self) -> Self {
         UNNAMED_STATEMENTS.store(true, Ordering::Relaxed);

@@ -1,5 +1,7 @@
-//! Debian's PgBouncer in front of the bench's PostgreSQL, pooling by transaction as RDS Proxy
-//! does, so the bench can time the production path beside the direct one.
+//! Debian's PgBouncer in front of the bench's PostgreSQL, so the bench can time the production
+//! path beside the direct one: pooling by transaction as RDS Proxy does (which PgBouncer before
+//! 1.21 can do only with unnamed statements), and by session for one database name, which
+//! keeps named statements as RDS Proxy does.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,13 +12,13 @@ use tokio::process::Command;
 
 use crate::AnyError;
 
-/// A PgBouncer this bench started (stopped by [`Bouncer::stop`]), or the test command's.
+/// A PgBouncer this bench started (stopped by [`Bouncer::stop`]).
 pub struct Bouncer {
     /// `postgres://user@127.0.0.1:port` (no database: callers append theirs).
     pub base_url: String,
     /// The `pgbouncer --version` line, for the report.
     pub version: String,
-    started: Option<Started>,
+    started: Started,
 }
 
 struct Started {
@@ -40,11 +42,17 @@ fn is_root() -> bool {
 }
 
 impl Bouncer {
-    /// The test command's PgBouncer when `KEYSTONE_PGBOUNCER_URL` names one; otherwise a new one
-    /// under `dir`, in front of the server `admin_url` points at (transaction pooling, the
-    /// startup parameter RDS Proxy also ignores, trust for the URL's user as the bench's
-    /// PostgreSQL has). `None` when PgBouncer is not installed.
-    pub async fn start(dir: &Path, admin_url: &str) -> Result<Option<Self>, AnyError> {
+    /// A new PgBouncer under `dir`, in front of the server `admin_url` points at (over its Unix
+    /// socket when the URL names one in `host=`): transaction pooling for every database, except
+    /// session pooling for `session_alias`, an alias of `session_db`; the startup parameter
+    /// RDS Proxy also ignores; trust for the URL's user, as the bench's PostgreSQL has. `None`
+    /// when PgBouncer is not installed.
+    pub async fn start(
+        dir: &Path,
+        admin_url: &str,
+        session_alias: &str,
+        session_db: &str,
+    ) -> Result<Option<Self>, AnyError> {
         let Some(bin) = find_pgbouncer() else {
             return Ok(None);
         };
@@ -60,15 +68,15 @@ impl Bouncer {
                     .to_owned()
             })
             .unwrap_or_else(|_| "PgBouncer".to_owned());
-        if let Ok(base_url) = std::env::var("KEYSTONE_PGBOUNCER_URL") {
-            return Ok(Some(Self {
-                base_url,
-                version,
-                started: None,
-            }));
-        }
         let server = reqwest::Url::parse(admin_url)?;
-        let host = server.host_str().unwrap_or("127.0.0.1");
+        let socket_dir = server
+            .query_pairs()
+            .find(|(key, _)| key == "host")
+            .map(|(_, dir)| dir.into_owned());
+        let host = socket_dir
+            .as_deref()
+            .or(server.host_str())
+            .unwrap_or("127.0.0.1");
         let upstream_port = server.port().unwrap_or(5432);
         let user = if server.username().is_empty() {
             "postgres"
@@ -82,7 +90,9 @@ impl Bouncer {
         std::fs::write(
             dir.join("pgbouncer.ini"),
             format!(
-                "[databases]\n* = host={host} port={upstream_port}\n\n[pgbouncer]\n\
+                "[databases]\n* = host={host} port={upstream_port}\n\
+                 {session_alias} = host={host} port={upstream_port} dbname={session_db} \
+                 pool_mode=session\n\n[pgbouncer]\n\
                  listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {auth}\npool_mode = transaction\n\
                  ignore_startup_parameters = extra_float_digits\nmax_client_conn = 500\n\
@@ -119,7 +129,7 @@ impl Bouncer {
         let bouncer = Self {
             base_url: format!("postgres://{user}@127.0.0.1:{port}"),
             version,
-            started: Some(Started { pidfile }),
+            started: Started { pidfile },
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -135,13 +145,19 @@ impl Bouncer {
         Ok(Some(bouncer))
     }
 
-    /// Stops a PgBouncer this bench started; leaves the test command's alone.
+    /// Stops it and waits (up to 5 s) until it is gone, while the bench's API pools still hold
+    /// their connections: a session-pooled client that left first would make PgBouncer reset
+    /// its server connection with `DISCARD ALL`, which PostgreSQL's statement log would show
+    /// under the application's name (the test command's pinning check reads that log).
     pub fn stop(&self) {
-        let Some(started) = &self.started else {
+        let Ok(pid) = std::fs::read_to_string(&self.started.pidfile) else {
             return;
         };
-        if let Ok(pid) = std::fs::read_to_string(&started.pidfile) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        let pid = pid.trim();
+        let _ = std::process::Command::new("kill").arg(pid).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Path::new("/proc").join(pid).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -1082,11 +1082,20 @@ fn function_database(url: &str, clients: usize) -> Result<Database, AnyError> {
     Ok(config.lazy_database()?)
 }
 
-/// Part 6: complete-tasks (quantity 1) at each of `proxy_clients`, first straight to PostgreSQL
-/// with named statements (what the functions send through RDS Proxy), then, once statements are
-/// unnamed, straight again and through PgBouncer in transaction pooling (which, before 1.21,
-/// loses named statements between transactions). Each on seats of its own, each handle built
-/// as the functions build theirs.
+/// The database name under which the bench's PgBouncer pools `BENCH_DB` by session.
+const BENCH_DB_SESSION_POOLED: &str = "keystone_bench_session_pooled";
+
+/// Part 6: complete-tasks (quantity 1) at each of `proxy_clients`, four ways, each on seats of
+/// its own, each handle built as the functions build theirs:
+/// - with named statements (what the functions send through RDS Proxy, which keeps them):
+///   straight to PostgreSQL, then through PgBouncer pooling by session (the proxy's hop with
+///   the statements kept);
+/// - then, once statements are unnamed (for the whole process): straight again, then through
+///   PgBouncer pooling by transaction (the test command's stand-in for RDS Proxy, which before
+///   1.21 loses named statements between transactions).
+///
+/// Each path is compared with the direct path that sends the same statements, so the proxy's
+/// own cost and the cost of unnamed statements are told apart.
 async fn production_path(
     bench: &mut Bench,
     server: &Server,
@@ -1096,6 +1105,8 @@ async fn production_path(
     let Some(bouncer) = Bouncer::start(
         &target_dir().join("keystone-bench/pgbouncer"),
         &server.admin_url,
+        BENCH_DB_SESSION_POOLED,
+        BENCH_DB,
     )
     .await?
     else {
@@ -1107,6 +1118,14 @@ async fn production_path(
     result
 }
 
+/// One way to the database in part 6, and the timings measured on it per client count.
+struct ProductionPath {
+    label: String,
+    /// Index of the direct path sending the same statements (itself for a direct one).
+    baseline: usize,
+    measured: Vec<(Stats, CpuTime)>,
+}
+
 async fn proxy_beside_direct(
     bench: &mut Bench,
     server: &Server,
@@ -1114,7 +1133,7 @@ async fn proxy_beside_direct(
     report: &Report,
     sizes: &Sizes,
 ) -> Result<(), AnyError> {
-    const PATHS: usize = 3;
+    const PATHS: usize = 4;
     let clients_max = sizes.proxy_clients.iter().copied().max().unwrap_or(1);
     let mut seats = Vec::new();
     for _ in 0..PATHS * sizes.proxy_clients.iter().sum::<usize>() {
@@ -1129,12 +1148,6 @@ async fn proxy_beside_direct(
     let mut seats = seats.into_iter();
     let mut take = |clients: usize| seats.by_ref().take(clients).collect::<Vec<_>>();
     let seconds = Some(Duration::from_secs_f64(sizes.seconds));
-
-    let direct = serve(
-        function_database(&server.url(BENCH_DB)?, clients_max)?,
-        &bench.keys,
-    )
-    .await?;
     let measure = |base: String, work: Vec<(Seat, i64)>| {
         let bench = &*bench;
         async move {
@@ -1144,48 +1157,82 @@ async fn proxy_beside_direct(
             (stats, CpuTime::now().since(cpu))
         }
     };
-    let mut named = Vec::new();
-    for &clients in &sizes.proxy_clients {
-        named.push(measure(direct.clone(), take(clients)).await);
+    let proxy = bouncer.version.as_str();
+    let mut paths = vec![
+        ProductionPath {
+            label: "direct, named statements".to_owned(),
+            baseline: 0,
+            measured: Vec::new(),
+        },
+        ProductionPath {
+            label: format!(
+                "through {proxy} pooling by session, named statements (the proxy's hop, \
+                 statements kept as RDS Proxy keeps them)"
+            ),
+            baseline: 0,
+            measured: Vec::new(),
+        },
+        ProductionPath {
+            label: "direct, unnamed statements".to_owned(),
+            baseline: 2,
+            measured: Vec::new(),
+        },
+        ProductionPath {
+            label: format!(
+                "through {proxy} pooling by transaction, unnamed statements (the test \
+                 command's stand-in)"
+            ),
+            baseline: 2,
+            measured: Vec::new(),
+        },
+    ];
+    for (index, path) in paths.iter_mut().enumerate() {
+        let url = match index {
+            0 | 2 => server.url(BENCH_DB)?,
+            1 => format!("{}/{BENCH_DB_SESSION_POOLED}", bouncer.base_url),
+            _ => format!("{}/{BENCH_DB}?statement-cache-capacity=0", bouncer.base_url),
+        };
+        let mut db = function_database(&url, clients_max)?;
+        if index == 2 {
+            // From here on every statement of this process is sent unnamed. A connection that
+            // already holds a named statement would keep using it (sqlx looks in its cache
+            // first), which is why each path has a pool of its own.
+            db = db.with_unnamed_statements();
+        }
+        let base = serve(db, &bench.keys).await?;
+        for &clients in &sizes.proxy_clients {
+            path.measured
+                .push(measure(base.clone(), take(clients)).await);
+        }
     }
     let mut failures = 0;
-    // From here on every statement of this process is sent unnamed.
-    let proxied = serve(
-        function_database(
-            &format!("{}/{BENCH_DB}?statement-cache-capacity=0", bouncer.base_url),
-            clients_max,
-        )?,
-        &bench.keys,
-    )
-    .await?;
-    for (&clients, named) in sizes.proxy_clients.iter().zip(named) {
-        let mut measured = vec![named];
-        for base in [&direct, &proxied] {
-            measured.push(measure(base.clone(), take(clients)).await);
-        }
-        let direct_p50 = measured[0].0.quantile(0.5).as_secs_f64().max(1e-9);
-        let labels = [
-            "direct, named statements (as sent through RDS Proxy)".to_owned(),
-            "direct, unnamed statements".to_owned(),
-            format!(
-                "through {} (transaction pooling), unnamed statements",
-                bouncer.version
-            ),
-        ];
-        for (label, (stats, cpu)) in labels.iter().zip(&measured) {
+    for (at, &clients) in sizes.proxy_clients.iter().enumerate() {
+        let p50 = |path: &ProductionPath| {
+            path.measured.get(at).map_or(1e-9, |(stats, _)| {
+                stats.quantile(0.5).as_secs_f64().max(1e-9)
+            })
+        };
+        let direct_named = p50(&paths[0]);
+        for path in &paths {
+            let Some((stats, cpu)) = path.measured.get(at) else {
+                continue;
+            };
             failures += stats.failures;
             #[allow(clippy::cast_precision_loss)]
             let per_request = 1_000.0 / stats.latencies.len().max(1) as f64;
             report.row(
                 format!(
-                    "complete-tasks, {clients} client{}, {label}",
-                    if clients == 1 { "" } else { "s" }
+                    "complete-tasks, {clients} client{}, {}",
+                    if clients == 1 { "" } else { "s" },
+                    path.label
                 ),
                 format!(
-                    "{:.0} req/s, p50 ×{:.2} of direct named; CPU per request: API process \
-                     {:.3} ms, PostgreSQL {:.3} ms, PgBouncer {:.3} ms",
+                    "{:.0} req/s, p50 ×{:.2} of direct with the same statements, ×{:.2} of \
+                     direct named; CPU per request: API process {:.3} ms, PostgreSQL {:.3} ms, \
+                     PgBouncer {:.3} ms",
                     stats.rate(),
-                    stats.quantile(0.5).as_secs_f64() / direct_p50,
+                    p50(path) / p50(&paths[path.baseline]),
+                    p50(path) / direct_named,
                     cpu.bench * per_request,
                     cpu.postgres * per_request,
                     cpu.pgbouncer * per_request,
