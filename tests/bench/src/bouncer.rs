@@ -156,8 +156,17 @@ impl Bouncer {
         let pid = pid.trim();
         let _ = std::process::Command::new("kill").arg(pid).status();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Path::new("/proc").join(pid).exists() && Instant::now() < deadline {
+        while running(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Whether process `pid` still runs (an exited one waiting to be reaped does not).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }
