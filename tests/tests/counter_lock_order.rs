@@ -163,3 +163,55 @@ async fn zero_deltas_write_nothing_and_truncate_zeroes_the_counters(pool: PgPool
     .unwrap();
     assert_eq!(counted, 0);
 }
+
+/// The counters' statements are planned once per server session, not on every call: each
+/// completion runs them in its trigger, and planning them for each call's arrays cost about
+/// 0.35 ms of PostgreSQL's CPU per completion (`docs/performance.md`). After the first call in
+/// a new session, every statement of `keystone_add_task_counts` has a cached generic plan (a
+/// plan made for one call's values is dropped after that call).
+#[sqlx::test(migrator = "keystone_store::MIGRATOR")]
+async fn the_counter_statements_keep_one_plan_per_session(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    use sqlx::Connection;
+
+    let pool = options.connect_with(connect.clone()).await.unwrap();
+    let s = Scenario::new(&pool, 12, 3, 2).await;
+    let tasks = s.add_tasks(s.batch_id, s.group_b, 3, "pending").await;
+    // A session of its own: the pool's have run the function already.
+    let mut session = sqlx::PgConnection::connect_with(&connect).await.unwrap();
+    let cached = |fragment: &'static str| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_backend_memory_contexts \
+             WHERE name = 'CachedPlan' AND strpos(ident, $1) > 0",
+        )
+        .bind(fragment)
+    };
+    let statements = [
+        "SELECT id FROM orders WHERE id = ANY (order_ids)",
+        "SELECT id FROM batches WHERE id = ANY (batch_ids)",
+        "UPDATE orders o SET task_count",
+        "UPDATE batches b SET task_count",
+        "INSERT INTO task_group_counts",
+    ];
+    for fragment in statements {
+        let before = cached(fragment).fetch_one(&mut session).await.unwrap();
+        assert_eq!(before, 0, "{fragment}: planned before the first call");
+    }
+    for &task in &tasks {
+        sqlx::query("UPDATE tasks SET status = 'completed', completed_at = now() WHERE id = $1")
+            .bind(task)
+            .execute(&mut session)
+            .await
+            .unwrap();
+        for fragment in statements {
+            let plans = cached(fragment).fetch_one(&mut session).await.unwrap();
+            assert_eq!(
+                plans, 1,
+                "{fragment}: no plan kept for the session, or more than one"
+            );
+        }
+    }
+    assert_eq!(counter_drift(&pool).await, Vec::<String>::new());
+}
