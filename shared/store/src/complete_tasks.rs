@@ -378,36 +378,13 @@ impl BatchScope {
             OrderStatus::Created => Some(OrderStatus::InProgress),
             _ => None,
         };
+        // One statement in a database function of its own (migration 20261207000009): there
+        // its generic plan is kept for the session, where as a statement it was planned again
+        // on every call.
         let rows: Vec<CompletedRow> = sqlx::query_as(
-            "WITH picked AS ( \
-                 SELECT id FROM tasks \
-                 WHERE batch_id = $1 AND sop_id = $2 AND subscene_id = $3 \
-                   AND status = 'pending' AND deleted_at IS NULL \
-                 ORDER BY assigned_at, id LIMIT $4 FOR UPDATE), \
-             enough AS (SELECT count(*) = $4 AS ok FROM picked), \
-             done AS ( \
-                 UPDATE tasks t SET status = 'completed', \
-                        started_at = COALESCE(t.started_at, now()), completed_at = now() \
-                 WHERE t.id = ANY (ARRAY (SELECT id FROM picked)) AND (SELECT ok FROM enough) \
-                   AND t.status = 'pending' \
-                 RETURNING t.id, t.task_id, t.completed_at, t.scene_name, t.subscene_name, \
-                           t.assigned_at), \
-             batch_moved AS ( \
-                 UPDATE batches SET status = $6, started_at = COALESCE(started_at, now()), \
-                        ended_at = CASE WHEN $6 = 'completed' THEN COALESCE(ended_at, now()) \
-                                        ELSE ended_at END \
-                 WHERE id = $1 AND status = $5 AND $6::text IS NOT NULL \
-                   AND (SELECT ok FROM enough) \
-                 RETURNING workstation_id), \
-             order_moved AS ( \
-                 UPDATE orders SET status = $9 \
-                 WHERE id = $7 AND status = $8 AND $9::text IS NOT NULL \
-                   AND (SELECT ok FROM enough) \
-                 RETURNING status) \
-             SELECT d.id, d.task_id, d.completed_at, d.scene_name, d.subscene_name, \
-                    (SELECT workstation_id FROM batch_moved) AS batch_workstation_id, \
-                    (SELECT status FROM order_moved) AS order_moved_to \
-             FROM done d ORDER BY d.assigned_at, d.id",
+            "SELECT id, task_id, completed_at, scene_name, subscene_name, batch_workstation_id, \
+                    order_moved_to \
+             FROM keystone_complete_pending_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(batch_id)
         .bind(group.sop_id)
